@@ -1,0 +1,57 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
+import { DomainError, type FailureKind } from "../domain/errors.js";
+
+// The one place failures become Connect errors. Every error a client sees carries
+// promotions.v1.ErrorDetail entries; unexpected errors become INTERNAL with no internals attached.
+
+const CODES: Record<FailureKind, { code: Code; type: string }> = {
+  invalid_argument: { code: Code.InvalidArgument, type: "invalid_request" },
+  not_found: { code: Code.NotFound, type: "not_found" },
+  already_exists: { code: Code.AlreadyExists, type: "conflict" },
+  failed_precondition: { code: Code.FailedPrecondition, type: "state" },
+  resource_exhausted: { code: Code.ResourceExhausted, type: "limit" },
+  aborted: { code: Code.Aborted, type: "conflict" },
+  unauthenticated: { code: Code.Unauthenticated, type: "authentication" },
+  permission_denied: { code: Code.PermissionDenied, type: "permission" },
+  unavailable: { code: Code.Unavailable, type: "unavailable" },
+};
+
+const TYPE_OF_CODE = new Map<Code, string>([
+  [Code.InvalidArgument, "invalid_request"],
+  [Code.NotFound, "not_found"],
+  [Code.AlreadyExists, "conflict"],
+  [Code.FailedPrecondition, "state"],
+  [Code.ResourceExhausted, "limit"],
+  [Code.Aborted, "conflict"],
+  [Code.Unauthenticated, "authentication"],
+  [Code.PermissionDenied, "permission"],
+  [Code.DeadlineExceeded, "timeout"],
+  [Code.Canceled, "canceled"],
+  [Code.Unavailable, "unavailable"],
+  [Code.Unimplemented, "not_found"],
+]);
+
+/** Turns any thrown value into the ConnectError a client should see; the original stays in `cause` for logs. */
+export function toConnectError(error: unknown): ConnectError {
+  if (error instanceof DomainError) {
+    const { code, type } = CODES[error.kind];
+    const details = error.details.map((d) => ({ desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { type, ...d }) }));
+    return new ConnectError(error.message, code, undefined, details, error);
+  }
+  if (error instanceof ConnectError) {
+    if (error.findDetails(ErrorDetailSchema).length > 0 || error.code === Code.Internal || error.code === Code.Unknown) {
+      return error.code === Code.Unknown ? internal(error) : error;
+    }
+    const type = TYPE_OF_CODE.get(error.code) ?? "internal";
+    const detail = create(ErrorDetailSchema, { type, code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message: error.rawMessage });
+    return new ConnectError(error.rawMessage, error.code, error.metadata, [{ desc: ErrorDetailSchema, value: detail }], error);
+  }
+  return internal(error);
+}
+
+function internal(cause: unknown): ConnectError {
+  const detail = create(ErrorDetailSchema, { type: "internal", code: "internal", message: "internal error; it has been logged" });
+  return new ConnectError("internal error; it has been logged", Code.Internal, undefined, [{ desc: ErrorDetailSchema, value: detail }], cause);
+}

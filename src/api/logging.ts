@@ -1,0 +1,40 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../logger.js";
+import { principalKey, requestIdKey } from "./context.js";
+import { toConnectError } from "./errors.js";
+
+// One JSON log line per call (method, code, duration, organization, request id), and the single
+// point where thrown errors are mapped to what the client sees. Causes of INTERNAL errors are
+// logged here and never sent.
+
+export function loggingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const line = () => ({
+      method: `/${req.service.typeName}/${req.method.name}`,
+      request_id: req.contextValues.get(requestIdKey),
+      organization: req.contextValues.get(principalKey)?.organizationId ?? null,
+      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+    try {
+      const res = await next(req);
+      logger.info({ ...line(), code: "ok" }, "rpc");
+      return res;
+    } catch (thrown) {
+      const error = toConnectError(thrown);
+      const fields = { ...line(), code: Code[error.code], error: error.rawMessage };
+      if (error.code === Code.Internal) {
+        logger.error({ ...fields, cause: describe(error.cause) }, "rpc");
+      } else {
+        logger.info(fields, "rpc");
+      }
+      throw error;
+    }
+  };
+}
+
+function describe(cause: unknown): { name: string; message: string; stack?: string } | string {
+  if (cause instanceof ConnectError && cause.cause !== undefined) return describe(cause.cause);
+  if (cause instanceof Error) return { name: cause.name, message: cause.message, ...(cause.stack ? { stack: cause.stack } : {}) };
+  return String(cause);
+}

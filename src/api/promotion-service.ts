@@ -1,0 +1,194 @@
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import * as pb from "../../gen/promotions/v1/promotion_pb.js";
+import type { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { shorthandPhases, type TermsPatch } from "../domain/editing.js";
+import { DomainError, type Violation } from "../domain/errors.js";
+import { parseFilters, PROMOTION_FILTER_FIELDS, type FilterClause } from "../domain/filter.js";
+import * as d from "../domain/terms.js";
+import { assertValid, checkPageLimit, checkUuid } from "../domain/validation.js";
+import { queryPromotionViews } from "../store/promotion-views.js";
+import { PromotionStore } from "../store/promotion-store.js";
+import { requestScope } from "./scope.js";
+import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
+import { decodeCursor, encodeCursor } from "./cursor.js";
+
+// promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
+
+const CURSOR_KIND = "promotions";
+
+/** A request's promotion id, refused unless it is a UUID (so Postgres never sees garbage). */
+export function promotionId(id: string, param = "id"): string {
+  const out: Violation[] = [];
+  checkUuid(out, id, param);
+  assertValid(out);
+  return id;
+}
+
+function storeFor(ctx: HandlerContext) {
+  const { em, actor, clock } = requestScope(ctx);
+  return { store: new PromotionStore(em, clock), actor, em, clock };
+}
+
+export function promotionService(): ServiceImpl<typeof PromotionService> {
+  return {
+    async createPromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      const problems = new ConversionProblems();
+      const effectsShorthand = req.effects.length > 0;
+      if (effectsShorthand && req.phases.length > 0) {
+        problems.violations.push({ param: "effects", code: "not_allowed", message: "give either effects (a single Default phase) or phases, not both" });
+      }
+      const terms: d.PromotionTerms = {
+        name: req.name,
+        description: req.description,
+        publicDescription: req.publicDescription,
+        code: req.code,
+        archetype: problems.enumValue(pb.Archetype, req.archetype, d.ARCHETYPES, "STANDARD", "archetype"),
+        visibility: problems.enumValue(pb.Visibility, req.visibility, d.VISIBILITIES, "PRIVATE", "visibility"),
+        stackable: req.stackable,
+        priority: req.priority,
+        applicationTiming: problems.enumValue(pb.ApplicationTiming, req.applicationTiming, d.APPLICATION_TIMINGS, "IMMEDIATE", "application_timing"),
+        conditionMode: problems.enumValue(pb.ConditionMode, req.conditionMode, d.CONDITION_MODES, "ALL", "condition_mode"),
+        conditions: conditionsFromProto(req.conditions, problems),
+        isPhased: req.isPhased,
+        phases: effectsShorthand ? shorthandPhases(req.effects.map(effectFromProto)) : phasesFromProto(req.phases, problems),
+        currency: req.currency,
+        maxBudget: req.maxBudget ?? null,
+        budgetBehavior: problems.enumValue(pb.BudgetBehavior, req.budgetBehavior, d.BUDGET_BEHAVIORS, "CAP", "budget_behavior"),
+        maxRedemptions: req.maxRedemptions ?? null,
+        maxRedemptionsPerCustomer: req.maxRedemptionsPerCustomer ?? null,
+        validFrom: problems.date(req.validFrom, "valid_from"),
+        validTo: problems.date(req.validTo, "valid_to"),
+        requiresContinuousCoverage: req.requiresContinuousCoverage,
+        metadata: { ...req.metadata },
+      };
+      const view = await store.create(actor, terms, { effectsShorthand, inputViolations: problems.violations });
+      return { promotion: promotionToProto(view) };
+    },
+
+    async getPromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      return { promotion: promotionToProto(await store.get(actor.organizationId, promotionId(req.id))) };
+    },
+
+    async listPromotions(req, ctx) {
+      const { em, actor, clock } = storeFor(ctx);
+      const out: Violation[] = [];
+      const limit = checkPageLimit(out, req.limit);
+      assertValid(out);
+      const filters: FilterClause[] = parseFilters(req.filter, PROMOTION_FILTER_FIELDS);
+      if (req.status !== pb.PromotionStatus.UNSPECIFIED) {
+        filters.push(sugar("status", pb.PromotionStatus[req.status], d.PROMOTION_STATUSES));
+      }
+      if (req.visibility !== pb.Visibility.UNSPECIFIED) {
+        filters.push(sugar("visibility", pb.Visibility[req.visibility], d.VISIBILITIES));
+      }
+      const after = req.cursor === "" ? undefined : positionFrom(decodeCursor(CURSOR_KIND, req.cursor));
+      const page = await queryPromotionViews(em, { organizationId: actor.organizationId, now: clock(), filters, after, limit: limit + 1 });
+      const more = page.length > limit;
+      const shown = more ? page.slice(0, limit) : page;
+      const last = shown.at(-1);
+      return {
+        promotions: shown.map(promotionToProto),
+        nextCursor: more && last ? encodeCursor(CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+      };
+    },
+
+    async updatePromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      const id = promotionId(req.id);
+      const problems = new ConversionProblems();
+      const patch: TermsPatch = {};
+      if (req.name !== undefined) patch.name = req.name;
+      if (req.description !== undefined) patch.description = req.description;
+      if (req.publicDescription !== undefined) patch.publicDescription = req.publicDescription;
+      if (req.code !== undefined) patch.code = req.code;
+      if (req.archetype !== undefined) patch.archetype = problems.enumValue(pb.Archetype, req.archetype, d.ARCHETYPES, "STANDARD", "archetype");
+      if (req.visibility !== undefined) patch.visibility = problems.enumValue(pb.Visibility, req.visibility, d.VISIBILITIES, "PRIVATE", "visibility");
+      if (req.stackable !== undefined) patch.stackable = req.stackable;
+      if (req.priority !== undefined) patch.priority = req.priority;
+      if (req.applicationTiming !== undefined) {
+        patch.applicationTiming = problems.enumValue(pb.ApplicationTiming, req.applicationTiming, d.APPLICATION_TIMINGS, "IMMEDIATE", "application_timing");
+      }
+      if (req.conditionMode !== undefined) patch.conditionMode = problems.enumValue(pb.ConditionMode, req.conditionMode, d.CONDITION_MODES, "ALL", "condition_mode");
+      if (req.conditions !== undefined) patch.conditions = conditionsFromProto(req.conditions.conditions, problems);
+      if (req.isPhased !== undefined) patch.isPhased = req.isPhased;
+      if (req.phases !== undefined) patch.phases = phasesFromProto(req.phases.phases, problems);
+      if (req.currency !== undefined) patch.currency = req.currency;
+      // 0 removes a limit: limits are otherwise always positive.
+      if (req.maxBudget !== undefined) patch.maxBudget = req.maxBudget === 0n ? null : req.maxBudget;
+      if (req.budgetBehavior !== undefined) patch.budgetBehavior = problems.enumValue(pb.BudgetBehavior, req.budgetBehavior, d.BUDGET_BEHAVIORS, "CAP", "budget_behavior");
+      if (req.maxRedemptions !== undefined) patch.maxRedemptions = req.maxRedemptions === 0n ? null : req.maxRedemptions;
+      if (req.maxRedemptionsPerCustomer !== undefined) {
+        patch.maxRedemptionsPerCustomer = req.maxRedemptionsPerCustomer === 0n ? null : req.maxRedemptionsPerCustomer;
+      }
+      if (req.validFrom !== undefined) patch.validFrom = problems.date(req.validFrom, "valid_from");
+      if (req.validTo !== undefined) patch.validTo = problems.date(req.validTo, "valid_to");
+      if (req.requiresContinuousCoverage !== undefined) patch.requiresContinuousCoverage = req.requiresContinuousCoverage;
+      if (req.metadata !== undefined) patch.metadata = { ...req.metadata.entries };
+      const effectiveAt = problems.date(req.effectiveAt, "effective_at");
+      const expectedVersion = req.expectedVersion === undefined ? null : Number(req.expectedVersion);
+      try {
+        const view = await store.update(actor, id, patch, { expectedVersion, effectiveAt, saveAsDraft: req.saveAsDraft }, problems.violations);
+        return { promotion: promotionToProto(view) };
+      } catch (error) {
+        throw error instanceof DomainError ? inUpdateRequestPaths(error) : error;
+      }
+    },
+
+    async activatePromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      return { promotion: promotionToProto(await store.activate(actor, promotionId(req.id))) };
+    },
+
+    async deactivatePromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      return { promotion: promotionToProto(await store.deactivate(actor, promotionId(req.id))) };
+    },
+
+    async copyPromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      const problems = new ConversionProblems();
+      const overrides = {
+        name: req.name,
+        code: req.code,
+        validFrom: problems.date(req.validFrom, "valid_from"),
+        validTo: problems.date(req.validTo, "valid_to"),
+      };
+      assertValid(problems.violations);
+      return { promotion: promotionToProto(await store.copy(actor, promotionId(req.id), overrides)) };
+    },
+
+    async deletePromotion(req, ctx) {
+      const { store, actor } = storeFor(ctx);
+      return { promotion: promotionToProto(await store.softDelete(actor, promotionId(req.id))) };
+    },
+  };
+}
+
+function sugar(field: string, name: string | undefined, allowed: readonly string[]): FilterClause {
+  if (name === undefined || !allowed.includes(name)) {
+    throw DomainError.of("invalid_argument", "invalid_enum", `${field} has an unknown value`, field);
+  }
+  return { field, op: "eq", values: [name] };
+}
+
+function positionFrom(position: readonly string[]): { createdAt: Date; id: string } {
+  const [createdAt, id] = position;
+  const date = new Date(createdAt ?? "");
+  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
+    throw DomainError.of("invalid_argument", "invalid_cursor", "cursor is not one this service issued", "cursor");
+  }
+  return { createdAt: date, id };
+}
+
+/** UpdatePromotionRequest wraps lists (phases.phases[0], conditions.conditions[1], metadata.entries["k"]); name fields as sent. */
+function inUpdateRequestPaths(error: DomainError): DomainError {
+  if (error.kind !== "invalid_argument") return error;
+  const rewrite = (param: string) =>
+    param
+      .replace(/^phases\[/, "phases.phases[")
+      .replace(/^conditions\[/, "conditions.conditions[")
+      .replace(/^metadata\[/, "metadata.entries[");
+  return new DomainError(error.kind, error.details.map((v) => ({ ...v, param: rewrite(v.param), message: v.message })), { cause: error.cause });
+}

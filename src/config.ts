@@ -1,0 +1,76 @@
+// Environment, read and validated once into a frozen, typed object. Every other module takes
+// what it needs from here; nothing else reads process.env.
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** host:port pairs of a Redis Cluster; when non-empty it is used instead of redisUrl. */
+  readonly redisClusterNodes: readonly string[];
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  readonly corsOrigins: readonly string[];
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** Largest request body accepted, in bytes. */
+  readonly maxBodyBytes: number;
+  /** How long shutdown waits for in-flight calls before closing connections. */
+  readonly shutdownGraceMs: number;
+  /** How long a verified API key is trusted without asking Postgres again (0 = always ask). */
+  readonly authCacheTtlMs: number;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads the configuration from an environment (process.env by default); throws ConfigError naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const list = (name: string): string[] =>
+    (env[name] ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+
+  const logLevel = (env.LOG_LEVEL ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${env.LOG_LEVEL}")`);
+  }
+  const certFile = env.TLS_CERT ?? "";
+  const keyFile = env.TLS_KEY ?? "";
+  if ((certFile === "") !== (keyFile === "")) {
+    problems.push("TLS_CERT and TLS_KEY must be set together");
+  }
+  const databaseUrl = env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/promotions";
+  if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push(`DATABASE_URL must be a postgres:// URL (got "${databaseUrl.replace(/\/\/[^@]*@/, "//***@")}")`);
+  }
+
+  const config: Config = {
+    databaseUrl,
+    redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
+    redisClusterNodes: list("REDIS_CLUSTER_NODES"),
+    host: env.HOST || "127.0.0.1",
+    port: int("PORT", 8080, 0, 65535),
+    logLevel: logLevel as Config["logLevel"],
+    corsOrigins: list("CORS_ORIGINS"),
+    tls: certFile && keyFile ? { certFile, keyFile } : null,
+    maxBodyBytes: int("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
+    authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+  };
+  if (problems.length > 0) throw new ConfigError(problems.join("; "));
+  return Object.freeze(config);
+}

@@ -1,0 +1,126 @@
+// The vocabulary of a promotion's terms, as plain values. The API layer maps protobuf messages to
+// and from these; storage serialises them. Money is bigint minor units so no float ever appears.
+
+export const ARCHETYPES = ["STANDARD", "LOYALTY_LADDER", "GROWTH_LADDER"] as const;
+export type Archetype = (typeof ARCHETYPES)[number];
+
+export const PROMOTION_STATUSES = ["DRAFT", "ACTIVE", "ARCHIVED"] as const;
+export type PromotionStatus = (typeof PROMOTION_STATUSES)[number];
+
+export const DERIVED_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "EXPIRED", "EXHAUSTED", "ARCHIVED"] as const;
+export type DerivedStatus = (typeof DERIVED_STATUSES)[number];
+
+export const VISIBILITIES = ["PUBLIC", "PRIVATE"] as const;
+export type Visibility = (typeof VISIBILITIES)[number];
+
+export const APPLICATION_TIMINGS = ["IMMEDIATE", "NEXT_PERIOD"] as const;
+export type ApplicationTiming = (typeof APPLICATION_TIMINGS)[number];
+
+export const CONDITION_MODES = ["ALL", "ANY"] as const;
+export type ConditionMode = (typeof CONDITION_MODES)[number];
+
+export const BUDGET_BEHAVIORS = ["CAP", "STRICT"] as const;
+export type BudgetBehavior = (typeof BUDGET_BEHAVIORS)[number];
+
+export const PHASE_DURATIONS = ["ONCE", "REPEATING", "FOREVER"] as const;
+export type PhaseDuration = (typeof PHASE_DURATIONS)[number];
+
+export const VERSION_STATUSES = ["DRAFT", "SCHEDULED", "PUBLISHED", "SUPERSEDED", "ARCHIVED"] as const;
+export type VersionStatus = (typeof VERSION_STATUSES)[number];
+
+/** Lines an effect is limited to; empty lists mean every line. */
+export interface AppliesTo {
+  planIds: string[];
+  productIds: string[];
+}
+
+export type Effect =
+  | { kind: "percentage_discount"; percentBps: number; appliesTo: AppliesTo | null }
+  | { kind: "fixed_discount"; amountMinor: bigint; appliesTo: AppliesTo | null }
+  | { kind: "free_trial_extension"; days: number; appliesTo: AppliesTo | null }
+  | { kind: "credit_grant"; amountMinor: bigint; appliesTo: AppliesTo | null }
+  /** The request named no effect kind (an empty oneof); only validation ever sees it. */
+  | { kind: "unset"; appliesTo: AppliesTo | null };
+
+export type Condition =
+  | { kind: "min_spend"; amountMinor: bigint }
+  | { kind: "plans"; include: string[]; exclude: string[] }
+  | { kind: "products"; include: string[]; exclude: string[] }
+  | { kind: "customer_segments"; anyOf: string[] }
+  | { kind: "first_time_customer" }
+  | { kind: "date_range"; start: Date | null; end: Date | null }
+  /** The request named no condition kind (an empty oneof); only validation ever sees it. */
+  | { kind: "unset" };
+
+export interface Phase {
+  name: string;
+  /** null when the request left it unspecified; validation rejects that. */
+  duration: PhaseDuration | null;
+  /** Billing periods; only for REPEATING. */
+  cycles: number | null;
+  effects: Effect[];
+}
+
+/** Everything a version of a promotion fixes. Absent limits are null (unlimited). */
+export interface PromotionTerms {
+  name: string;
+  description: string;
+  publicDescription: string;
+  /** Upper-cased primary code, or "" for a promotion that applies automatically. */
+  code: string;
+  archetype: Archetype;
+  visibility: Visibility;
+  stackable: boolean;
+  priority: number;
+  applicationTiming: ApplicationTiming;
+  conditionMode: ConditionMode;
+  conditions: Condition[];
+  isPhased: boolean;
+  phases: Phase[];
+  /** ISO-4217, upper case, or "" when the terms hold no amounts. */
+  currency: string;
+  maxBudget: bigint | null;
+  budgetBehavior: BudgetBehavior;
+  maxRedemptions: bigint | null;
+  maxRedemptionsPerCustomer: bigint | null;
+  validFrom: Date | null;
+  validTo: Date | null;
+  requiresContinuousCoverage: boolean;
+  metadata: Record<string, string>;
+}
+
+/** The name a non-phased promotion's single phase always has. */
+export const DEFAULT_PHASE_NAME = "Default";
+
+/** Terms a new promotion starts from before the request's fields are applied. */
+export function defaultTerms(): PromotionTerms {
+  return {
+    name: "",
+    description: "",
+    publicDescription: "",
+    code: "",
+    archetype: "STANDARD",
+    visibility: "PRIVATE",
+    stackable: false,
+    priority: 0,
+    applicationTiming: "IMMEDIATE",
+    conditionMode: "ALL",
+    conditions: [],
+    isPhased: false,
+    phases: [],
+    currency: "",
+    maxBudget: null,
+    budgetBehavior: "CAP",
+    maxRedemptions: null,
+    maxRedemptionsPerCustomer: null,
+    validFrom: null,
+    validTo: null,
+    requiresContinuousCoverage: false,
+    metadata: {},
+  };
+}
+
+/** Codes compare case-insensitively; this is the one canonical form they are stored in. */
+export function normalizeCode(code: string): string {
+  return code.trim().toUpperCase();
+}

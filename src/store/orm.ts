@@ -1,0 +1,50 @@
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import { ENTITIES } from "./entities.js";
+import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
+
+export type { MikroORM };
+export type { EntityManager } from "@mikro-orm/postgresql";
+
+/** Every migration, in order. Append-only: a released migration is never edited. */
+export const MIGRATIONS = [
+  { name: "Migration20261125000000_initial", class: Migration20261125000000_initial },
+];
+
+export interface OrmOptions {
+  databaseUrl: string;
+  /** Connection pool size per process. */
+  poolMax?: number;
+  debug?: boolean;
+}
+
+function options(opts: OrmOptions): Options {
+  return {
+    clientUrl: opts.databaseUrl,
+    entities: ENTITIES,
+    extensions: [Migrator],
+    migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false, silent: true },
+    pool: { min: 0, max: opts.poolMax ?? 10 },
+    debug: opts.debug ?? false,
+    // Entities are plain schema definitions; there is no folder to scan.
+    discovery: { warnWhenNoEntities: true },
+    allowGlobalContext: false,
+  };
+}
+
+/** Opens the pool. Fails fast with the driver's error when Postgres is unreachable. */
+export async function openOrm(opts: OrmOptions): Promise<MikroORM> {
+  return MikroORM.init(options(opts));
+}
+
+/** Creates the database when it is missing and applies every pending migration. */
+export async function migrate(opts: OrmOptions): Promise<string[]> {
+  const orm = await MikroORM.init({ ...options({ ...opts, poolMax: 2 }) });
+  try {
+    await orm.schema.ensureDatabase({ create: true });
+    const applied = await orm.migrator.up();
+    return applied.map((m) => m.name);
+  } finally {
+    await orm.close(true);
+  }
+}

@@ -1,0 +1,158 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { derivedStatus } from "../domain/lifecycle.js";
+import type { FilterClause } from "../domain/filter.js";
+import type { DerivedStatus, PromotionStatus, PromotionTerms } from "../domain/terms.js";
+import { termsFromColumns } from "./terms-codec.js";
+import { filterToSql } from "./promotion-filter-sql.js";
+
+// Reading promotions as clients see them: the promotion row joined with the version in force at
+// `now`. The join is computed per query, so a scheduled version is live the moment its time
+// comes without any job rewriting rows.
+
+/** A promotion with the terms of the version in force. */
+export interface PromotionView {
+  id: string;
+  organizationId: string;
+  status: PromotionStatus;
+  derivedStatus: DerivedStatus;
+  version: number;
+  headVersionId: string;
+  liveVersion: number;
+  publishedAt: Date | null;
+  publishedBy: string | null;
+  currentRedemptions: bigint;
+  currentBudgetUsed: bigint;
+  createdAt: Date;
+  updatedAt: Date;
+  archivedAt: Date | null;
+  deletedAt: Date | null;
+  terms: PromotionTerms;
+}
+
+/** Keyset position for newest-first paging. */
+export interface PromotionPosition {
+  createdAt: Date;
+  id: string;
+}
+
+export interface ViewQuery {
+  organizationId: string;
+  now: Date;
+  id?: string;
+  includeDeleted?: boolean;
+  filters?: readonly FilterClause[];
+  after?: PromotionPosition;
+  limit?: number;
+}
+
+// The version in force: a draft promotion's draft; otherwise the newest published version that
+// has started and was not cancelled. Mirrors domain/lifecycle.ts versionInForce.
+const SELECT = `
+  select p.id, p.organization_id, p.status, p.version, p.head_version_id, p.current_redemptions,
+         p.current_budget_used, p.created_at, p.updated_at, p.archived_at, p.deleted_at,
+         v.version as live_version, v.published_at, v.published_by, v.name, v.description,
+         v.public_description, v.code, v.archetype, v.visibility, v.stackable, v.priority,
+         v.application_timing, v.condition_mode, v.conditions, v.is_phased, v.phases, v.currency,
+         v.max_budget, v.budget_behavior, v.max_redemptions, v.max_redemptions_per_customer,
+         v.valid_from, v.valid_to, v.requires_continuous_coverage, v.metadata
+  from promotions p
+  join lateral (
+    select * from promotion_versions v
+    where v.promotion_id = p.id
+      and ((p.status = 'DRAFT' and v.state = 'draft')
+        or (p.status <> 'DRAFT' and v.state = 'published' and v.archived_reason is null and v.effective_from <= ?))
+    order by v.version desc
+    limit 1
+  ) v on true`;
+
+type Row = Record<string, unknown>;
+
+/** Promotions matching the query, newest first, with their terms in force at `q.now`. */
+export async function queryPromotionViews(em: EntityManager, q: ViewQuery): Promise<PromotionView[]> {
+  const where: string[] = ["p.organization_id = ?"];
+  const params: unknown[] = [q.now, q.organizationId];
+  if (!q.includeDeleted) where.push("p.deleted_at is null");
+  if (q.id !== undefined) {
+    where.push("p.id = ?");
+    params.push(q.id);
+  }
+  for (const clause of q.filters ?? []) {
+    const sql = filterToSql(clause);
+    where.push(sql.sql);
+    params.push(...sql.params);
+  }
+  if (q.after) {
+    where.push("(p.created_at, p.id) < (?, ?)");
+    params.push(q.after.createdAt, q.after.id);
+  }
+  let sql = `${SELECT} where ${where.join(" and ")} order by p.created_at desc, p.id desc`;
+  if (q.limit !== undefined) {
+    sql += " limit ?";
+    params.push(q.limit);
+  }
+  const rows = await em.getConnection().execute<Row[]>(sql, params, "all", em.getTransactionContext());
+  return rows.map((row) => toView(row, q.now));
+}
+
+/** One promotion of the tenant, or undefined when it does not exist there (or is deleted). */
+export async function findPromotionView(
+  em: EntityManager,
+  organizationId: string,
+  id: string,
+  now: Date,
+  includeDeleted = false,
+): Promise<PromotionView | undefined> {
+  const [view] = await queryPromotionViews(em, { organizationId, id, now, includeDeleted });
+  return view;
+}
+
+const asDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
+const asBig = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(String(v)));
+
+function toView(row: Row, now: Date): PromotionView {
+  const terms = termsFromColumns({
+    name: String(row.name),
+    description: String(row.description),
+    publicDescription: String(row.public_description),
+    code: row.code === null ? null : String(row.code),
+    archetype: String(row.archetype),
+    visibility: String(row.visibility),
+    stackable: Boolean(row.stackable),
+    priority: Number(row.priority),
+    applicationTiming: String(row.application_timing),
+    conditionMode: String(row.condition_mode),
+    conditions: row.conditions as unknown[],
+    isPhased: Boolean(row.is_phased),
+    phases: row.phases as unknown[],
+    currency: row.currency === null ? null : String(row.currency),
+    maxBudget: asBig(row.max_budget),
+    budgetBehavior: String(row.budget_behavior),
+    maxRedemptions: asBig(row.max_redemptions),
+    maxRedemptionsPerCustomer: asBig(row.max_redemptions_per_customer),
+    validFrom: asDate(row.valid_from),
+    validTo: asDate(row.valid_to),
+    requiresContinuousCoverage: Boolean(row.requires_continuous_coverage),
+    metadata: (row.metadata ?? {}) as Record<string, string>,
+  });
+  const status = String(row.status) as PromotionStatus;
+  const currentRedemptions = asBig(row.current_redemptions) ?? 0n;
+  const currentBudgetUsed = asBig(row.current_budget_used) ?? 0n;
+  return {
+    id: String(row.id),
+    organizationId: String(row.organization_id),
+    status,
+    derivedStatus: derivedStatus({ status, ...terms, currentRedemptions, currentBudgetUsed }, now),
+    version: Number(row.version),
+    headVersionId: String(row.head_version_id),
+    liveVersion: Number(row.live_version),
+    publishedAt: asDate(row.published_at),
+    publishedBy: row.published_by === null ? null : String(row.published_by),
+    currentRedemptions,
+    currentBudgetUsed,
+    createdAt: asDate(row.created_at) ?? new Date(0),
+    updatedAt: asDate(row.updated_at) ?? new Date(0),
+    archivedAt: asDate(row.archived_at),
+    deletedAt: asDate(row.deleted_at),
+    terms,
+  };
+}
