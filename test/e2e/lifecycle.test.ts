@@ -6,6 +6,7 @@ import {
   Archetype,
   DerivedStatus,
   PromotionStatus,
+  type Promotion,
   VersionStatus,
   Visibility,
 } from "../../gen/promotions/v1/promotion_pb.js";
@@ -38,6 +39,12 @@ const tenPercent = (overrides: CreateInit = {}): CreateInit => ({
   ...overrides,
 });
 
+/** The promotion a response carries; every successful promotion response has one. */
+function promo(res: { promotion?: Promotion }): Promotion {
+  if (!res.promotion) throw new Error("response carries no promotion");
+  return res.promotion;
+}
+
 async function refusal(work: Promise<unknown>): Promise<{ code: Code; details: { param: string; code: string; message: string; type: string }[]; message: string }> {
   try {
     await work;
@@ -53,8 +60,8 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
   const versions = () => client(PromotionVersionService, t.url, acme.key, protocol);
 
   it("walks a promotion from draft to active to archived, keeping every version", async () => {
-    const { promotion: created } = await promotions().createPromotion(
-      tenPercent({ code: `spring-${protocol}`, currency: "usd", maxRedemptions: 100n, visibility: Visibility.PUBLIC }),
+    const created = promo(
+      await promotions().createPromotion(tenPercent({ code: `spring-${protocol}`, currency: "usd", maxRedemptions: 100n, visibility: Visibility.PUBLIC })),
     );
     expect(created).toMatchObject({
       code: `SPRING-${protocol.toUpperCase()}`,
@@ -72,18 +79,18 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
     expect(created.phases[0]?.name).toBe("Default");
 
     // A draft is edited in place: same version.
-    const { promotion: edited } = await promotions().updatePromotion({ id: created.id, name: "Spring sale 2026", expectedVersion: 1n });
+    const edited = promo(await promotions().updatePromotion({ id: created.id, name: "Spring sale 2026", expectedVersion: 1n }));
     expect(edited).toMatchObject({ name: "Spring sale 2026", version: 1n });
 
-    const { promotion: active } = await promotions().activatePromotion({ id: created.id });
+    const active = promo(await promotions().activatePromotion({ id: created.id }));
     expect(active).toMatchObject({ status: PromotionStatus.ACTIVE, derivedStatus: DerivedStatus.LIVE, publishedBy: acme.keyId });
     expect(active.publishedAt).toBeDefined();
 
     // An active promotion gets a new version, live now.
-    const { promotion: v2 } = await promotions().updatePromotion({ id: created.id, priority: 7, expectedVersion: 1n });
+    const v2 = promo(await promotions().updatePromotion({ id: created.id, priority: 7, expectedVersion: 1n }));
     expect(v2).toMatchObject({ version: 2n, liveVersion: 2n, priority: 7 });
 
-    const { promotion: archived } = await promotions().deactivatePromotion({ id: created.id });
+    const archived = promo(await promotions().deactivatePromotion({ id: created.id }));
     expect(archived).toMatchObject({ status: PromotionStatus.ARCHIVED, derivedStatus: DerivedStatus.ARCHIVED });
     expect(archived.archivedAt).toBeDefined();
 
@@ -97,18 +104,18 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
     expect(terms).toMatchObject({ name: "Spring sale 2026", priority: 0, maxRedemptions: 100n });
 
     // Copy works from any status and yields a new draft with the newest terms.
-    const { promotion: copy } = await promotions().copyPromotion({ id: created.id, code: `again-${protocol}` });
+    const copy = promo(await promotions().copyPromotion({ id: created.id, code: `again-${protocol}` }));
     expect(copy).toMatchObject({ status: PromotionStatus.DRAFT, version: 1n, name: "Spring sale 2026 (copy)", priority: 7, code: `AGAIN-${protocol.toUpperCase()}` });
     expect(copy.id).not.toBe(created.id);
 
     // Delete is soft: the promotion is gone from reads.
-    const { promotion: deleted } = await promotions().deletePromotion({ id: copy.id });
+    const deleted = promo(await promotions().deletePromotion({ id: copy.id }));
     expect(deleted.deletedAt).toBeDefined();
     expect((await refusal(promotions().getPromotion({ id: copy.id }))).code).toBe(Code.NotFound);
   });
 
   it("refuses an update with a stale expected_version as ABORTED version_conflict", async () => {
-    const { promotion } = await promotions().createPromotion(tenPercent());
+    const promotion = promo(await promotions().createPromotion(tenPercent()));
     await promotions().activatePromotion({ id: promotion.id });
     await promotions().updatePromotion({ id: promotion.id, priority: 1, expectedVersion: 1n });
     const r = await refusal(promotions().updatePromotion({ id: promotion.id, priority: 2, expectedVersion: 1n }));
@@ -118,16 +125,16 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
   });
 
   it("schedules a version at effective_at and makes it live when that time comes", async () => {
-    const { promotion } = await promotions().createPromotion(tenPercent({ priority: 1 }));
+    const promotion = promo(await promotions().createPromotion(tenPercent({ priority: 1 })));
     await promotions().activatePromotion({ id: promotion.id });
     const at = new Date(Date.now() + 1500);
-    const { promotion: scheduled } = await promotions().updatePromotion({ id: promotion.id, priority: 9, effectiveAt: timestampFromDate(at) });
+    const scheduled = promo(await promotions().updatePromotion({ id: promotion.id, priority: 9, effectiveAt: timestampFromDate(at) }));
     expect(scheduled).toMatchObject({ version: 2n, liveVersion: 1n, priority: 1 });
     const { versions: before } = await versions().listPromotionVersions({ id: promotion.id, status: [VersionStatus.SCHEDULED] });
     expect(before.map((v) => v.version)).toEqual([2n]);
 
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, at.getTime() - Date.now()) + 50));
-    const { promotion: after } = await promotions().getPromotion({ id: promotion.id });
+    const after = promo(await promotions().getPromotion({ id: promotion.id }));
     expect(after).toMatchObject({ liveVersion: 2n, priority: 9 });
     const { versions: published } = await versions().listPromotionVersions({ id: promotion.id, status: [VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED] });
     expect(published.map((v) => [v.version, v.status])).toEqual([
@@ -137,9 +144,9 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
   });
 
   it("keeps save_as_draft changes out of the live terms until a later update publishes them", async () => {
-    const { promotion } = await promotions().createPromotion(tenPercent({ priority: 1 }));
+    const promotion = promo(await promotions().createPromotion(tenPercent({ priority: 1 })));
     await promotions().activatePromotion({ id: promotion.id });
-    const { promotion: drafted } = await promotions().updatePromotion({ id: promotion.id, priority: 5, saveAsDraft: true });
+    const drafted = promo(await promotions().updatePromotion({ id: promotion.id, priority: 5, saveAsDraft: true }));
     expect(drafted).toMatchObject({ version: 2n, liveVersion: 1n, priority: 1 });
     // A second save edits the same draft version.
     await promotions().updatePromotion({ id: promotion.id, name: "Renamed", saveAsDraft: true, expectedVersion: 2n });
@@ -147,14 +154,14 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
     expect(draftVersion?.status).toBe(VersionStatus.DRAFT);
     expect(terms).toMatchObject({ priority: 5, name: "Renamed" });
 
-    const { promotion: published } = await promotions().updatePromotion({ id: promotion.id, expectedVersion: 2n });
+    const published = promo(await promotions().updatePromotion({ id: promotion.id, expectedVersion: 2n }));
     expect(published).toMatchObject({ version: 2n, liveVersion: 2n, priority: 5, name: "Renamed" });
   });
 
   it("allows phases to change only while the promotion is a draft", async () => {
-    const { promotion } = await promotions().createPromotion(tenPercent());
+    const promotion = promo(await promotions().createPromotion(tenPercent()));
     const phases = { phases: [{ name: "Default", duration: PhaseDuration.ONCE, effects: [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 5000 } } }] }] };
-    const { promotion: edited } = await promotions().updatePromotion({ id: promotion.id, phases });
+    const edited = promo(await promotions().updatePromotion({ id: promotion.id, phases }));
     expect(edited.phases[0]?.duration).toBe(PhaseDuration.ONCE);
     await promotions().activatePromotion({ id: promotion.id });
     const r = await refusal(promotions().updatePromotion({ id: promotion.id, phases }));
@@ -163,7 +170,7 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
   });
 
   it("refuses to activate twice, to deactivate a draft, and to edit an archived promotion", async () => {
-    const { promotion } = await promotions().createPromotion(tenPercent());
+    const promotion = promo(await promotions().createPromotion(tenPercent()));
     expect((await refusal(promotions().deactivatePromotion({ id: promotion.id }))).code).toBe(Code.FailedPrecondition);
     await promotions().activatePromotion({ id: promotion.id });
     expect((await refusal(promotions().activatePromotion({ id: promotion.id }))).code).toBe(Code.FailedPrecondition);
@@ -172,12 +179,12 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
   });
 
   it("reports an expired window as EXPIRED and a future one as SCHEDULED", async () => {
-    const past = await promotions().createPromotion(
+    const past = promo(await promotions().createPromotion(
       tenPercent({ validFrom: timestampFromDate(new Date("2020-01-01T00:00:00Z")), validTo: timestampFromDate(new Date("2020-02-01T00:00:00Z")) }),
-    );
-    const future = await promotions().createPromotion(tenPercent({ validFrom: timestampFromDate(new Date("2099-01-01T00:00:00Z")) }));
-    expect((await promotions().activatePromotion({ id: past.promotion!.id })).promotion?.derivedStatus).toBe(DerivedStatus.EXPIRED);
-    expect((await promotions().activatePromotion({ id: future.promotion!.id })).promotion?.derivedStatus).toBe(DerivedStatus.SCHEDULED);
+    ));
+    const future = promo(await promotions().createPromotion(tenPercent({ validFrom: timestampFromDate(new Date("2099-01-01T00:00:00Z")) })));
+    expect((await promotions().activatePromotion({ id: past.promotion.id })).promotion?.derivedStatus).toBe(DerivedStatus.EXPIRED);
+    expect((await promotions().activatePromotion({ id: future.promotion.id })).promotion?.derivedStatus).toBe(DerivedStatus.SCHEDULED);
   });
 });
 
@@ -185,8 +192,8 @@ describe("tenancy", () => {
   it("makes another tenant's promotion NOT_FOUND for every read and write, and changes nothing", async () => {
     const mine = client(PromotionService, t.url, acme.key);
     const theirs = client(PromotionService, t.url, globex.key);
-    const { promotion } = await mine.createPromotion(tenPercent({ name: "Acme only" }));
-    const id = promotion!.id;
+    const promotion = promo(await mine.createPromotion(tenPercent({ name: "Acme only" })));
+    const id = promotion.id;
     const attempts: (() => Promise<unknown>)[] = [
       () => theirs.getPromotion({ id }),
       () => theirs.updatePromotion({ id, name: "stolen" }),
@@ -252,7 +259,7 @@ describe("ListPromotions paging", () => {
       const created = await Promise.all(
         Array.from({ length: 10 }, (_, i) => api.createPromotion(tenPercent({ name: `Promo ${batch * 10 + i}`, priority: 5, visibility: Visibility.PUBLIC }))),
       );
-      for (const c of created) ids.add(c.promotion!.id);
+      for (const c of created) ids.add(c.promotion.id);
     }
     // Noise the filter must exclude.
     await api.createPromotion(tenPercent({ priority: 1 }));
@@ -278,8 +285,8 @@ describe("ListPromotions paging", () => {
   it("filters by enum, bool, timestamp and null, and the status sugar", async () => {
     const tenant = await t.tenant("filters-co");
     const api = client(PromotionService, t.url, tenant.key);
-    const a = (await api.createPromotion(tenPercent({ name: "A", stackable: true, maxRedemptions: 5n }))).promotion!;
-    const b = (await api.createPromotion(tenPercent({ name: "B", archetype: Archetype.STANDARD }))).promotion!;
+    const a = promo(await api.createPromotion(tenPercent({ name: "A", stackable: true, maxRedemptions: 5n })));
+    const b = promo(await api.createPromotion(tenPercent({ name: "B", archetype: Archetype.STANDARD })));
     await api.activatePromotion({ id: b.id });
     const names = async (req: Parameters<typeof api.listPromotions>[0]) => (await api.listPromotions(req)).promotions.map((p) => p.name).sort();
     expect(await names({ status: PromotionStatus.ACTIVE })).toEqual(["B"]);
@@ -408,10 +415,10 @@ describe("bad input", () => {
   });
 
   it("names wrapped update fields the way the update request spells them", async () => {
-    const { promotion } = await api().createPromotion(tenPercent());
+    const promotion = promo(await api().createPromotion(tenPercent()));
     const r = await refusal(
       api().updatePromotion({
-        id: promotion!.id,
+        id: promotion.id,
         phases: { phases: [{ name: "Default", duration: PhaseDuration.FOREVER, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: -1 } } }] }] },
       }),
     );
