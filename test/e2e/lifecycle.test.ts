@@ -10,7 +10,7 @@ import {
   VersionStatus,
   Visibility,
 } from "../../gen/promotions/v1/promotion_pb.js";
-import { PromotionService, type CreatePromotionRequest } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { PromotionVersionService } from "../../gen/promotions/v1/promotion_version_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -183,8 +183,8 @@ describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService ov
       tenPercent({ validFrom: timestampFromDate(new Date("2020-01-01T00:00:00Z")), validTo: timestampFromDate(new Date("2020-02-01T00:00:00Z")) }),
     ));
     const future = promo(await promotions().createPromotion(tenPercent({ validFrom: timestampFromDate(new Date("2099-01-01T00:00:00Z")) })));
-    expect((await promotions().activatePromotion({ id: past.promotion.id })).promotion?.derivedStatus).toBe(DerivedStatus.EXPIRED);
-    expect((await promotions().activatePromotion({ id: future.promotion.id })).promotion?.derivedStatus).toBe(DerivedStatus.SCHEDULED);
+    expect((await promotions().activatePromotion({ id: past.id })).promotion?.derivedStatus).toBe(DerivedStatus.EXPIRED);
+    expect((await promotions().activatePromotion({ id: future.id })).promotion?.derivedStatus).toBe(DerivedStatus.SCHEDULED);
   });
 });
 
@@ -259,7 +259,7 @@ describe("ListPromotions paging", () => {
       const created = await Promise.all(
         Array.from({ length: 10 }, (_, i) => api.createPromotion(tenPercent({ name: `Promo ${batch * 10 + i}`, priority: 5, visibility: Visibility.PUBLIC }))),
       );
-      for (const c of created) ids.add(c.promotion.id);
+      for (const c of created) ids.add(promo(c).id);
     }
     // Noise the filter must exclude.
     await api.createPromotion(tenPercent({ priority: 1 }));
@@ -409,7 +409,7 @@ describe("bad input", () => {
         code: "bad code",
         maxRedemptions: 0n,
         effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 0 } } }],
-      } satisfies Partial<CreatePromotionRequest>),
+      }),
     );
     expect(r.details.map((d) => d.param).sort()).toEqual(["code", "effects[0].percentage_discount.percent_bps", "max_redemptions", "name"]);
   });
