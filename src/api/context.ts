@@ -1,0 +1,13 @@
+// Request-scoped values that interceptors and handlers read from `ctx.values`.
+import { createContextKey } from "@connectrpc/connect";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Principal } from "../store/api-keys.js";
+
+/** The caller's `x-request-id` when sane, else one generated per request; echoed in the response. */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** The verified API key behind this call; set by the auth interceptor for every non-public RPC. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "caller" });
+
+/** This request's own MikroORM EntityManager fork (never the global one). */
+export const emKey = createContextKey<EntityManager | undefined>(undefined, { description: "entity manager" });
