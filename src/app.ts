@@ -2,6 +2,10 @@ import { readFileSync } from "node:fs";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { PromotionService } from "../gen/promotions/v1/promotion_service_pb.js";
 import { PromotionVersionService } from "../gen/promotions/v1/promotion_version_service_pb.js";
+import { CustomerService } from "../gen/promotions/v1/customer_service_pb.js";
+import { SimulationService } from "../gen/promotions/v1/simulation_service_pb.js";
+import { customerService } from "./api/customer-service.js";
+import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
 import { emKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
@@ -27,6 +31,8 @@ export interface App {
 export function routes(router: ConnectRouter): void {
   router.service(PromotionService, promotionService());
   router.service(PromotionVersionService, promotionVersionService());
+  router.service(CustomerService, customerService());
+  router.service(SimulationService, simulationService());
 }
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {

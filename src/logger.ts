@@ -2,11 +2,19 @@ import { pino, type Logger } from "pino";
 
 export type { Logger };
 
+/** The process's log stream: buffered for speed; flushLogs() empties it before the process exits. */
+const stdout = pino.destination({ dest: 1, sync: false, minLength: 0 });
+
+/** Writes out every buffered log line, in order; call before process.exit(). */
+export function flushLogs(): void {
+  stdout.flushSync();
+}
+
 /**
  * Structured JSON logs on stdout. API keys must never reach a log line: the redaction list is a
  * second line of defence behind never logging headers at all.
  */
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(level: string, destination: pino.DestinationStream = stdout): Logger {
   return pino(
     {
       level,

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { ensureFirstRunKey, startApp } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { DomainError } from "./domain/errors.js";
-import { createLogger } from "./logger.js";
+import { createLogger, flushLogs } from "./logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
 import { migrate, openOrm } from "./store/orm.js";
 
@@ -38,10 +38,12 @@ async function serve(config: Config): Promise<void> {
     app.close().then(
       () => {
         logger.info("stopped");
+        flushLogs();
         process.exit(0);
       },
       (error: unknown) => {
         logger.error({ error: String(error) }, "shutdown failed");
+        flushLogs();
         process.exit(1);
       },
     );

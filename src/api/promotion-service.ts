@@ -5,11 +5,15 @@ import { shorthandPhases, type TermsPatch } from "../domain/editing.js";
 import { DomainError, type Violation } from "../domain/errors.js";
 import { parseFilters, PROMOTION_FILTER_FIELDS, type FilterClause } from "../domain/filter.js";
 import * as d from "../domain/terms.js";
-import { assertValid, checkPageLimit, checkUuid } from "../domain/validation.js";
-import { queryPromotionViews } from "../store/promotion-views.js";
+import { validateInvoice } from "../domain/billing-validation.js";
+import { evaluateEligibility, summarizeEffects } from "../domain/pipeline.js";
+import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../domain/validation.js";
+import { candidateFrom, loadBillingContext } from "../store/pricing-context.js";
+import { findPromotionView, queryPromotionViews } from "../store/promotion-views.js";
 import { PromotionStore } from "../store/promotion-store.js";
 import { requestScope } from "./scope.js";
 import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
+import { checkToProto, invoiceFromProto } from "./billing-convert.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 
 // promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
@@ -162,6 +166,43 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     async deletePromotion(req, ctx) {
       const { store, actor } = storeFor(ctx);
       return { promotion: promotionToProto(await store.softDelete(actor, promotionId(req.id))) };
+    },
+
+    async previewPromotionEligibility(req, ctx) {
+      const { em, actor, clock } = storeFor(ctx);
+      const id = promotionId(req.id);
+      const problems = new ConversionProblems();
+      const at = problems.date(req.at, "at") ?? clock();
+      const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
+      const out: Violation[] = invoice ? validateInvoice(invoice) : [];
+      checkIntRange(out, req.cyclesUsed, "cycles_used", 0, 10_000);
+      assertValid([...problems.violations, ...out]);
+      const view = await findPromotionView(em, actor.organizationId, id, clock());
+      if (!view) throw DomainError.of("not_found", "promotion_not_found", `promotion ${id} does not exist`, "id");
+      const context = await loadBillingContext(em, actor.organizationId, {
+        customerId: req.customerId,
+        subscriptionId: req.subscriptionId,
+        invoice,
+        periodStart: null,
+        periodEnd: null,
+        at,
+      });
+      const verdict = evaluateEligibility(context, {
+        promotion: candidateFrom(view),
+        cyclesUsed: req.cyclesUsed,
+        redeemedAt: null,
+        allowDraft: false,
+        code: req.code === "" ? null : req.code,
+        alreadyRedeemed: false,
+      });
+      return {
+        promotionId: id,
+        promotionName: view.terms.name,
+        eligible: verdict.eligible,
+        reason: verdict.reason,
+        checks: verdict.checks.map(checkToProto),
+        effectSummary: summarizeEffects(view.terms),
+      };
     },
   };
 }

@@ -40,9 +40,10 @@ export class DomainError extends Error {
   }
 }
 
+/** Every detail in one line (the first five, then a count), each led by the field it is about. */
 function summarize(details: readonly Violation[]): string {
-  const first = details[0];
-  if (!first) return "request failed";
-  const head = first.param ? `${first.param}: ${first.message}` : first.message;
-  return details.length === 1 ? head : `${head} (and ${details.length - 1} more)`;
+  if (details.length === 0) return "request failed";
+  const shown = details.slice(0, 5).map((d) => (d.param ? `${d.param}: ${d.message}` : d.message));
+  const rest = details.length - shown.length;
+  return rest > 0 ? `${shown.join("; ")}; and ${rest} more` : shown.join("; ");
 }

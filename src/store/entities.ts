@@ -104,4 +104,44 @@ const PromotionVersionSchema = defineEntity({
 export class PromotionVersion extends PromotionVersionSchema.class {}
 PromotionVersionSchema.setClass(PromotionVersion);
 
-export const ENTITIES = [Organization, ApiKey, Promotion, PromotionVersion];
+const CustomerSchema = defineEntity({
+  name: "Customer",
+  tableName: "customers",
+  properties: {
+    organizationId: p.uuid().primary(),
+    id: p.string().length(200).primary(),
+    segments: p.array(),
+    hasPaidBefore: p.boolean(),
+    createdAt: p.datetime(3).nullable(),
+    metadata: p.json<Record<string, string>>(),
+    /** The caller's time of this state; an upsert with an older one changes nothing. */
+    updatedAt: p.datetime(3),
+    storedAt: p.datetime(3),
+  },
+});
+export class Customer extends CustomerSchema.class {}
+CustomerSchema.setClass(Customer);
+
+const SubscriptionSchema = defineEntity({
+  name: "Subscription",
+  tableName: "subscriptions",
+  properties: {
+    organizationId: p.uuid().primary(),
+    id: p.string().length(200).primary(),
+    customerId: p.string().length(200),
+    status: p.string().length(16),
+    currency: p.string().length(3),
+    interval: p.string().length(8),
+    currentPeriodStart: p.datetime(3).nullable(),
+    currentPeriodEnd: p.datetime(3).nullable(),
+    trialEnd: p.datetime(3).nullable(),
+    /** [{plan_id, product_id, unit_amount_minor (decimal string), quantity}] */
+    items: p.json<unknown[]>(),
+    updatedAt: p.datetime(3),
+    storedAt: p.datetime(3),
+  },
+});
+export class Subscription extends SubscriptionSchema.class {}
+SubscriptionSchema.setClass(Subscription);
+
+export const ENTITIES = [Organization, ApiKey, Promotion, PromotionVersion, Customer, Subscription];

@@ -2,6 +2,7 @@ import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
 import { ENTITIES } from "./entities.js";
 import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
+import { Migration20261125010000_billing_context } from "./migrations/Migration20261125010000_billing_context.js";
 
 export type { MikroORM };
 export type { EntityManager } from "@mikro-orm/postgresql";
@@ -9,6 +10,7 @@ export type { EntityManager } from "@mikro-orm/postgresql";
 /** Every migration, in order. Append-only: a released migration is never edited. */
 export const MIGRATIONS = [
   { name: "Migration20261125000000_initial", class: Migration20261125000000_initial },
+  { name: "Migration20261125010000_billing_context", class: Migration20261125010000_billing_context },
 ];
 
 export interface OrmOptions {

@@ -638,7 +638,7 @@ describe("assertValid", () => {
     const error = caught as DomainError;
     expect(error.kind).toBe("invalid_argument");
     expect(error.details).toEqual(violations);
-    expect(error.message).toBe("name: name is required (and 1 more)");
+    expect(error.message).toBe("name: name is required; code: code must be at least 3 characters (got 2)");
   });
 });
 

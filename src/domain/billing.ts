@@ -1,0 +1,152 @@
+import type { PromotionStatus, PromotionTerms } from "./terms.js";
+
+// The billing context the pricing pipeline works on, and what it produces. Plain values: the API
+// layer maps protobuf to these, storage loads them, and src/domain/pipeline.ts prices them.
+
+export const SUBSCRIPTION_STATUSES = ["TRIALING", "ACTIVE", "PAST_DUE", "PAUSED", "CANCELED"] as const;
+export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
+
+export const BILLING_INTERVALS = ["DAY", "WEEK", "MONTH", "YEAR"] as const;
+export type BillingInterval = (typeof BILLING_INTERVALS)[number];
+
+export interface CustomerFacts {
+  id: string;
+  segments: string[];
+  hasPaidBefore: boolean;
+  createdAt: Date | null;
+}
+
+export interface SubscriptionItem {
+  planId: string;
+  productId: string;
+  unitAmountMinor: bigint;
+  quantity: number;
+}
+
+export interface SubscriptionFacts {
+  id: string;
+  customerId: string;
+  status: SubscriptionStatus;
+  currency: string;
+  interval: BillingInterval;
+  currentPeriodStart: Date | null;
+  currentPeriodEnd: Date | null;
+  trialEnd: Date | null;
+  items: SubscriptionItem[];
+}
+
+export interface InvoiceLine {
+  id: string;
+  planId: string;
+  productId: string;
+  unitAmountMinor: bigint;
+  quantity: number;
+  description: string;
+}
+
+export interface InvoiceDraft {
+  currency: string;
+  lines: InvoiceLine[];
+}
+
+/** Everything the pipeline knows about whom and what it is pricing. */
+export interface BillingContext {
+  customer: CustomerFacts | null;
+  subscription: SubscriptionFacts | null;
+  invoice: InvoiceDraft;
+  periodStart: Date;
+  periodEnd: Date;
+  /** The evaluation instant (validity windows, date_range conditions, code expiry). */
+  at: Date;
+}
+
+/** A promotion as the pipeline needs it: the terms of one version plus live counters. */
+export interface CandidatePromotion {
+  id: string;
+  createdAt: Date;
+  status: PromotionStatus;
+  /** The version whose terms these are (pinned for redemptions). */
+  version: number;
+  terms: PromotionTerms;
+  currentRedemptions: bigint;
+  currentBudgetUsed: bigint;
+}
+
+/** Why this promotion is being considered for this invoice. */
+export interface Candidate {
+  promotion: CandidatePromotion;
+  /** Billing periods of this promotion the customer has already used (0 = first). Selects the phase. */
+  cyclesUsed: number;
+  /** When the customer redeemed it (NEXT_PERIOD timing starts after the period containing it); null = automatic. */
+  redeemedAt: Date | null;
+  /** Simulations may price drafts as if they were active. */
+  allowDraft: boolean;
+  /** A code the customer entered, to check against the promotion's code; null = none given. */
+  code: string | null;
+  /** Whether this customer's redemption of it already counts against max_redemptions (a redemption being applied). */
+  alreadyRedeemed: boolean;
+}
+
+export interface Check {
+  /** e.g. "status", "validity_window", "condition.min_spend". */
+  check: string;
+  passed: boolean;
+  /** Human explanation. */
+  detail: string;
+}
+
+export interface LineDiscount {
+  promotionId: string;
+  amountMinor: bigint;
+}
+
+export interface PricedLine {
+  lineId: string;
+  planId: string;
+  productId: string;
+  amountMinor: bigint;
+  discountMinor: bigint;
+  totalMinor: bigint;
+  discounts: LineDiscount[];
+}
+
+export interface PromotionOutcome {
+  promotionId: string;
+  promotionName: string;
+  version: number;
+  applied: boolean;
+  /** "" when applied; else the first failing gate check's name (see pipeline.ts), "not_stackable", "currency_mismatch", "budget_insufficient" or "no_effect". */
+  reason: string;
+  phaseName: string;
+  discountMinor: bigint;
+  creditMinor: bigint;
+  trialDays: number;
+  budgetConsumedMinor: bigint;
+  checks: Check[];
+}
+
+export interface PricedInvoice {
+  currency: string;
+  lines: PricedLine[];
+  subtotalMinor: bigint;
+  discountMinor: bigint;
+  totalMinor: bigint;
+  creditsGrantedMinor: bigint;
+  trialDaysAdded: number;
+  promotions: PromotionOutcome[];
+}
+
+/** The invoice a subscription's items make for one period: one line per item. */
+export function invoiceOf(subscription: SubscriptionFacts): InvoiceDraft {
+  return {
+    currency: subscription.currency,
+    lines: subscription.items.map((item, i) => ({
+      id: `item-${i + 1}`,
+      planId: item.planId,
+      productId: item.productId,
+      unitAmountMinor: item.unitAmountMinor,
+      quantity: item.quantity,
+      description: "",
+    })),
+  };
+}

@@ -1,0 +1,158 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { BillingInterval, CustomerFacts, SubscriptionFacts, SubscriptionItem, SubscriptionStatus } from "../domain/billing.js";
+import { DomainError } from "../domain/errors.js";
+import { Customer, Subscription } from "./entities.js";
+
+// Customers and subscriptions as the billing system last described them. Upserts are ordered by
+// the caller's updated_at inside one statement, so concurrent and out-of-order deliveries settle on
+// the newest state without locks or lost updates.
+
+export interface StoredCustomer extends CustomerFacts {
+  metadata: Record<string, string>;
+  updatedAt: Date;
+}
+
+export interface StoredSubscription extends SubscriptionFacts {
+  updatedAt: Date;
+}
+
+export interface Upserted<T> {
+  value: T;
+  /** False when a newer state was already stored and this one changed nothing. */
+  applied: boolean;
+}
+
+const itemsToJson = (items: readonly SubscriptionItem[]) =>
+  items.map((i) => ({ plan_id: i.planId, product_id: i.productId, unit_amount_minor: i.unitAmountMinor.toString(), quantity: i.quantity }));
+
+function itemsFromJson(json: unknown): SubscriptionItem[] {
+  if (!Array.isArray(json)) return [];
+  return json.map((raw) => {
+    const r = (raw ?? {}) as Record<string, unknown>;
+    return {
+      planId: String(r.plan_id ?? ""),
+      productId: String(r.product_id ?? ""),
+      unitAmountMinor: BigInt(String(r.unit_amount_minor ?? "0")),
+      quantity: Number(r.quantity ?? 0),
+    };
+  });
+}
+
+function customerFrom(row: Customer): StoredCustomer {
+  return {
+    id: row.id,
+    segments: [...row.segments],
+    hasPaidBefore: row.hasPaidBefore,
+    createdAt: row.createdAt ?? null,
+    metadata: { ...row.metadata },
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** Maps a stored row to pipeline facts; used for single reads and for streaming forecasts. */
+export function subscriptionFrom(row: Subscription): StoredSubscription {
+  return {
+    id: row.id,
+    customerId: row.customerId,
+    status: row.status as SubscriptionStatus,
+    currency: row.currency,
+    interval: row.interval as BillingInterval,
+    currentPeriodStart: row.currentPeriodStart ?? null,
+    currentPeriodEnd: row.currentPeriodEnd ?? null,
+    trialEnd: row.trialEnd ?? null,
+    items: itemsFromJson(row.items),
+    updatedAt: row.updatedAt,
+  };
+}
+
+export class BillingContextStore {
+  constructor(private readonly em: EntityManager) {}
+
+  async upsertCustomer(organizationId: string, c: StoredCustomer): Promise<Upserted<StoredCustomer>> {
+    const rows = await this.em.getConnection().execute<{ id: string }[]>(
+      `insert into customers as c (organization_id, id, segments, has_paid_before, created_at, metadata, updated_at, stored_at)
+       values (?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?, ?, ?, ?, now())
+       on conflict (organization_id, id) do update set
+         segments = excluded.segments, has_paid_before = excluded.has_paid_before, created_at = excluded.created_at,
+         metadata = excluded.metadata, updated_at = excluded.updated_at, stored_at = excluded.stored_at
+       where c.updated_at < excluded.updated_at
+       returning c.id`,
+      // Arrays go as JSON: the driver would spread a JS array into separate parameters.
+      [organizationId, c.id, JSON.stringify(c.segments), c.hasPaidBefore, c.createdAt, JSON.stringify(c.metadata), c.updatedAt],
+    );
+    return { value: await this.getCustomer(organizationId, c.id), applied: rows.length === 1 };
+  }
+
+  async upsertSubscription(organizationId: string, s: StoredSubscription): Promise<Upserted<StoredSubscription>> {
+    const rows = await this.em.getConnection().execute<{ id: string }[]>(
+      `insert into subscriptions as s (organization_id, id, customer_id, status, currency, interval, current_period_start,
+         current_period_end, trial_end, items, updated_at, stored_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
+       on conflict (organization_id, id) do update set
+         customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency,
+         interval = excluded.interval, current_period_start = excluded.current_period_start,
+         current_period_end = excluded.current_period_end, trial_end = excluded.trial_end, items = excluded.items,
+         updated_at = excluded.updated_at, stored_at = excluded.stored_at
+       where s.updated_at < excluded.updated_at
+       returning s.id`,
+      [
+        organizationId,
+        s.id,
+        s.customerId,
+        s.status,
+        s.currency,
+        s.interval,
+        s.currentPeriodStart,
+        s.currentPeriodEnd,
+        s.trialEnd,
+        JSON.stringify(itemsToJson(s.items)),
+        s.updatedAt,
+      ],
+    );
+    return { value: await this.getSubscription(organizationId, s.id), applied: rows.length === 1 };
+  }
+
+  async findCustomer(organizationId: string, id: string): Promise<StoredCustomer | null> {
+    const row = await this.em.findOne(Customer, { organizationId, id });
+    return row ? customerFrom(row) : null;
+  }
+
+  async getCustomer(organizationId: string, id: string): Promise<StoredCustomer> {
+    const found = await this.findCustomer(organizationId, id);
+    if (!found) throw DomainError.of("not_found", "customer_not_found", `customer ${id} does not exist`, "customer_id");
+    return found;
+  }
+
+  async getSubscription(organizationId: string, id: string): Promise<StoredSubscription> {
+    const row = await this.em.findOne(Subscription, { organizationId, id });
+    if (!row) throw DomainError.of("not_found", "subscription_not_found", `subscription ${id} does not exist`, "subscription_id");
+    return subscriptionFrom(row);
+  }
+
+  /**
+   * Billable subscriptions (TRIALING, ACTIVE, PAST_DUE) in id order, a batch at a time, so a
+   * forecast over 100,000 of them never holds more than one batch and its customers in memory.
+   */
+  async *billableSubscriptions(
+    organizationId: string,
+    batchSize = 1000,
+  ): AsyncGenerator<{ subscription: StoredSubscription; customer: StoredCustomer | null }[]> {
+    let after = "";
+    for (;;) {
+      const rows = await this.em.find(
+        Subscription,
+        { organizationId, status: { $in: ["TRIALING", "ACTIVE", "PAST_DUE"] }, id: { $gt: after } },
+        { orderBy: { id: "asc" }, limit: batchSize },
+      );
+      if (rows.length === 0) return;
+      const customerIds = [...new Set(rows.map((r) => r.customerId))];
+      const customers = await this.em.find(Customer, { organizationId, id: { $in: customerIds } });
+      const byId = new Map(customers.map((c) => [c.id, customerFrom(c)]));
+      yield rows.map((r) => ({ subscription: subscriptionFrom(r), customer: byId.get(r.customerId) ?? null }));
+      // Each batch is read-only; letting go of it keeps memory flat across 100,000 rows.
+      this.em.clear();
+      after = rows[rows.length - 1]?.id ?? after;
+      if (rows.length < batchSize) return;
+    }
+  }
+}
