@@ -25,7 +25,7 @@ const REQUIRED: Readonly<Record<string, Scope>> = {
   UpdatePromotionCode: "write",
   UpsertCustomer: "write",
   UpsertSubscription: "write",
-  ApplyPromotions: "write",
+  ApplyPromotions: "redeem",
   ValidateCode: "redeem",
   RedeemPromotion: "redeem",
   ReleaseRedemption: "redeem",

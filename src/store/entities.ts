@@ -1,7 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
 // Tables of the service. Schema changes go through the migrations in ./migrations, never through
-// schema:update; these definitions must match them (test/integration/schema.test.ts checks).
+// schema:update; these definitions must match them.
 
 const OrganizationSchema = defineEntity({
   name: "Organization",
@@ -49,6 +49,10 @@ const PromotionSchema = defineEntity({
     headVersionId: p.uuid(),
     currentRedemptions: p.bigint().default(0),
     currentBudgetUsed: p.bigint().default(0),
+    /** Fences the Redis counters: bumped by every rebuild from the ledger (src/counters/README.md). */
+    counterEpoch: p.bigint().default(1),
+    /** Moves on every change to the promotion or its codes; caches of terms compare it. */
+    termsSeq: p.bigint().default(1),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
     archivedAt: p.datetime(3).nullable(),
@@ -144,4 +148,125 @@ const SubscriptionSchema = defineEntity({
 export class Subscription extends SubscriptionSchema.class {}
 SubscriptionSchema.setClass(Subscription);
 
-export const ENTITIES = [Organization, ApiKey, Promotion, PromotionVersion, Customer, Subscription];
+const PromotionCodeSchema = defineEntity({
+  name: "PromotionCode",
+  tableName: "promotion_codes",
+  properties: {
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    promotionId: p.uuid(),
+    /** Upper-cased. */
+    code: p.string().length(64),
+    active: p.boolean(),
+    maxRedemptions: p.bigint().nullable(),
+    minAmountMinor: p.bigint().nullable(),
+    firstTimeCustomersOnly: p.boolean(),
+    expiresAt: p.datetime(3).nullable(),
+    metadata: p.json<Record<string, string>>(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+    /** Set when the promotion is archived or deleted: the code is free for another promotion. */
+    retiredAt: p.datetime(3).nullable(),
+  },
+});
+export class PromotionCode extends PromotionCodeSchema.class {}
+PromotionCodeSchema.setClass(PromotionCode);
+
+const RedemptionSchema = defineEntity({
+  name: "Redemption",
+  tableName: "redemptions",
+  properties: {
+    /** Also the id of the Redis reservation that admitted it. */
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    promotionId: p.uuid(),
+    /** ACTIVE, RELEASED, or ABANDONED (a tombstone: the reservation was given back, the write never happened). */
+    status: p.string().length(16),
+    /** The counter epoch the reservation was made under. */
+    epoch: p.bigint(),
+    promotionVersionId: p.uuid().nullable(),
+    version: p.integer().nullable(),
+    codeId: p.uuid().nullable(),
+    code: p.string().length(64).nullable(),
+    customerId: p.string().length(200).nullable(),
+    subscriptionId: p.string().length(200).nullable(),
+    idempotencyKey: p.string().length(200).nullable(),
+    requestHash: p.string().length(64).nullable(),
+    /** Billing periods of this redemption already used by invoices; selects the phase. */
+    cyclesUsed: p.integer().default(0),
+    metadata: p.json<Record<string, string>>(),
+    createdAt: p.datetime(3),
+    releasedAt: p.datetime(3).nullable(),
+  },
+});
+export class Redemption extends RedemptionSchema.class {}
+RedemptionSchema.setClass(Redemption);
+
+const InvoiceSchema = defineEntity({
+  name: "Invoice",
+  tableName: "invoices",
+  properties: {
+    organizationId: p.uuid().primary(),
+    /** The caller's invoice id: ApplyPromotions is idempotent on it. */
+    id: p.string().length(200).primary(),
+    requestHash: p.string().length(64),
+    customerId: p.string().length(200).nullable(),
+    subscriptionId: p.string().length(200).nullable(),
+    /** The priced invoice as returned, so a retry returns exactly the first answer. */
+    priced: p.json<unknown>(),
+    createdAt: p.datetime(3),
+  },
+});
+export class Invoice extends InvoiceSchema.class {}
+InvoiceSchema.setClass(Invoice);
+
+const InvoiceApplicationSchema = defineEntity({
+  name: "InvoiceApplication",
+  tableName: "invoice_applications",
+  properties: {
+    /** Also the id of the Redis budget reservation. */
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    promotionId: p.uuid(),
+    /** APPLIED or ABANDONED (tombstone, as for redemptions). */
+    status: p.string().length(16),
+    epoch: p.bigint(),
+    invoiceId: p.string().length(200).nullable(),
+    redemptionId: p.uuid().nullable(),
+    version: p.integer().nullable(),
+    phaseName: p.string().length(200).nullable(),
+    discountMinor: p.bigint().default(0),
+    creditMinor: p.bigint().default(0),
+    budgetConsumedMinor: p.bigint().default(0),
+    trialDays: p.integer().default(0),
+    createdAt: p.datetime(3),
+  },
+});
+export class InvoiceApplication extends InvoiceApplicationSchema.class {}
+InvoiceApplicationSchema.setClass(InvoiceApplication);
+
+const InvoiceDiscountLineSchema = defineEntity({
+  name: "InvoiceDiscountLine",
+  tableName: "invoice_discount_lines",
+  properties: {
+    applicationId: p.uuid().primary(),
+    lineId: p.string().length(200).primary(),
+    amountMinor: p.bigint(),
+  },
+});
+export class InvoiceDiscountLine extends InvoiceDiscountLineSchema.class {}
+InvoiceDiscountLineSchema.setClass(InvoiceDiscountLine);
+
+export const ENTITIES = [
+  Organization,
+  ApiKey,
+  Promotion,
+  PromotionVersion,
+  Customer,
+  Subscription,
+  PromotionCode,
+  Redemption,
+  Invoice,
+  InvoiceApplication,
+  InvoiceDiscountLine,
+];

@@ -3,6 +3,7 @@ import { Migrator } from "@mikro-orm/migrations";
 import { ENTITIES } from "./entities.js";
 import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
 import { Migration20261125010000_billing_context } from "./migrations/Migration20261125010000_billing_context.js";
+import { Migration20261125020000_codes_and_ledger } from "./migrations/Migration20261125020000_codes_and_ledger.js";
 
 export type { MikroORM };
 export type { EntityManager } from "@mikro-orm/postgresql";
@@ -11,6 +12,7 @@ export type { EntityManager } from "@mikro-orm/postgresql";
 export const MIGRATIONS = [
   { name: "Migration20261125000000_initial", class: Migration20261125000000_initial },
   { name: "Migration20261125010000_billing_context", class: Migration20261125010000_billing_context },
+  { name: "Migration20261125020000_codes_and_ledger", class: Migration20261125020000_codes_and_ledger },
 ];
 
 export interface OrmOptions {

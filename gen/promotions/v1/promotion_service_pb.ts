@@ -8,7 +8,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { EligibilityCheck, Invoice } from "./invoice_pb.js";
 import { file_promotions_v1_invoice } from "./invoice_pb.js";
-import type { ApplicationTiming, Archetype, BudgetBehavior, ConditionMode, Promotion, PromotionStatus, Visibility } from "./promotion_pb.js";
+import type { ApplicationTiming, Archetype, BudgetBehavior, ConditionMode, Promotion, PromotionCode, PromotionStatus, Visibility } from "./promotion_pb.js";
 import { file_promotions_v1_promotion } from "./promotion_pb.js";
 import type { Condition, ConditionList, Effect, MetadataMap, Phase, PhaseList } from "./types_pb.js";
 import { file_promotions_v1_types } from "./types_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promotions/v1/promotion_service.proto.
  */
 export const file_promotions_v1_promotion_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVwcm9tb3Rpb25zL3YxL3Byb21vdGlvbl9zZXJ2aWNlLnByb3RvEg1wcm9tb3Rpb25zLnYxItUHChZDcmVhdGVQcm9tb3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSGgoScHVibGljX2Rlc2NyaXB0aW9uGAMgASgJEgwKBGNvZGUYBCABKAkSKwoJYXJjaGV0eXBlGAUgASgOMhgucHJvbW90aW9ucy52MS5BcmNoZXR5cGUSLQoKdmlzaWJpbGl0eRgGIAEoDjIZLnByb21vdGlvbnMudjEuVmlzaWJpbGl0eRIRCglzdGFja2FibGUYByABKAgSEAoIcHJpb3JpdHkYCCABKAUSPAoSYXBwbGljYXRpb25fdGltaW5nGAkgASgOMiAucHJvbW90aW9ucy52MS5BcHBsaWNhdGlvblRpbWluZxI0Cg5jb25kaXRpb25fbW9kZRgKIAEoDjIcLnByb21vdGlvbnMudjEuQ29uZGl0aW9uTW9kZRIsCgpjb25kaXRpb25zGAsgAygLMhgucHJvbW90aW9ucy52MS5Db25kaXRpb24SEQoJaXNfcGhhc2VkGAwgASgIEiQKBnBoYXNlcxgNIAMoCzIULnByb21vdGlvbnMudjEuUGhhc2USJgoHZWZmZWN0cxgOIAMoCzIVLnByb21vdGlvbnMudjEuRWZmZWN0EhAKCGN1cnJlbmN5GA8gASgJEhcKCm1heF9idWRnZXQYECABKANIAIgBARI2Cg9idWRnZXRfYmVoYXZpb3IYESABKA4yHS5wcm9tb3Rpb25zLnYxLkJ1ZGdldEJlaGF2aW9yEhwKD21heF9yZWRlbXB0aW9ucxgSIAEoA0gBiAEBEikKHG1heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXIYEyABKANIAogBARIuCgp2YWxpZF9mcm9tGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgh2YWxpZF90bxgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoccmVxdWlyZXNfY29udGludW91c19jb3ZlcmFnZRgWIAEoCBJFCghtZXRhZGF0YRgXIAMoCzIzLnByb21vdGlvbnMudjEuQ3JlYXRlUHJvbW90aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfbWF4X2J1ZGdldEISChBfbWF4X3JlZGVtcHRpb25zQh8KHV9tYXhfcmVkZW1wdGlvbnNfcGVyX2N1c3RvbWVyIkYKF0NyZWF0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uIiEKE0dldFByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkiQwoUR2V0UHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24ipQEKFUxpc3RQcm9tb3Rpb25zUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkSLgoGc3RhdHVzGAMgASgOMh4ucHJvbW90aW9ucy52MS5Qcm9tb3Rpb25TdGF0dXMSLQoKdmlzaWJpbGl0eRgEIAEoDjIZLnByb21vdGlvbnMudjEuVmlzaWJpbGl0eRIOCgZmaWx0ZXIYBSADKAkiWwoWTGlzdFByb21vdGlvbnNSZXNwb25zZRIsCgpwcm9tb3Rpb25zGAEgAygLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24SEwoLbmV4dF9jdXJzb3IYAiABKAkipQoKFlVwZGF0ZVByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoA0gAiAEBEhEKBG5hbWUYAyABKAlIAYgBARIYCgtkZXNjcmlwdGlvbhgEIAEoCUgCiAEBEh8KEnB1YmxpY19kZXNjcmlwdGlvbhgFIAEoCUgDiAEBEhEKBGNvZGUYBiABKAlIBIgBARIwCglhcmNoZXR5cGUYByABKA4yGC5wcm9tb3Rpb25zLnYxLkFyY2hldHlwZUgFiAEBEjIKCnZpc2liaWxpdHkYCCABKA4yGS5wcm9tb3Rpb25zLnYxLlZpc2liaWxpdHlIBogBARIWCglzdGFja2FibGUYCSABKAhIB4gBARIVCghwcmlvcml0eRgKIAEoBUgIiAEBEkEKEmFwcGxpY2F0aW9uX3RpbWluZxgLIAEoDjIgLnByb21vdGlvbnMudjEuQXBwbGljYXRpb25UaW1pbmdICYgBARI5Cg5jb25kaXRpb25fbW9kZRgMIAEoDjIcLnByb21vdGlvbnMudjEuQ29uZGl0aW9uTW9kZUgKiAEBEjAKCmNvbmRpdGlvbnMYDSABKAsyHC5wcm9tb3Rpb25zLnYxLkNvbmRpdGlvbkxpc3QSFgoJaXNfcGhhc2VkGA4gASgISAuIAQESKAoGcGhhc2VzGA8gASgLMhgucHJvbW90aW9ucy52MS5QaGFzZUxpc3QSFQoIY3VycmVuY3kYECABKAlIDIgBARIXCgptYXhfYnVkZ2V0GBEgASgDSA2IAQESOwoPYnVkZ2V0X2JlaGF2aW9yGBIgASgOMh0ucHJvbW90aW9ucy52MS5CdWRnZXRCZWhhdmlvckgOiAEBEhwKD21heF9yZWRlbXB0aW9ucxgTIAEoA0gPiAEBEikKHG1heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXIYFCABKANIEIgBARIuCgp2YWxpZF9mcm9tGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgh2YWxpZF90bxgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoccmVxdWlyZXNfY29udGludW91c19jb3ZlcmFnZRgXIAEoCEgRiAEBEiwKCG1ldGFkYXRhGBggASgLMhoucHJvbW90aW9ucy52MS5NZXRhZGF0YU1hcBIwCgxlZmZlY3RpdmVfYXQYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXNhdmVfYXNfZHJhZnQYGiABKAhCEwoRX2V4cGVjdGVkX3ZlcnNpb25CBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQhUKE19wdWJsaWNfZGVzY3JpcHRpb25CBwoFX2NvZGVCDAoKX2FyY2hldHlwZUINCgtfdmlzaWJpbGl0eUIMCgpfc3RhY2thYmxlQgsKCV9wcmlvcml0eUIVChNfYXBwbGljYXRpb25fdGltaW5nQhEKD19jb25kaXRpb25fbW9kZUIMCgpfaXNfcGhhc2VkQgsKCV9jdXJyZW5jeUINCgtfbWF4X2J1ZGdldEISChBfYnVkZ2V0X2JlaGF2aW9yQhIKEF9tYXhfcmVkZW1wdGlvbnNCHwodX21heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXJCHwodX3JlcXVpcmVzX2NvbnRpbnVvdXNfY292ZXJhZ2UiRgoXVXBkYXRlUHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24iJgoYQWN0aXZhdGVQcm9tb3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkgKGUFjdGl2YXRlUHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24iKAoaRGVhY3RpdmF0ZVByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSgobRGVhY3RpdmF0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uIpwBChRDb3B5UHJvbW90aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKdmFsaWRfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIdmFsaWRfdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFUNvcHlQcm9tb3Rpb25SZXNwb25zZRIrCglwcm9tb3Rpb24YASABKAsyGC5wcm9tb3Rpb25zLnYxLlByb21vdGlvbiIkChZEZWxldGVQcm9tb3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkYKF0RlbGV0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uItIBCiJQcmV2aWV3UHJvbW90aW9uRWxpZ2liaWxpdHlSZXF1ZXN0EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgDIAEoCRInCgdpbnZvaWNlGAQgASgLMhYucHJvbW90aW9ucy52MS5JbnZvaWNlEgwKBGNvZGUYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2N5Y2xlc191c2VkGAcgASgFIr4BCiNQcmV2aWV3UHJvbW90aW9uRWxpZ2liaWxpdHlSZXNwb25zZRIUCgxwcm9tb3Rpb25faWQYASABKAkSFgoOcHJvbW90aW9uX25hbWUYAiABKAkSEAoIZWxpZ2libGUYAyABKAgSDgoGcmVhc29uGAQgASgJEi8KBmNoZWNrcxgFIAMoCzIfLnByb21vdGlvbnMudjEuRWxpZ2liaWxpdHlDaGVjaxIWCg5lZmZlY3Rfc3VtbWFyeRgGIAEoCTKpBwoQUHJvbW90aW9uU2VydmljZRJgCg9DcmVhdGVQcm9tb3Rpb24SJS5wcm9tb3Rpb25zLnYxLkNyZWF0ZVByb21vdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkNyZWF0ZVByb21vdGlvblJlc3BvbnNlElcKDEdldFByb21vdGlvbhIiLnByb21vdGlvbnMudjEuR2V0UHJvbW90aW9uUmVxdWVzdBojLnByb21vdGlvbnMudjEuR2V0UHJvbW90aW9uUmVzcG9uc2USXQoOTGlzdFByb21vdGlvbnMSJC5wcm9tb3Rpb25zLnYxLkxpc3RQcm9tb3Rpb25zUmVxdWVzdBolLnByb21vdGlvbnMudjEuTGlzdFByb21vdGlvbnNSZXNwb25zZRJgCg9VcGRhdGVQcm9tb3Rpb24SJS5wcm9tb3Rpb25zLnYxLlVwZGF0ZVByb21vdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLlVwZGF0ZVByb21vdGlvblJlc3BvbnNlEmYKEUFjdGl2YXRlUHJvbW90aW9uEicucHJvbW90aW9ucy52MS5BY3RpdmF0ZVByb21vdGlvblJlcXVlc3QaKC5wcm9tb3Rpb25zLnYxLkFjdGl2YXRlUHJvbW90aW9uUmVzcG9uc2USbAoTRGVhY3RpdmF0ZVByb21vdGlvbhIpLnByb21vdGlvbnMudjEuRGVhY3RpdmF0ZVByb21vdGlvblJlcXVlc3QaKi5wcm9tb3Rpb25zLnYxLkRlYWN0aXZhdGVQcm9tb3Rpb25SZXNwb25zZRJaCg1Db3B5UHJvbW90aW9uEiMucHJvbW90aW9ucy52MS5Db3B5UHJvbW90aW9uUmVxdWVzdBokLnByb21vdGlvbnMudjEuQ29weVByb21vdGlvblJlc3BvbnNlEmAKD0RlbGV0ZVByb21vdGlvbhIlLnByb21vdGlvbnMudjEuRGVsZXRlUHJvbW90aW9uUmVxdWVzdBomLnByb21vdGlvbnMudjEuRGVsZXRlUHJvbW90aW9uUmVzcG9uc2UShAEKG1ByZXZpZXdQcm9tb3Rpb25FbGlnaWJpbGl0eRIxLnByb21vdGlvbnMudjEuUHJldmlld1Byb21vdGlvbkVsaWdpYmlsaXR5UmVxdWVzdBoyLnByb21vdGlvbnMudjEuUHJldmlld1Byb21vdGlvbkVsaWdpYmlsaXR5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promotions_v1_invoice, file_promotions_v1_promotion, file_promotions_v1_types]);
+  fileDesc("CiVwcm9tb3Rpb25zL3YxL3Byb21vdGlvbl9zZXJ2aWNlLnByb3RvEg1wcm9tb3Rpb25zLnYxItUHChZDcmVhdGVQcm9tb3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSGgoScHVibGljX2Rlc2NyaXB0aW9uGAMgASgJEgwKBGNvZGUYBCABKAkSKwoJYXJjaGV0eXBlGAUgASgOMhgucHJvbW90aW9ucy52MS5BcmNoZXR5cGUSLQoKdmlzaWJpbGl0eRgGIAEoDjIZLnByb21vdGlvbnMudjEuVmlzaWJpbGl0eRIRCglzdGFja2FibGUYByABKAgSEAoIcHJpb3JpdHkYCCABKAUSPAoSYXBwbGljYXRpb25fdGltaW5nGAkgASgOMiAucHJvbW90aW9ucy52MS5BcHBsaWNhdGlvblRpbWluZxI0Cg5jb25kaXRpb25fbW9kZRgKIAEoDjIcLnByb21vdGlvbnMudjEuQ29uZGl0aW9uTW9kZRIsCgpjb25kaXRpb25zGAsgAygLMhgucHJvbW90aW9ucy52MS5Db25kaXRpb24SEQoJaXNfcGhhc2VkGAwgASgIEiQKBnBoYXNlcxgNIAMoCzIULnByb21vdGlvbnMudjEuUGhhc2USJgoHZWZmZWN0cxgOIAMoCzIVLnByb21vdGlvbnMudjEuRWZmZWN0EhAKCGN1cnJlbmN5GA8gASgJEhcKCm1heF9idWRnZXQYECABKANIAIgBARI2Cg9idWRnZXRfYmVoYXZpb3IYESABKA4yHS5wcm9tb3Rpb25zLnYxLkJ1ZGdldEJlaGF2aW9yEhwKD21heF9yZWRlbXB0aW9ucxgSIAEoA0gBiAEBEikKHG1heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXIYEyABKANIAogBARIuCgp2YWxpZF9mcm9tGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgh2YWxpZF90bxgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoccmVxdWlyZXNfY29udGludW91c19jb3ZlcmFnZRgWIAEoCBJFCghtZXRhZGF0YRgXIAMoCzIzLnByb21vdGlvbnMudjEuQ3JlYXRlUHJvbW90aW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfbWF4X2J1ZGdldEISChBfbWF4X3JlZGVtcHRpb25zQh8KHV9tYXhfcmVkZW1wdGlvbnNfcGVyX2N1c3RvbWVyIkYKF0NyZWF0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uIiEKE0dldFByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkiQwoUR2V0UHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24ipQEKFUxpc3RQcm9tb3Rpb25zUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkSLgoGc3RhdHVzGAMgASgOMh4ucHJvbW90aW9ucy52MS5Qcm9tb3Rpb25TdGF0dXMSLQoKdmlzaWJpbGl0eRgEIAEoDjIZLnByb21vdGlvbnMudjEuVmlzaWJpbGl0eRIOCgZmaWx0ZXIYBSADKAkiWwoWTGlzdFByb21vdGlvbnNSZXNwb25zZRIsCgpwcm9tb3Rpb25zGAEgAygLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24SEwoLbmV4dF9jdXJzb3IYAiABKAkipQoKFlVwZGF0ZVByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoA0gAiAEBEhEKBG5hbWUYAyABKAlIAYgBARIYCgtkZXNjcmlwdGlvbhgEIAEoCUgCiAEBEh8KEnB1YmxpY19kZXNjcmlwdGlvbhgFIAEoCUgDiAEBEhEKBGNvZGUYBiABKAlIBIgBARIwCglhcmNoZXR5cGUYByABKA4yGC5wcm9tb3Rpb25zLnYxLkFyY2hldHlwZUgFiAEBEjIKCnZpc2liaWxpdHkYCCABKA4yGS5wcm9tb3Rpb25zLnYxLlZpc2liaWxpdHlIBogBARIWCglzdGFja2FibGUYCSABKAhIB4gBARIVCghwcmlvcml0eRgKIAEoBUgIiAEBEkEKEmFwcGxpY2F0aW9uX3RpbWluZxgLIAEoDjIgLnByb21vdGlvbnMudjEuQXBwbGljYXRpb25UaW1pbmdICYgBARI5Cg5jb25kaXRpb25fbW9kZRgMIAEoDjIcLnByb21vdGlvbnMudjEuQ29uZGl0aW9uTW9kZUgKiAEBEjAKCmNvbmRpdGlvbnMYDSABKAsyHC5wcm9tb3Rpb25zLnYxLkNvbmRpdGlvbkxpc3QSFgoJaXNfcGhhc2VkGA4gASgISAuIAQESKAoGcGhhc2VzGA8gASgLMhgucHJvbW90aW9ucy52MS5QaGFzZUxpc3QSFQoIY3VycmVuY3kYECABKAlIDIgBARIXCgptYXhfYnVkZ2V0GBEgASgDSA2IAQESOwoPYnVkZ2V0X2JlaGF2aW9yGBIgASgOMh0ucHJvbW90aW9ucy52MS5CdWRnZXRCZWhhdmlvckgOiAEBEhwKD21heF9yZWRlbXB0aW9ucxgTIAEoA0gPiAEBEikKHG1heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXIYFCABKANIEIgBARIuCgp2YWxpZF9mcm9tGBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgh2YWxpZF90bxgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoccmVxdWlyZXNfY29udGludW91c19jb3ZlcmFnZRgXIAEoCEgRiAEBEiwKCG1ldGFkYXRhGBggASgLMhoucHJvbW90aW9ucy52MS5NZXRhZGF0YU1hcBIwCgxlZmZlY3RpdmVfYXQYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXNhdmVfYXNfZHJhZnQYGiABKAhCEwoRX2V4cGVjdGVkX3ZlcnNpb25CBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQhUKE19wdWJsaWNfZGVzY3JpcHRpb25CBwoFX2NvZGVCDAoKX2FyY2hldHlwZUINCgtfdmlzaWJpbGl0eUIMCgpfc3RhY2thYmxlQgsKCV9wcmlvcml0eUIVChNfYXBwbGljYXRpb25fdGltaW5nQhEKD19jb25kaXRpb25fbW9kZUIMCgpfaXNfcGhhc2VkQgsKCV9jdXJyZW5jeUINCgtfbWF4X2J1ZGdldEISChBfYnVkZ2V0X2JlaGF2aW9yQhIKEF9tYXhfcmVkZW1wdGlvbnNCHwodX21heF9yZWRlbXB0aW9uc19wZXJfY3VzdG9tZXJCHwodX3JlcXVpcmVzX2NvbnRpbnVvdXNfY292ZXJhZ2UiRgoXVXBkYXRlUHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24iJgoYQWN0aXZhdGVQcm9tb3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkgKGUFjdGl2YXRlUHJvbW90aW9uUmVzcG9uc2USKwoJcHJvbW90aW9uGAEgASgLMhgucHJvbW90aW9ucy52MS5Qcm9tb3Rpb24iKAoaRGVhY3RpdmF0ZVByb21vdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSgobRGVhY3RpdmF0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uIpwBChRDb3B5UHJvbW90aW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEgwKBG5hbWUYAyABKAkSLgoKdmFsaWRfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIdmFsaWRfdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKFUNvcHlQcm9tb3Rpb25SZXNwb25zZRIrCglwcm9tb3Rpb24YASABKAsyGC5wcm9tb3Rpb25zLnYxLlByb21vdGlvbiIkChZEZWxldGVQcm9tb3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkYKF0RlbGV0ZVByb21vdGlvblJlc3BvbnNlEisKCXByb21vdGlvbhgBIAEoCzIYLnByb21vdGlvbnMudjEuUHJvbW90aW9uItIBCiJQcmV2aWV3UHJvbW90aW9uRWxpZ2liaWxpdHlSZXF1ZXN0EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgDIAEoCRInCgdpbnZvaWNlGAQgASgLMhYucHJvbW90aW9ucy52MS5JbnZvaWNlEgwKBGNvZGUYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2N5Y2xlc191c2VkGAcgASgFIr4BCiNQcmV2aWV3UHJvbW90aW9uRWxpZ2liaWxpdHlSZXNwb25zZRIUCgxwcm9tb3Rpb25faWQYASABKAkSFgoOcHJvbW90aW9uX25hbWUYAiABKAkSEAoIZWxpZ2libGUYAyABKAgSDgoGcmVhc29uGAQgASgJEi8KBmNoZWNrcxgFIAMoCzIfLnByb21vdGlvbnMudjEuRWxpZ2liaWxpdHlDaGVjaxIWCg5lZmZlY3Rfc3VtbWFyeRgGIAEoCSKXAwobQ3JlYXRlUHJvbW90aW9uQ29kZXNSZXF1ZXN0EhQKDHByb21vdGlvbl9pZBgBIAEoCRINCgVjb2RlcxgCIAMoCRINCgVjb3VudBgDIAEoBRIOCgZwcmVmaXgYBCABKAkSHAoPbWF4X3JlZGVtcHRpb25zGAUgASgDSACIAQESHQoQbWluX2Ftb3VudF9taW5vchgGIAEoA0gBiAEBEiEKGWZpcnN0X3RpbWVfY3VzdG9tZXJzX29ubHkYByABKAgSLgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASSgoIbWV0YWRhdGEYCSADKAsyOC5wcm9tb3Rpb25zLnYxLkNyZWF0ZVByb21vdGlvbkNvZGVzUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUISChBfbWF4X3JlZGVtcHRpb25zQhMKEV9taW5fYW1vdW50X21pbm9yIncKHENyZWF0ZVByb21vdGlvbkNvZGVzUmVzcG9uc2USFQoNY3JlYXRlZF9jb3VudBgBIAEoBRITCgtjb2RlX3ZhbHVlcxgCIAMoCRIrCgVjb2RlcxgDIAMoCzIcLnByb21vdGlvbnMudjEuUHJvbW90aW9uQ29kZSJwChlMaXN0UHJvbW90aW9uQ29kZXNSZXF1ZXN0EhQKDHByb21vdGlvbl9pZBgBIAEoCRINCgVsaW1pdBgCIAEoBRIOCgZjdXJzb3IYAyABKAkSEwoGYWN0aXZlGAQgASgISACIAQFCCQoHX2FjdGl2ZSJeChpMaXN0UHJvbW90aW9uQ29kZXNSZXNwb25zZRIrCgVjb2RlcxgBIAMoCzIcLnByb21vdGlvbnMudjEuUHJvbW90aW9uQ29kZRITCgtuZXh0X2N1cnNvchgCIAEoCSLsAgoaVXBkYXRlUHJvbW90aW9uQ29kZVJlcXVlc3QSCgoCaWQYASABKAkSEwoGYWN0aXZlGAIgASgISACIAQESHAoPbWF4X3JlZGVtcHRpb25zGAMgASgDSAGIAQESHQoQbWluX2Ftb3VudF9taW5vchgEIAEoA0gCiAEBEiYKGWZpcnN0X3RpbWVfY3VzdG9tZXJzX29ubHkYBSABKAhIA4gBARIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjbGVhcl9leHBpcmVzX2F0GAcgASgIEiwKCG1ldGFkYXRhGAggASgLMhoucHJvbW90aW9ucy52MS5NZXRhZGF0YU1hcEIJCgdfYWN0aXZlQhIKEF9tYXhfcmVkZW1wdGlvbnNCEwoRX21pbl9hbW91bnRfbWlub3JCHAoaX2ZpcnN0X3RpbWVfY3VzdG9tZXJzX29ubHkiSQobVXBkYXRlUHJvbW90aW9uQ29kZVJlc3BvbnNlEioKBGNvZGUYASABKAsyHC5wcm9tb3Rpb25zLnYxLlByb21vdGlvbkNvZGUy8wkKEFByb21vdGlvblNlcnZpY2USYAoPQ3JlYXRlUHJvbW90aW9uEiUucHJvbW90aW9ucy52MS5DcmVhdGVQcm9tb3Rpb25SZXF1ZXN0GiYucHJvbW90aW9ucy52MS5DcmVhdGVQcm9tb3Rpb25SZXNwb25zZRJXCgxHZXRQcm9tb3Rpb24SIi5wcm9tb3Rpb25zLnYxLkdldFByb21vdGlvblJlcXVlc3QaIy5wcm9tb3Rpb25zLnYxLkdldFByb21vdGlvblJlc3BvbnNlEl0KDkxpc3RQcm9tb3Rpb25zEiQucHJvbW90aW9ucy52MS5MaXN0UHJvbW90aW9uc1JlcXVlc3QaJS5wcm9tb3Rpb25zLnYxLkxpc3RQcm9tb3Rpb25zUmVzcG9uc2USYAoPVXBkYXRlUHJvbW90aW9uEiUucHJvbW90aW9ucy52MS5VcGRhdGVQcm9tb3Rpb25SZXF1ZXN0GiYucHJvbW90aW9ucy52MS5VcGRhdGVQcm9tb3Rpb25SZXNwb25zZRJmChFBY3RpdmF0ZVByb21vdGlvbhInLnByb21vdGlvbnMudjEuQWN0aXZhdGVQcm9tb3Rpb25SZXF1ZXN0GigucHJvbW90aW9ucy52MS5BY3RpdmF0ZVByb21vdGlvblJlc3BvbnNlEmwKE0RlYWN0aXZhdGVQcm9tb3Rpb24SKS5wcm9tb3Rpb25zLnYxLkRlYWN0aXZhdGVQcm9tb3Rpb25SZXF1ZXN0GioucHJvbW90aW9ucy52MS5EZWFjdGl2YXRlUHJvbW90aW9uUmVzcG9uc2USWgoNQ29weVByb21vdGlvbhIjLnByb21vdGlvbnMudjEuQ29weVByb21vdGlvblJlcXVlc3QaJC5wcm9tb3Rpb25zLnYxLkNvcHlQcm9tb3Rpb25SZXNwb25zZRJgCg9EZWxldGVQcm9tb3Rpb24SJS5wcm9tb3Rpb25zLnYxLkRlbGV0ZVByb21vdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkRlbGV0ZVByb21vdGlvblJlc3BvbnNlEoQBChtQcmV2aWV3UHJvbW90aW9uRWxpZ2liaWxpdHkSMS5wcm9tb3Rpb25zLnYxLlByZXZpZXdQcm9tb3Rpb25FbGlnaWJpbGl0eVJlcXVlc3QaMi5wcm9tb3Rpb25zLnYxLlByZXZpZXdQcm9tb3Rpb25FbGlnaWJpbGl0eVJlc3BvbnNlEm8KFENyZWF0ZVByb21vdGlvbkNvZGVzEioucHJvbW90aW9ucy52MS5DcmVhdGVQcm9tb3Rpb25Db2Rlc1JlcXVlc3QaKy5wcm9tb3Rpb25zLnYxLkNyZWF0ZVByb21vdGlvbkNvZGVzUmVzcG9uc2USaQoSTGlzdFByb21vdGlvbkNvZGVzEigucHJvbW90aW9ucy52MS5MaXN0UHJvbW90aW9uQ29kZXNSZXF1ZXN0GikucHJvbW90aW9ucy52MS5MaXN0UHJvbW90aW9uQ29kZXNSZXNwb25zZRJsChNVcGRhdGVQcm9tb3Rpb25Db2RlEikucHJvbW90aW9ucy52MS5VcGRhdGVQcm9tb3Rpb25Db2RlUmVxdWVzdBoqLnByb21vdGlvbnMudjEuVXBkYXRlUHJvbW90aW9uQ29kZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_promotions_v1_invoice, file_promotions_v1_promotion, file_promotions_v1_types]);
 
 /**
  * Terms of a new promotion. Unset enums take their defaults: STANDARD, PRIVATE, IMMEDIATE, ALL,
@@ -876,6 +876,280 @@ export const PreviewPromotionEligibilityResponseSchema: GenMessage<PreviewPromot
   messageDesc(file_promotions_v1_promotion_service, 17);
 
 /**
+ * Codes to add to a promotion (draft or active). Give `codes`, or `count` with an optional `prefix`.
+ *
+ * @generated from message promotions.v1.CreatePromotionCodesRequest
+ */
+export type CreatePromotionCodesRequest = Message<"promotions.v1.CreatePromotionCodesRequest"> & {
+  /**
+   * Promotion UUID.
+   *
+   * @generated from field: string promotion_id = 1;
+   */
+  promotionId: string;
+
+  /**
+   * Explicit codes: A-Z, 0-9, '_' and '-', 3..64 characters, case-insensitive; at most 1,000.
+   *
+   * @generated from field: repeated string codes = 2;
+   */
+  codes: string[];
+
+  /**
+   * Random codes to generate, 1..100,000. Generated codes use an alphabet without look-alikes
+   * (no 0/O, 1/I/L) and 10 random characters after the prefix.
+   *
+   * @generated from field: int32 count = 3;
+   */
+  count: number;
+
+  /**
+   * Prefix of generated codes, up to 40 characters of A-Z, 0-9, '_' and '-' (e.g. "SPRING-").
+   *
+   * @generated from field: string prefix = 4;
+   */
+  prefix: string;
+
+  /**
+   * Redemptions allowed through each code; unset = only the promotion's limits.
+   *
+   * @generated from field: optional int64 max_redemptions = 5;
+   */
+  maxRedemptions?: bigint | undefined;
+
+  /**
+   * Minimum invoice subtotal (minor units) for each code; unset = none.
+   *
+   * @generated from field: optional int64 min_amount_minor = 6;
+   */
+  minAmountMinor?: bigint | undefined;
+
+  /**
+   * Only customers who have never paid may use these codes.
+   *
+   * @generated from field: bool first_time_customers_only = 7;
+   */
+  firstTimeCustomersOnly: boolean;
+
+  /**
+   * After this time the codes are refused (`code_expired`); unset = never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Free-form key/value pairs on each code.
+   *
+   * @generated from field: map<string, string> metadata = 9;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message promotions.v1.CreatePromotionCodesRequest.
+ * Use `create(CreatePromotionCodesRequestSchema)` to create a new message.
+ */
+export const CreatePromotionCodesRequestSchema: GenMessage<CreatePromotionCodesRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 18);
+
+/**
+ * The codes created.
+ *
+ * @generated from message promotions.v1.CreatePromotionCodesResponse
+ */
+export type CreatePromotionCodesResponse = Message<"promotions.v1.CreatePromotionCodesResponse"> & {
+  /**
+   * How many codes were created.
+   *
+   * @generated from field: int32 created_count = 1;
+   */
+  createdCount: number;
+
+  /**
+   * Every created code's text, in creation order.
+   *
+   * @generated from field: repeated string code_values = 2;
+   */
+  codeValues: string[];
+
+  /**
+   * The first 1,000 created codes in full; page through the rest with ListPromotionCodes.
+   *
+   * @generated from field: repeated promotions.v1.PromotionCode codes = 3;
+   */
+  codes: PromotionCode[];
+};
+
+/**
+ * Describes the message promotions.v1.CreatePromotionCodesResponse.
+ * Use `create(CreatePromotionCodesResponseSchema)` to create a new message.
+ */
+export const CreatePromotionCodesResponseSchema: GenMessage<CreatePromotionCodesResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 19);
+
+/**
+ * A page of a promotion's codes.
+ *
+ * @generated from message promotions.v1.ListPromotionCodesRequest
+ */
+export type ListPromotionCodesRequest = Message<"promotions.v1.ListPromotionCodesRequest"> & {
+  /**
+   * Promotion UUID.
+   *
+   * @generated from field: string promotion_id = 1;
+   */
+  promotionId: string;
+
+  /**
+   * Page size, 1..1000; default 100.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * `next_cursor` from the previous page; empty for the first page.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * Only active (true) or inactive (false) codes; unset = both.
+   *
+   * @generated from field: optional bool active = 4;
+   */
+  active?: boolean | undefined;
+};
+
+/**
+ * Describes the message promotions.v1.ListPromotionCodesRequest.
+ * Use `create(ListPromotionCodesRequestSchema)` to create a new message.
+ */
+export const ListPromotionCodesRequestSchema: GenMessage<ListPromotionCodesRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 20);
+
+/**
+ * One page of codes.
+ *
+ * @generated from message promotions.v1.ListPromotionCodesResponse
+ */
+export type ListPromotionCodesResponse = Message<"promotions.v1.ListPromotionCodesResponse"> & {
+  /**
+   * The codes on this page, oldest first.
+   *
+   * @generated from field: repeated promotions.v1.PromotionCode codes = 1;
+   */
+  codes: PromotionCode[];
+
+  /**
+   * Pass as `cursor` for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message promotions.v1.ListPromotionCodesResponse.
+ * Use `create(ListPromotionCodesResponseSchema)` to create a new message.
+ */
+export const ListPromotionCodesResponseSchema: GenMessage<ListPromotionCodesResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 21);
+
+/**
+ * Changes to one code. Only the fields that are set change.
+ *
+ * @generated from message promotions.v1.UpdatePromotionCodeRequest
+ */
+export type UpdatePromotionCodeRequest = Message<"promotions.v1.UpdatePromotionCodeRequest"> & {
+  /**
+   * Code UUID (`PromotionCode.id`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Deactivate (false) or reactivate (true).
+   *
+   * @generated from field: optional bool active = 2;
+   */
+  active?: boolean | undefined;
+
+  /**
+   * New limit; 0 removes the limit.
+   *
+   * @generated from field: optional int64 max_redemptions = 3;
+   */
+  maxRedemptions?: bigint | undefined;
+
+  /**
+   * New minimum subtotal; 0 removes the minimum.
+   *
+   * @generated from field: optional int64 min_amount_minor = 4;
+   */
+  minAmountMinor?: bigint | undefined;
+
+  /**
+   * Whether only customers who have never paid may use it.
+   *
+   * @generated from field: optional bool first_time_customers_only = 5;
+   */
+  firstTimeCustomersOnly?: boolean | undefined;
+
+  /**
+   * New expiry time.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Removes the expiry (exclusive with `expires_at`).
+   *
+   * @generated from field: bool clear_expires_at = 7;
+   */
+  clearExpiresAt: boolean;
+
+  /**
+   * Replaces the metadata when set.
+   *
+   * @generated from field: promotions.v1.MetadataMap metadata = 8;
+   */
+  metadata?: MetadataMap | undefined;
+};
+
+/**
+ * Describes the message promotions.v1.UpdatePromotionCodeRequest.
+ * Use `create(UpdatePromotionCodeRequestSchema)` to create a new message.
+ */
+export const UpdatePromotionCodeRequestSchema: GenMessage<UpdatePromotionCodeRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 22);
+
+/**
+ * The code after the change.
+ *
+ * @generated from message promotions.v1.UpdatePromotionCodeResponse
+ */
+export type UpdatePromotionCodeResponse = Message<"promotions.v1.UpdatePromotionCodeResponse"> & {
+  /**
+   * The code.
+   *
+   * @generated from field: promotions.v1.PromotionCode code = 1;
+   */
+  code?: PromotionCode | undefined;
+};
+
+/**
+ * Describes the message promotions.v1.UpdatePromotionCodeResponse.
+ * Use `create(UpdatePromotionCodeResponseSchema)` to create a new message.
+ */
+export const UpdatePromotionCodeResponseSchema: GenMessage<UpdatePromotionCodeResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_promotion_service, 23);
+
+/**
  * Creates and manages promotions and their lifecycle: draft -> active -> archived.
  *
  * Every call needs an API key (`authorization: Bearer <key>` or `x-api-key: <key>`); reads need
@@ -975,6 +1249,38 @@ export const PromotionService: GenService<{
     methodKind: "unary";
     input: typeof PreviewPromotionEligibilityRequestSchema;
     output: typeof PreviewPromotionEligibilityResponseSchema;
+  },
+  /**
+   * Adds codes to a promotion: the codes given, or `count` random unique codes that start with
+   * `prefix`. All or nothing: one taken code fails the whole call (ALREADY_EXISTS, `code_taken`).
+   * Needs scope `write`.
+   *
+   * @generated from rpc promotions.v1.PromotionService.CreatePromotionCodes
+   */
+  createPromotionCodes: {
+    methodKind: "unary";
+    input: typeof CreatePromotionCodesRequestSchema;
+    output: typeof CreatePromotionCodesResponseSchema;
+  },
+  /**
+   * Lists a promotion's codes (the primary `code` is not among them), oldest first.
+   *
+   * @generated from rpc promotions.v1.PromotionService.ListPromotionCodes
+   */
+  listPromotionCodes: {
+    methodKind: "unary";
+    input: typeof ListPromotionCodesRequestSchema;
+    output: typeof ListPromotionCodesResponseSchema;
+  },
+  /**
+   * Changes one code: active, limits, expiry, metadata. Takes effect for the next redemption.
+   *
+   * @generated from rpc promotions.v1.PromotionService.UpdatePromotionCode
+   */
+  updatePromotionCode: {
+    methodKind: "unary";
+    input: typeof UpdatePromotionCodeRequestSchema;
+    output: typeof UpdatePromotionCodeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_promotions_v1_promotion_service, 0);
