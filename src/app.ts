@@ -4,10 +4,18 @@ import { PromotionService } from "../gen/promotions/v1/promotion_service_pb.js";
 import { PromotionVersionService } from "../gen/promotions/v1/promotion_version_service_pb.js";
 import { CustomerService } from "../gen/promotions/v1/customer_service_pb.js";
 import { SimulationService } from "../gen/promotions/v1/simulation_service_pb.js";
+import { RedemptionService } from "../gen/promotions/v1/redemption_service_pb.js";
+import { redemptionService } from "./api/redemption-service.js";
+import { Counters } from "./counters/counters.js";
+import { Redeemer } from "./counters/redeemer.js";
+import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js";
+import { Sweeper } from "./counters/sweeper.js";
+import { TermsCache } from "./counters/terms-cache.js";
+import type { PromotionChangeHook } from "./store/change-hook.js";
 import { customerService } from "./api/customer-service.js";
 import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
-import { emKey } from "./api/context.js";
+import { changeHookKey, emKey, redeemerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
 import { promotionService } from "./api/promotion-service.js";
 import { promotionVersionService } from "./api/promotion-version-service.js";
@@ -23,6 +31,10 @@ import { migrate, openOrm, type MikroORM } from "./store/orm.js";
 export interface App {
   server: RunningServer;
   orm: MikroORM;
+  redis: RedisClient;
+  counters: Counters;
+  redeemer: Redeemer;
+  sweeper: Sweeper;
   /** Graceful stop: drain calls, then close the pool. */
   close(): Promise<void>;
 }
@@ -33,11 +45,49 @@ export function routes(router: ConnectRouter): void {
   router.service(PromotionVersionService, promotionVersionService());
   router.service(CustomerService, customerService());
   router.service(SimulationService, simulationService());
+  router.service(RedemptionService, redemptionService());
+}
+
+/** A dependency the service cannot start without is unreachable; the message says how to fix it. */
+export class DependencyError extends Error {
+  override name = "DependencyError";
+}
+
+async function connectRedis(config: Config): Promise<RedisClient> {
+  const redis = createRedis({ url: config.redisUrl, clusterNodes: config.redisClusterNodes });
+  redis.on("error", () => undefined); // reported per call as UNAVAILABLE; reconnects by itself
+  try {
+    await waitForRedis(redis, 3_000);
+  } catch (error) {
+    redis.disconnect();
+    const where = config.redisClusterNodes.length > 0 ? `the Redis Cluster at ${config.redisClusterNodes.join(",")}` : `Redis at ${new URL(config.redisUrl).host}`;
+    throw new DependencyError(
+      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set REDIS_URL`,
+    );
+  }
+  return redis;
 }
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   await migrate({ databaseUrl: config.databaseUrl });
   const orm = await openOrm({ databaseUrl: config.databaseUrl });
+  let redis: RedisClient;
+  try {
+    redis = await connectRedis(config);
+  } catch (error) {
+    await orm.close();
+    throw error;
+  }
+  const counters = new Counters(redis, config.redisKeyPrefix);
+  const cache = new TermsCache();
+  const redeemer = new Redeemer(counters, cache);
+  const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
+  // After a promotion or code change commits: drop this process's cache and raise the seq in
+  // Redis so every other replica's cached terms are refused as stale.
+  const onChanged: PromotionChangeHook = async (organizationId, promotionId, seq) => {
+    cache.forget(organizationId, promotionId);
+    await counters.publishSeq(promotionId, seq);
+  };
   const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
   // Order matters: logging sees the final code of everything below it, including auth refusals.
   const interceptors: Interceptor[] = [
@@ -45,6 +95,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     authInterceptor(verify, PUBLIC_SERVICES),
     (next) => async (req) => {
       req.contextValues.set(emKey, orm.em.fork());
+      req.contextValues.set(changeHookKey, onChanged);
+      req.contextValues.set(redeemerKey, redeemer);
       return next(req);
     },
   ];
@@ -60,15 +112,23 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       interceptors,
       logger,
     });
+    sweeper.start();
     return {
       server,
       orm,
+      redis,
+      counters,
+      redeemer,
+      sweeper,
       async close() {
         await server.close();
+        await sweeper.stop();
+        redis.disconnect();
         await orm.close();
       },
     };
   } catch (error) {
+    redis.disconnect();
     await orm.close();
     throw error;
   }

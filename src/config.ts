@@ -6,6 +6,10 @@ export interface Config {
   readonly redisUrl: string;
   /** host:port pairs of a Redis Cluster; when non-empty it is used instead of redisUrl. */
   readonly redisClusterNodes: readonly string[];
+  /** Put in front of every Redis key (one Redis can serve several deployments or test files). */
+  readonly redisKeyPrefix: string;
+  /** How often overdue reservations are settled. */
+  readonly sweepIntervalMs: number;
   readonly host: string;
   readonly port: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -58,10 +62,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`DATABASE_URL must be a postgres:// URL (got "${databaseUrl.replace(/\/\/[^@]*@/, "//***@")}")`);
   }
 
+  const redisKeyPrefix = env.REDIS_KEY_PREFIX ?? "prm:";
+  if (/[{}]/.test(redisKeyPrefix)) problems.push(`REDIS_KEY_PREFIX must not contain braces (got "${redisKeyPrefix}")`);
+
   const config: Config = {
     databaseUrl,
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     redisClusterNodes: list("REDIS_CLUSTER_NODES"),
+    redisKeyPrefix,
+    sweepIntervalMs: int("SWEEP_INTERVAL_MS", 2_000, 50, 600_000),
     host: env.HOST || "127.0.0.1",
     port: int("PORT", 8080, 0, 65535),
     logLevel: logLevel as Config["logLevel"],

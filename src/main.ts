@@ -1,6 +1,6 @@
 // CLI: `serve` (default), `migrate`, `keys create|list|revoke`. Parses argv and calls into the rest.
 import { parseArgs } from "node:util";
-import { ensureFirstRunKey, startApp } from "./app.js";
+import { DependencyError, ensureFirstRunKey, startApp } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { DomainError } from "./domain/errors.js";
 import { createLogger, flushLogs } from "./logger.js";
@@ -118,7 +118,7 @@ async function main(argv: string[]): Promise<void> {
     else throw usage(`unknown command "${command}"`);
   } catch (error) {
     if (error instanceof UsageError) process.stderr.write(`error: ${error.message}\n${USAGE}\n`);
-    else if (error instanceof ConfigError || error instanceof DomainError) process.stderr.write(`error: ${error.message}\n`);
+    else if (error instanceof ConfigError || error instanceof DomainError || error instanceof DependencyError) process.stderr.write(`error: ${error.message}\n`);
     else process.stderr.write(`error: ${explain(error, config)}\n`);
     process.exit(1);
   }

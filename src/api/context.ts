@@ -2,6 +2,8 @@
 import { createContextKey } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Principal } from "../store/api-keys.js";
+import type { PromotionChangeHook } from "../store/change-hook.js";
+import type { Redeemer } from "../counters/redeemer.js";
 
 /** The caller's `x-request-id` when sane, else one generated per request; echoed in the response. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -11,3 +13,12 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 /** This request's own MikroORM EntityManager fork (never the global one). */
 export const emKey = createContextKey<EntityManager | undefined>(undefined, { description: "entity manager" });
+
+/**
+ * Called after a transaction that changed a promotion or its codes commits (cache invalidation);
+ * set by whoever wires the caches, read by the handlers that build stores.
+ */
+export const changeHookKey = createContextKey<PromotionChangeHook | undefined>(undefined, { description: "promotion change hook" });
+
+/** The checkout hot path (Redis counters, caches, ledger flow); set for every request by the app. */
+export const redeemerKey = createContextKey<Redeemer | undefined>(undefined, { description: "redeemer" });

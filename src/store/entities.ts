@@ -47,8 +47,6 @@ const PromotionSchema = defineEntity({
     /** Newest version number; what `expected_version` is compared with. */
     version: p.integer(),
     headVersionId: p.uuid(),
-    currentRedemptions: p.bigint().default(0),
-    currentBudgetUsed: p.bigint().default(0),
     /** Fences the Redis counters: bumped by every rebuild from the ledger (src/counters/README.md). */
     counterEpoch: p.bigint().default(1),
     /** Moves on every change to the promotion or its codes; caches of terms compare it. */

@@ -7,7 +7,8 @@ import { filterToSql } from "./promotion-filter-sql.js";
 
 // Reading promotions as clients see them: the promotion row joined with the version in force at
 // `now`. The join is computed per query, so a scheduled version is live the moment its time
-// comes without any job rewriting rows.
+// comes without any job rewriting rows. current_redemptions and current_budget_used are counted
+// from the ledger (the truth Redis is rebuilt from), so they are exact once a call has returned.
 
 /** A promotion with the terms of the version in force. */
 export interface PromotionView {
@@ -18,6 +19,8 @@ export interface PromotionView {
   version: number;
   headVersionId: string;
   liveVersion: number;
+  /** UUID of the version in force (redemptions pin it). */
+  liveVersionId: string;
   publishedAt: Date | null;
   publishedBy: string | null;
   currentRedemptions: bigint;
@@ -48,9 +51,9 @@ export interface ViewQuery {
 // The version in force: a draft promotion's draft; otherwise the newest published version that
 // has started and was not cancelled. Mirrors domain/lifecycle.ts versionInForce.
 const SELECT = `
-  select p.id, p.organization_id, p.status, p.version, p.head_version_id, p.current_redemptions,
-         p.current_budget_used, p.created_at, p.updated_at, p.archived_at, p.deleted_at,
-         v.version as live_version, v.published_at, v.published_by, v.name, v.description,
+  select p.id, p.organization_id, p.status, p.version, p.head_version_id, rc.n as current_redemptions,
+         bc.b as current_budget_used, p.created_at, p.updated_at, p.archived_at, p.deleted_at,
+         v.version as live_version, v.id as live_version_id, v.published_at, v.published_by, v.name, v.description,
          v.public_description, v.code, v.archetype, v.visibility, v.stackable, v.priority,
          v.application_timing, v.condition_mode, v.conditions, v.is_phased, v.phases, v.currency,
          v.max_budget, v.budget_behavior, v.max_redemptions, v.max_redemptions_per_customer,
@@ -63,7 +66,14 @@ const SELECT = `
         or (p.status <> 'DRAFT' and v.state = 'published' and v.archived_reason is null and v.effective_from <= ?))
     order by v.version desc
     limit 1
-  ) v on true`;
+  ) v on true
+  cross join lateral (
+    select count(*) as n from redemptions r where r.promotion_id = p.id and r.status = 'ACTIVE'
+  ) rc
+  cross join lateral (
+    select coalesce(sum(a.budget_consumed_minor), 0) as b from invoice_applications a
+    where a.promotion_id = p.id and a.status = 'APPLIED'
+  ) bc`;
 
 type Row = Record<string, unknown>;
 
@@ -145,6 +155,7 @@ function toView(row: Row, now: Date): PromotionView {
     version: Number(row.version),
     headVersionId: String(row.head_version_id),
     liveVersion: Number(row.live_version),
+    liveVersionId: String(row.live_version_id),
     publishedAt: asDate(row.published_at),
     publishedBy: row.published_by === null ? null : String(row.published_by),
     currentRedemptions,

@@ -31,7 +31,15 @@ export async function startTestApp(label: string, env: Record<string, string> = 
       done();
     },
   });
-  const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: "info", AUTH_CACHE_TTL_MS: "0", ...env });
+  // Each test file gets its own database and its own Redis key prefix.
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    PORT: "0",
+    LOG_LEVEL: "info",
+    AUTH_CACHE_TTL_MS: "0",
+    REDIS_KEY_PREFIX: `test:${db.name}:`,
+    ...env,
+  });
   const app = await startApp(config, pino({ level: "info" }, sink));
   return {
     app,

@@ -16,6 +16,8 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
 
   override up(): void {
     this.addSql(`alter table promotions add column counter_epoch bigint not null default 1, add column terms_seq bigint not null default 1`);
+    // Counters are read from the ledger (and enforced in Redis), never kept in a hot row.
+    this.addSql(`alter table promotions drop column current_redemptions, drop column current_budget_used`);
     this.addSql(`
       create table promotion_codes (
         id uuid primary key,
@@ -60,6 +62,7 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`create index redemptions_promotion_index on redemptions (organization_id, promotion_id, created_at desc, id desc)`);
     this.addSql(`create index redemptions_customer_index on redemptions (organization_id, customer_id, created_at desc, id desc)`);
     this.addSql(`create index redemptions_version_index on redemptions (promotion_version_id) where status = 'ACTIVE'`);
+    this.addSql(`create index redemptions_active_index on redemptions (promotion_id, customer_id, code_id) where status = 'ACTIVE'`);
     this.addSql(`
       create table invoices (
         organization_id uuid not null references organizations (id),
@@ -88,7 +91,7 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
         trial_days int not null default 0,
         created_at timestamptz(3) not null
       )`);
-    this.addSql(`create index invoice_applications_promotion_index on invoice_applications (promotion_id) where status = 'APPLIED'`);
+    this.addSql(`create index invoice_applications_promotion_index on invoice_applications (promotion_id) include (budget_consumed_minor) where status = 'APPLIED'`);
     this.addSql(`create index invoice_applications_invoice_index on invoice_applications (organization_id, invoice_id)`);
     this.addSql(`
       create table invoice_discount_lines (
@@ -106,5 +109,6 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`drop table if exists redemptions`);
     this.addSql(`drop table if exists promotion_codes`);
     this.addSql(`alter table promotions drop column counter_epoch, drop column terms_seq`);
+    this.addSql(`alter table promotions add column current_redemptions bigint not null default 0, add column current_budget_used bigint not null default 0`);
   }
 }

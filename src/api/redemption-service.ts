@@ -1,0 +1,145 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { RedemptionStatus, type Redemption, type RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { validateInvoice } from "../domain/billing-validation.js";
+import { DomainError, type Violation } from "../domain/errors.js";
+import { validateRedeemRequest } from "../domain/redemption.js";
+import { assertValid, checkPageLimit } from "../domain/validation.js";
+import type { RedeemInput } from "../counters/redeemer.js";
+import { Ledger, type RedemptionRow } from "../store/ledger.js";
+import { checkToProto, invoiceFromProto } from "./billing-convert.js";
+import { redeemerKey } from "./context.js";
+import { decodeCursor, encodeCursor } from "./cursor.js";
+import { promotionId } from "./promotion-service.js";
+import { requestScope } from "./scope.js";
+
+// promotions.v1.RedemptionService: maps messages, calls the Redeemer (src/counters/redeemer.ts).
+
+const CURSOR_KIND = "redemptions";
+
+interface RedeemFields {
+  code: string;
+  promotionId: string;
+  customerId: string;
+  subscriptionId: string;
+  invoice?: Parameters<typeof invoiceFromProto>[0];
+  idempotencyKey?: string;
+  metadata?: Record<string, string>;
+}
+
+function redeemInput(req: RedeemFields): RedeemInput {
+  const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
+  const metadata = req.metadata ?? {};
+  const idempotencyKey = req.idempotencyKey ?? "";
+  assertValid([
+    ...validateRedeemRequest({
+      code: req.code.trim(),
+      promotionId: req.promotionId,
+      customerId: req.customerId,
+      subscriptionId: req.subscriptionId,
+      hasInvoice: invoice !== null,
+      idempotencyKey,
+      metadata,
+    }),
+    ...(invoice ? validateInvoice(invoice) : []),
+  ]);
+  return { code: req.code.trim(), promotionId: req.promotionId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice, idempotencyKey, metadata };
+}
+
+function redeemerOf(ctx: HandlerContext) {
+  const redeemer = ctx.values.get(redeemerKey);
+  if (!redeemer) throw new ConnectError("redeemer missing", Code.Internal);
+  return redeemer;
+}
+
+export function redemptionToProto(r: RedemptionRow): Redemption {
+  return {
+    $typeName: "promotions.v1.Redemption",
+    id: r.id,
+    promotionId: r.promotionId,
+    version: r.version,
+    promotionVersionId: r.promotionVersionId,
+    code: r.code ?? "",
+    customerId: r.customerId,
+    subscriptionId: r.subscriptionId ?? "",
+    status: r.status === "RELEASED" ? RedemptionStatus.RELEASED : RedemptionStatus.ACTIVE,
+    idempotencyKey: r.idempotencyKey ?? "",
+    cyclesUsed: r.cyclesUsed,
+    metadata: r.metadata,
+    createdAt: timestampFromDate(r.createdAt),
+    releasedAt: r.releasedAt ? timestampFromDate(r.releasedAt) : undefined,
+  };
+}
+
+export function redemptionService(): ServiceImpl<typeof RedemptionService> {
+  return {
+    async validateCode(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const v = await redeemerOf(ctx).validate(em, actor.organizationId, redeemInput(req));
+      return {
+        valid: v.valid,
+        reason: v.reason,
+        message: v.message,
+        promotionId: v.promotionId,
+        publicDescription: v.publicDescription,
+        effectSummary: v.effectSummary,
+        checks: v.checks.map(checkToProto),
+        remainingRedemptions: v.remainingRedemptions ?? undefined,
+      };
+    },
+
+    async redeemPromotion(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const row = await redeemerOf(ctx).redeem(em, actor.organizationId, redeemInput(req));
+      return { redemption: redemptionToProto(row) };
+    },
+
+    async releaseRedemption(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const row = await redeemerOf(ctx).release(em, actor.organizationId, promotionId(req.id));
+      return { redemption: redemptionToProto(row) };
+    },
+
+    async getRedemption(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const id = promotionId(req.id);
+      const row = await new Ledger(em).findRedemption(actor.organizationId, id);
+      if (!row) throw DomainError.of("not_found", "redemption_not_found", `redemption ${id} does not exist`, "id");
+      return { redemption: redemptionToProto(row) };
+    },
+
+    async listRedemptions(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const out: Violation[] = [];
+      if (req.promotionId === "" && req.customerId === "") {
+        out.push({ param: "promotion_id", code: "required", message: "give promotion_id or customer_id" });
+      }
+      const limit = checkPageLimit(out, req.limit);
+      assertValid(out);
+      const after = req.cursor === "" ? null : positionFrom(decodeCursor(CURSOR_KIND, req.cursor));
+      const rows = await new Ledger(em).listRedemptions({
+        organizationId: actor.organizationId,
+        promotionId: req.promotionId === "" ? null : promotionId(req.promotionId, "promotion_id"),
+        customerId: req.customerId === "" ? null : req.customerId,
+        after,
+        limit: limit + 1,
+      });
+      const more = rows.length > limit;
+      const shown = more ? rows.slice(0, limit) : rows;
+      const last = shown.at(-1);
+      return {
+        redemptions: shown.map(redemptionToProto),
+        nextCursor: more && last ? encodeCursor(CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+      };
+    },
+  };
+}
+
+function positionFrom(position: readonly string[]): { createdAt: Date; id: string } {
+  const [createdAt, id] = position;
+  const date = new Date(createdAt ?? "");
+  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
+    throw DomainError.of("invalid_argument", "invalid_cursor", "cursor is not one this service issued", "cursor");
+  }
+  return { createdAt: date, id };
+}

@@ -1,0 +1,266 @@
+import { readFileSync } from "node:fs";
+import { DomainError } from "../domain/errors.js";
+import { promotionKeys, type PromotionKeys } from "./keys.js";
+import { ReserveOutcome } from "./outcomes.js";
+import type { RedisClient } from "./redis.js";
+
+// The typed face of the Lua scripts in ./scripts (one file per script; each names its KEYS, ARGV
+// and return values in its header). Nothing else in the service talks to these keys.
+
+const SCRIPTS = {
+  reserve: 6,
+  consume_budget: 3,
+  confirm: 2,
+  give_back: 6,
+  release: 3,
+  hydrate: 1,
+  reset_for_rebuild: 5,
+  publish_seq: 1,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface ReserveRequest {
+  mode: "redeem" | "check";
+  promotionId: string;
+  reservationId: string;
+  now: number;
+  deadline: number;
+  termsSeq: bigint;
+  customerId: string;
+  codeId: string | null;
+  status: string;
+  validFrom: Date | null;
+  validTo: Date | null;
+  codeActive: boolean;
+  codeExpiresAt: Date | null;
+  maxRedemptions: bigint | null;
+  maxPerCustomer: bigint | null;
+  codeMaxRedemptions: bigint | null;
+  maxBudget: bigint | null;
+  idempotencyKey: string | null;
+}
+
+export interface ReserveResult {
+  outcome: ReserveOutcome;
+  epoch: bigint;
+  /** The earlier reservation id when outcome is Duplicate. */
+  earlier: string;
+  /** Redemptions counted after the call. */
+  redemptions: bigint;
+}
+
+export interface CounterSnapshot {
+  epoch: bigint;
+  seq: bigint;
+  redemptions: bigint;
+  budgetUsed: bigint;
+}
+
+export interface Rebuilt {
+  epoch: bigint;
+  seq: bigint;
+  redemptions: bigint;
+  budgetUsed: bigint;
+  perCustomer: ReadonlyMap<string, bigint>;
+  perCode: ReadonlyMap<string, bigint>;
+}
+
+export interface PendingReservation {
+  id: string;
+  deadline: number;
+}
+
+const opt = (v: bigint | null): string => (v === null ? "-1" : v.toString());
+const ms = (d: Date | null): string => (d === null ? "" : String(d.getTime()));
+
+export class Counters {
+  private readonly run: Record<ScriptName, ScriptFn>;
+
+  constructor(
+    readonly redis: RedisClient,
+    readonly prefix: string,
+  ) {
+    const dir = new URL("./scripts/", import.meta.url);
+    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
+      redis.defineCommand(`prm_${name}`, { lua: readFileSync(new URL(`${name}.lua`, dir), "utf8"), numberOfKeys });
+    }
+    const client = redis as unknown as Record<string, ScriptFn>;
+    const bind = (name: ScriptName): ScriptFn => {
+      const fn = client[`prm_${name}`];
+      if (!fn) throw new Error(`script ${name} was not defined`);
+      return fn.bind(redis);
+    };
+    this.run = Object.fromEntries(Object.keys(SCRIPTS).map((n) => [n, bind(n as ScriptName)])) as Record<ScriptName, ScriptFn>;
+  }
+
+  keys(promotionId: string): PromotionKeys {
+    return promotionKeys(this.prefix, promotionId);
+  }
+
+  /** reserve.lua: checks every limit and, in "redeem" mode, moves every counter at once. */
+  async reserve(r: ReserveRequest): Promise<ReserveResult> {
+    const k = this.keys(r.promotionId);
+    const idem = r.idempotencyKey === null ? k.idempotency("") : k.idempotency(r.idempotencyKey);
+    const reply = await this.call("reserve", [
+      k.state, k.customers, k.codes, k.pending, k.details, idem,
+      r.mode, r.reservationId, r.now, r.deadline, r.termsSeq.toString(), r.customerId, r.codeId ?? "",
+      r.status, ms(r.validFrom), ms(r.validTo), r.codeActive ? "1" : "0", ms(r.codeExpiresAt),
+      opt(r.maxRedemptions), opt(r.maxPerCustomer), r.idempotencyKey === null ? "0" : "1",
+      opt(r.codeMaxRedemptions), opt(r.maxBudget), IDEMPOTENCY_TTL_MS,
+    ]);
+    const [outcome, epoch, earlier, n] = tuple(reply, 4);
+    return { outcome: Number(outcome) as ReserveOutcome, epoch: BigInt(String(epoch)), earlier: String(earlier), redemptions: BigInt(String(n)) };
+  }
+
+  /** consume_budget.lua: reserves up to `amount` of budget (CAP) or all of it or nothing (STRICT). */
+  async consumeBudget(r: {
+    promotionId: string;
+    reservationId: string;
+    deadline: number;
+    maxBudget: bigint | null;
+    amount: bigint;
+    behavior: "CAP" | "STRICT";
+  }): Promise<{ hydrated: boolean; epoch: bigint; granted: bigint; budgetUsed: bigint }> {
+    const k = this.keys(r.promotionId);
+    const reply = await this.call("consume_budget", [
+      k.state, k.pending, k.details, r.reservationId, r.deadline, opt(r.maxBudget), r.amount.toString(), r.behavior,
+    ]);
+    const [outcome, epoch, granted, b] = tuple(reply, 4);
+    return { hydrated: Number(outcome) === 0, epoch: BigInt(String(epoch)), granted: BigInt(String(granted)), budgetUsed: BigInt(String(b)) };
+  }
+
+  /** confirm.lua: the ledger row exists; the reservation is no longer pending. */
+  async confirm(promotionId: string, reservationId: string): Promise<boolean> {
+    const k = this.keys(promotionId);
+    return Number(await this.call("confirm", [k.pending, k.details, reservationId])) === 1;
+  }
+
+  /** give_back.lua: returns a pending reservation's counters; false when it was not pending. */
+  async giveBack(promotionId: string, reservationId: string): Promise<boolean> {
+    const k = this.keys(promotionId);
+    const details = await this.guard(() => this.redis.hget(k.details, reservationId));
+    const marker = details === null ? "" : markerOf(details);
+    return Number(await this.call("give_back", [k.state, k.customers, k.codes, k.pending, k.details, marker || k.state, reservationId])) === 1;
+  }
+
+  /** release.lua: a released ledger row frees its slot, if these counters counted it. */
+  async release(promotionId: string, epoch: bigint, customerId: string, codeId: string | null): Promise<boolean> {
+    const k = this.keys(promotionId);
+    return Number(await this.call("release", [k.state, k.customers, k.codes, epoch.toString(), customerId, codeId ?? ""])) === 1;
+  }
+
+  /** publish_seq.lua: terms changed in Postgres; reservations made with older ones become stale. */
+  async publishSeq(promotionId: string, seq: bigint): Promise<void> {
+    await this.call("publish_seq", [this.keys(promotionId).state, seq.toString()]);
+  }
+
+  /** Counters of many promotions at once; null for one that is not hydrated. */
+  async snapshot(promotionIds: readonly string[]): Promise<Map<string, CounterSnapshot | null>> {
+    const out = new Map<string, CounterSnapshot | null>();
+    // One HMGET per promotion: each may live on another cluster node.
+    const replies = await this.guard(() => Promise.all(promotionIds.map((id) => this.redis.hmget(this.keys(id).state, "epoch", "seq", "n", "b"))));
+    promotionIds.forEach((id, i) => {
+      const [epoch, seq, n, b] = replies[i] ?? [];
+      out.set(id, epoch == null ? null : { epoch: BigInt(epoch), seq: BigInt(seq ?? "0"), redemptions: BigInt(n ?? "0"), budgetUsed: BigInt(b ?? "0") });
+    });
+    return out;
+  }
+
+  async isHydrated(promotionId: string): Promise<boolean> {
+    return (await this.guard(() => this.redis.exists(this.keys(promotionId).state))) === 1;
+  }
+
+  /** Takes the rebuild lock of a promotion; false when another process holds it. */
+  async lockRebuild(promotionId: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.guard(() => this.redis.set(this.keys(promotionId).rebuildLock, token, "PX", ttlMs, "NX"))) === "OK";
+  }
+
+  async unlockRebuild(promotionId: string, token: string): Promise<void> {
+    const key = this.keys(promotionId).rebuildLock;
+    if ((await this.guard(() => this.redis.get(key))) === token) await this.guard(() => this.redis.del(key));
+  }
+
+  /**
+   * Installs counters rebuilt from the ledger: resets the per-customer and per-code hashes (only
+   * while the state is missing), fills them, then writes the state last. False when live counters
+   * were already there.
+   */
+  async install(promotionId: string, rebuilt: Rebuilt): Promise<boolean> {
+    const k = this.keys(promotionId);
+    if (Number(await this.call("reset_for_rebuild", [k.state, k.customers, k.codes, k.pending, k.details])) === 0) return false;
+    await this.fill(k.customers, rebuilt.perCustomer);
+    await this.fill(k.codes, rebuilt.perCode);
+    const reply = await this.call("hydrate", [
+      k.state, rebuilt.epoch.toString(), rebuilt.seq.toString(), rebuilt.redemptions.toString(), rebuilt.budgetUsed.toString(),
+    ]);
+    return Number(reply) === 1;
+  }
+
+  /** What a pending reservation holds: "r" (a redemption) or "a" (budget for an invoice); null when unknown. */
+  async kindOf(promotionId: string, reservationId: string): Promise<"r" | "a" | null> {
+    const details = await this.guard(() => this.redis.hget(this.keys(promotionId).details, reservationId));
+    if (details === null) return null;
+    try {
+      const parsed: unknown = JSON.parse(details);
+      if (parsed && typeof parsed === "object" && "k" in parsed && (parsed.k === "r" || parsed.k === "a")) return parsed.k;
+    } catch {
+      // fall through
+    }
+    return null;
+  }
+
+  /** Pending reservations whose deadline has passed. */
+  async overdue(promotionId: string, now: number, limit = 500): Promise<PendingReservation[]> {
+    const flat = await this.guard(() => this.redis.zrangebyscore(this.keys(promotionId).pending, "-inf", now, "WITHSCORES", "LIMIT", 0, limit));
+    const out: PendingReservation[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i] ?? "", deadline: Number(flat[i + 1]) });
+    return out;
+  }
+
+  private async fill(key: string, entries: ReadonlyMap<string, bigint>): Promise<void> {
+    const batch: string[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const args = batch.splice(0, batch.length);
+      await this.guard(() => this.redis.hset(key, ...args));
+    };
+    for (const [field, value] of entries) {
+      if (value <= 0n) continue;
+      batch.push(field, value.toString());
+      if (batch.length >= 2_000) await flush();
+    }
+    await flush();
+  }
+
+  private call(name: ScriptName, args: (string | number)[]): Promise<unknown> {
+    return this.guard(() => this.run[name](...args));
+  }
+
+  /** Redis failures become UNAVAILABLE: the caller may retry; no counter state is assumed. */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      throw new DomainError("unavailable", [{ param: "", code: "counters_unavailable", message: "the counter store is unreachable; retry" }], { cause: error });
+    }
+  }
+}
+
+function tuple(reply: unknown, n: number): unknown[] {
+  if (!Array.isArray(reply) || reply.length < n) throw new Error(`unexpected script reply: ${JSON.stringify(reply)}`);
+  return reply;
+}
+
+function markerOf(details: string): string {
+  try {
+    const parsed: unknown = JSON.parse(details);
+    if (parsed && typeof parsed === "object" && "i" in parsed && typeof parsed.i === "string") return parsed.i;
+  } catch {
+    // Unreadable details: no marker to clear.
+  }
+  return "";
+}

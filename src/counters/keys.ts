@@ -1,0 +1,37 @@
+// Every Redis key the service uses is built here. All keys of one promotion carry the hash tag
+// {p:<promotion id>}, so every script touches a single slot and runs unchanged on Redis Cluster.
+
+/** Checked at start-up: a prefix with braces would move the hash tag. */
+export function assertValidPrefix(prefix: string): void {
+  if (/[{}]/.test(prefix)) throw new Error(`REDIS_KEY_PREFIX must not contain braces: ${JSON.stringify(prefix)}`);
+}
+
+export interface PromotionKeys {
+  /** Hash: epoch, seq, n (redemptions), b (budget used). Its presence means "hydrated". */
+  state: string;
+  /** Hash: customer id -> redemptions. */
+  customers: string;
+  /** Hash: code id -> redemptions. */
+  codes: string;
+  /** Sorted set: pending reservation id -> deadline (ms). */
+  pending: string;
+  /** Hash: pending reservation id -> JSON details for giving it back. */
+  details: string;
+  /** String lock held while a rebuild from the ledger runs. */
+  rebuildLock: string;
+  /** String: idempotency key -> reservation id, kept for a day. */
+  idempotency(key: string): string;
+}
+
+export function promotionKeys(prefix: string, promotionId: string): PromotionKeys {
+  const base = `${prefix}{p:${promotionId}}`;
+  return {
+    state: `${base}:s`,
+    customers: `${base}:c`,
+    codes: `${base}:k`,
+    pending: `${base}:q`,
+    details: `${base}:d`,
+    rebuildLock: `${base}:lock`,
+    idempotency: (key) => `${base}:i:${key}`,
+  };
+}

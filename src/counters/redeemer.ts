@@ -1,0 +1,305 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { BillingContext, InvoiceDraft } from "../domain/billing.js";
+import { DomainError } from "../domain/errors.js";
+import { summarizeEffects } from "../domain/pipeline.js";
+import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions } from "../domain/redemption.js";
+import type { Check } from "../domain/billing.js";
+import { BillingContextStore } from "../store/billing-context-store.js";
+import { Ledger, type RedemptionRow } from "../store/ledger.js";
+import type { Counters, ReserveRequest, ReserveResult } from "./counters.js";
+import { isRefusal, refusalError, refusalOf, ReserveOutcome } from "./outcomes.js";
+import type { TermsCache, TermsEntry } from "./terms-cache.js";
+import type { ResolvedCode } from "../store/code-store.js";
+
+// The checkout hot path: reserve in Redis (one script judges every limit and moves every counter),
+// write the ledger row fenced by the counter epoch, confirm. Anything that stops between reserve
+// and confirm is settled by the sweeper (sweeper.ts); src/counters/README.md has the argument.
+
+/** How long a reservation may stay unwritten before the sweeper settles it. */
+export const RESERVATION_TTL_MS = 10_000;
+/** Rebuilds, stale terms and fenced writes are retried this many times before UNAVAILABLE. */
+const MAX_ATTEMPTS = 50;
+
+export interface RedeemInput {
+  code: string;
+  promotionId: string;
+  customerId: string;
+  subscriptionId: string;
+  invoice: InvoiceDraft | null;
+  idempotencyKey: string;
+  metadata: Record<string, string>;
+}
+
+export interface Validation {
+  valid: boolean;
+  reason: string;
+  message: string;
+  promotionId: string;
+  publicDescription: string;
+  effectSummary: string;
+  checks: Check[];
+  remainingRedemptions: bigint | null;
+}
+
+interface Target {
+  terms: TermsEntry;
+  code: ResolvedCode | null;
+  /** The seq both entries were read after: the older of the two. */
+  seq: bigint;
+}
+
+export class Redeemer {
+  constructor(
+    private readonly counters: Counters,
+    private readonly cache: TermsCache,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  /** What redeem would answer now, with nothing moved. */
+  async validate(em: EntityManager, organizationId: string, input: RedeemInput): Promise<Validation> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const now = this.clock();
+      const target = await this.target(em, organizationId, input);
+      if (!target) {
+        return { valid: false, reason: "code_not_found", message: "no live promotion has this code", promotionId: "", publicDescription: "", effectSummary: "", checks: [], remainingRedemptions: null };
+      }
+      const { view } = target.terms;
+      const base = {
+        promotionId: view.id,
+        publicDescription: view.terms.publicDescription,
+        effectSummary: summarizeEffects(view.terms),
+      };
+      const eligibility = await this.eligibility(em, organizationId, input, target, now);
+      const result = await this.counters.reserve(this.reserveRequest("check", randomUUID(), target, input, now, null));
+      if (await this.retryable(em, organizationId, target, result)) continue;
+      const remaining = view.terms.maxRedemptions === null ? null : maxZero(view.terms.maxRedemptions - result.redemptions);
+      if (isRefusal(result.outcome)) {
+        const r = refusalOf(result.outcome);
+        return { ...base, valid: false, reason: r.code, message: r.message, checks: eligibility.checks, remainingRedemptions: remaining };
+      }
+      if (!eligibility.eligible) {
+        return { ...base, valid: false, reason: "not_eligible", message: failedChecksText(eligibility.checks), checks: eligibility.checks, remainingRedemptions: remaining };
+      }
+      return { ...base, valid: true, reason: "", message: "", checks: eligibility.checks, remainingRedemptions: remaining };
+    }
+    throw busy();
+  }
+
+  async redeem(em: EntityManager, organizationId: string, input: RedeemInput): Promise<RedemptionRow> {
+    const ledger = new Ledger(em);
+    const requestHash = hashRequest(input);
+    const idempotencyKey = input.idempotencyKey === "" ? null : input.idempotencyKey;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const now = this.clock();
+      const target = await this.target(em, organizationId, input);
+      if (!target) throw DomainError.of("not_found", "code_not_found", "no live promotion has this code", input.code !== "" ? "code" : "promotion_id");
+      const eligibility = await this.eligibility(em, organizationId, input, target, now);
+
+      const id = randomUUID();
+      const result = await this.counters.reserve(this.reserveRequest("redeem", id, target, input, now, idempotencyKey));
+      if (await this.retryable(em, organizationId, target, result)) continue;
+      if (result.outcome === ReserveOutcome.Duplicate) {
+        const earlier = await this.awaitEarlier(ledger, organizationId, result.earlier);
+        if (!earlier) continue; // given back meanwhile: decide afresh
+        return sameRequest(earlier, requestHash);
+      }
+      if (isRefusal(result.outcome)) {
+        const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
+        if (replay) return sameRequest(replay, requestHash);
+        throw refusalError(result.outcome);
+      }
+      // Admitted: from here the reservation must be written or given back.
+      if (!eligibility.eligible) {
+        await this.giveBack(target.terms.view.id, id);
+        const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
+        if (replay) return sameRequest(replay, requestHash);
+        throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(eligibility.checks)}` }]);
+      }
+      const { view } = target.terms;
+      const row: RedemptionRow = {
+        id,
+        organizationId,
+        promotionId: view.id,
+        status: "ACTIVE",
+        epoch: result.epoch,
+        promotionVersionId: view.liveVersionId,
+        version: view.liveVersion,
+        codeId: target.code?.codeId ?? null,
+        code: target.code?.code ?? null,
+        customerId: input.customerId,
+        subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId,
+        idempotencyKey,
+        requestHash,
+        cyclesUsed: 0,
+        metadata: input.metadata,
+        createdAt: now,
+        releasedAt: null,
+      };
+      let written;
+      try {
+        written = await ledger.writeRedemption(row);
+      } catch (error) {
+        await this.giveBack(view.id, id);
+        throw error;
+      }
+      if (written.kind === "written") {
+        await this.counters.confirm(view.id, id).catch(() => undefined); // the sweeper confirms it otherwise
+        return row;
+      }
+      await this.giveBack(view.id, id);
+      if (written.kind === "duplicate_key") return sameRequest(written.existing, requestHash);
+      // fenced or tombstoned: the counters moved under us; decide afresh.
+    }
+    throw busy();
+  }
+
+  /** Marks the redemption RELEASED in the ledger, then frees its slot in the counters that counted it. */
+  async release(em: EntityManager, organizationId: string, id: string): Promise<RedemptionRow> {
+    const released = await new Ledger(em).releaseRedemption(organizationId, id, this.clock());
+    if (released.changed) {
+      const r = released.row;
+      // If Redis is unreachable now, the slot stays taken until the next rebuild: never over the limit.
+      await this.counters.release(r.promotionId, released.epoch, r.customerId, r.codeId).catch(() => false);
+      this.cache.forget(organizationId, r.promotionId);
+    }
+    return released.row;
+  }
+
+  /** Rebuilds a promotion's counters from the ledger unless another process is doing it. */
+  async hydrate(em: EntityManager, promotionId: string): Promise<void> {
+    const token = randomUUID();
+    if (!(await this.counters.lockRebuild(promotionId, token, 30_000))) {
+      await sleep(10);
+      return;
+    }
+    try {
+      if (await this.counters.isHydrated(promotionId)) return;
+      const rebuilt = await new Ledger(em).rebuild(promotionId);
+      await this.counters.install(promotionId, rebuilt);
+    } finally {
+      await this.counters.unlockRebuild(promotionId, token).catch(() => undefined);
+    }
+  }
+
+  /** Handles the outcomes that mean "try again": not hydrated (rebuild) and stale terms (reload). */
+  private async retryable(em: EntityManager, organizationId: string, target: Target, result: ReserveResult): Promise<boolean> {
+    if (result.outcome === ReserveOutcome.NotHydrated) {
+      await this.hydrate(em, target.terms.view.id);
+      return true;
+    }
+    if (result.outcome === ReserveOutcome.StaleTerms) {
+      this.cache.forget(organizationId, target.terms.view.id);
+      return true;
+    }
+    return false;
+  }
+
+  private async target(em: EntityManager, organizationId: string, input: RedeemInput): Promise<Target | null> {
+    const now = this.clock();
+    if (input.code === "") {
+      const terms = await this.cache.load(em, organizationId, input.promotionId, now);
+      if (!terms) throw DomainError.of("not_found", "promotion_not_found", `promotion ${input.promotionId} does not exist`, "promotion_id");
+      return { terms, code: null, seq: terms.seq };
+    }
+    const code = await this.cache.code(em, organizationId, input.code, async (promotionId) => (await this.cache.load(em, organizationId, promotionId, now))?.seq ?? null);
+    if (!code) return null;
+    if (input.promotionId !== "" && input.promotionId !== code.resolved.promotionId) {
+      throw DomainError.of("invalid_argument", "mismatch", "the code belongs to another promotion than promotion_id", "promotion_id");
+    }
+    const terms = await this.cache.load(em, organizationId, code.resolved.promotionId, now);
+    if (!terms) return null;
+    return { terms, code: code.resolved, seq: terms.seq < code.seq ? terms.seq : code.seq };
+  }
+
+  private reserveRequest(mode: "redeem" | "check", id: string, target: Target, input: RedeemInput, now: Date, idempotencyKey: string | null): ReserveRequest {
+    const { view } = target.terms;
+    const code = target.code;
+    return {
+      mode,
+      promotionId: view.id,
+      reservationId: id,
+      now: now.getTime(),
+      deadline: now.getTime() + RESERVATION_TTL_MS,
+      termsSeq: target.seq,
+      customerId: input.customerId,
+      codeId: code?.codeId ?? null,
+      status: view.status,
+      validFrom: view.terms.validFrom,
+      validTo: view.terms.validTo,
+      codeActive: code?.active ?? true,
+      codeExpiresAt: code?.expiresAt ?? null,
+      maxRedemptions: view.terms.maxRedemptions,
+      maxPerCustomer: view.terms.maxRedemptionsPerCustomer,
+      codeMaxRedemptions: code?.maxRedemptions ?? null,
+      maxBudget: view.terms.maxBudget,
+      idempotencyKey,
+    };
+  }
+
+  private async eligibility(em: EntityManager, organizationId: string, input: RedeemInput, target: Target, now: Date): Promise<{ eligible: boolean; checks: Check[] }> {
+    const restrictions: CodeRestrictions | null = target.code
+      ? { minAmountMinor: target.code.minAmountMinor, firstTimeCustomersOnly: target.code.firstTimeCustomersOnly }
+      : null;
+    const { terms } = target.terms.view;
+    if (!needsContext(terms, restrictions)) return { eligible: true, checks: [] };
+    const store = new BillingContextStore(em);
+    const customer = await store.findCustomer(organizationId, input.customerId);
+    const subscription = input.subscriptionId === "" ? null : await store.getSubscription(organizationId, input.subscriptionId);
+    const invoice: InvoiceDraft = input.invoice ?? {
+      currency: subscription?.currency ?? terms.currency,
+      lines: (subscription?.items ?? []).map((item, i) => ({ id: `item-${i + 1}`, ...item, description: "" })),
+    };
+    const ctx: BillingContext = { customer, subscription, invoice, periodStart: now, periodEnd: now, at: now };
+    return redemptionEligibility(terms, restrictions, ctx);
+  }
+
+  private async giveBack(promotionId: string, id: string): Promise<void> {
+    // When Redis is unreachable the reservation stays pending and the sweeper settles it.
+    await this.counters.giveBack(promotionId, id).catch(() => false);
+  }
+
+  /** Waits for the ledger row of an earlier reservation with the same idempotency key. */
+  private async awaitEarlier(ledger: Ledger, organizationId: string, id: string): Promise<RedemptionRow | null> {
+    const deadline = Date.now() + RESERVATION_TTL_MS + 2_000;
+    while (Date.now() < deadline) {
+      const row = await ledger.findRedemption(organizationId, id);
+      if (row) return row;
+      if (await ledger.isAbandoned(id)) return null;
+      await sleep(15);
+    }
+    return null;
+  }
+}
+
+function sameRequest(row: RedemptionRow, requestHash: string): RedemptionRow {
+  if (row.requestHash !== requestHash) {
+    throw DomainError.of("already_exists", "idempotency_key_reused", "this idempotency_key was used for a different request", "idempotency_key");
+  }
+  return row;
+}
+
+/** What makes two redeem requests "the same" for idempotency. */
+function hashRequest(input: RedeemInput): string {
+  const canonical = JSON.stringify([
+    input.code.toUpperCase(),
+    input.promotionId,
+    input.customerId,
+    input.subscriptionId,
+    input.invoice,
+    Object.entries(input.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  ], (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+function busy(): DomainError {
+  return DomainError.of("unavailable", "counters_busy", "the promotion's counters are being rebuilt; retry");
+}
+
+function maxZero(v: bigint): bigint {
+  return v < 0n ? 0n : v;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,36 @@
+--[[
+consume_budget.lua — reserves budget for one promotion on one invoice, atomically.
+
+KEYS[1] S  {p:<id>}:s  hash: epoch, seq, n, b
+KEYS[2] Q  {p:<id>}:q  zset: pending reservation id -> deadline (ms)
+KEYS[3] D  {p:<id>}:d  hash: pending reservation id -> JSON {k="a", a=amount}
+
+ARGV[1] reservation id (the future invoice_applications id)
+ARGV[2] deadline (ms)
+ARGV[3] max_budget, -1 for none
+ARGV[4] amount wanted (minor units, > 0)
+ARGV[5] budget behavior: "CAP" grants what is left, "STRICT" all or nothing
+
+Returns {outcome, epoch, granted, b}: outcome 0 = reserved `granted` (which may be less than wanted
+under CAP, or 0), 1 = NOT_HYDRATED; b is the budget used after the call.
+]]
+local S, Q, D = KEYS[1], KEYS[2], KEYS[3]
+local state = redis.call("HMGET", S, "epoch", "b")
+if not state[1] then return {1, 0, 0, 0} end
+local epoch = tonumber(state[1])
+local b = tonumber(state[2])
+local maxB = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
+local granted = wanted
+if maxB >= 0 then
+  local left = maxB - b
+  if left < 0 then left = 0 end
+  if wanted > left then
+    if ARGV[5] == "STRICT" then granted = 0 else granted = left end
+  end
+end
+if granted <= 0 then return {0, epoch, 0, b} end
+b = redis.call("HINCRBY", S, "b", granted)
+redis.call("ZADD", Q, tonumber(ARGV[2]), ARGV[1])
+redis.call("HSET", D, ARGV[1], cjson.encode({k = "a", c = "", code = "", a = string.format("%d", granted), i = ""}))
+return {0, epoch, granted, b}

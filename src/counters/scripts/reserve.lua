@@ -1,0 +1,93 @@
+--[[
+reserve.lua — the checkout decision: checks every limit of one promotion and, in "redeem" mode,
+moves every counter in the same atomic step. In "check" mode (ValidateCode) it moves nothing and
+gives the answer "redeem" would give.
+
+KEYS[1] S  {p:<id>}:s     hash: epoch, seq, n (redemptions), b (budget used)
+KEYS[2] C  {p:<id>}:c     hash: customer id -> redemptions
+KEYS[3] K  {p:<id>}:k     hash: code id -> redemptions
+KEYS[4] Q  {p:<id>}:q     zset: pending reservation id -> deadline (ms)
+KEYS[5] D  {p:<id>}:d     hash: pending reservation id -> JSON {k="r", c=customer, code=code id, a=0, i=marker key}
+KEYS[6] I  {p:<id>}:i:<k> string: idempotency key -> reservation id (only read/written when ARGV[15] = "1")
+
+ARGV[1]  mode: "redeem" | "check"
+ARGV[2]  reservation id (the future redemption id)
+ARGV[3]  now (ms since epoch)
+ARGV[4]  deadline of the reservation (ms); the sweeper gives it back after that unless written
+ARGV[5]  terms seq the caller evaluated the terms at
+ARGV[6]  customer id
+ARGV[7]  code id, "" for none
+ARGV[8]  promotion status ("ACTIVE" admits)
+ARGV[9]  valid_from (ms), "" for none
+ARGV[10] valid_to (ms, exclusive), "" for none
+ARGV[11] code active: "1" | "0"
+ARGV[12] code expires_at (ms), "" for none
+ARGV[13] max_redemptions, -1 for none
+ARGV[14] max_redemptions_per_customer, -1 for none
+ARGV[15] "1" when an idempotency key is given (KEYS[6] is then meaningful)
+ARGV[16] code max_redemptions, -1 for none
+ARGV[17] max_budget, -1 for none
+ARGV[18] idempotency marker lifetime (ms)
+
+Returns {outcome, epoch, extra, n}: outcome codes are listed in outcomes.ts (0 = admitted);
+extra is the earlier reservation id for DUPLICATE, else ""; n is the redemption count after the call.
+]]
+local S, C, K, Q, D, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local redeem = ARGV[1] == "redeem"
+
+local state = redis.call("HMGET", S, "epoch", "seq", "n", "b")
+if not state[1] then return {1, 0, "", 0} end -- NOT_HYDRATED
+local epoch = tonumber(state[1])
+local seq = tonumber(state[2])
+local n = tonumber(state[3])
+local b = tonumber(state[4])
+local argSeq = tonumber(ARGV[5])
+if seq > argSeq then return {2, epoch, "", n} end -- STALE_TERMS
+
+if ARGV[15] == "1" then
+  local earlier = redis.call("GET", I)
+  if earlier then return {3, epoch, earlier, n} end -- DUPLICATE
+end
+
+local now = tonumber(ARGV[3])
+if ARGV[8] ~= "ACTIVE" then return {10, epoch, "", n} end
+if ARGV[9] ~= "" and now < tonumber(ARGV[9]) then return {11, epoch, "", n} end
+if ARGV[10] ~= "" and now >= tonumber(ARGV[10]) then return {12, epoch, "", n} end
+local code = ARGV[7]
+if code ~= "" then
+  if ARGV[11] ~= "1" then return {13, epoch, "", n} end
+  if ARGV[12] ~= "" and now >= tonumber(ARGV[12]) then return {14, epoch, "", n} end
+end
+local maxN = tonumber(ARGV[13])
+if maxN >= 0 and n >= maxN then return {20, epoch, "", n} end
+local customer = ARGV[6]
+local perCustomer = tonumber(ARGV[14])
+if perCustomer >= 0 then
+  local used = tonumber(redis.call("HGET", C, customer) or "0")
+  if used >= perCustomer then return {21, epoch, "", n} end
+end
+if code ~= "" then
+  local codeMax = tonumber(ARGV[16])
+  if codeMax >= 0 then
+    local used = tonumber(redis.call("HGET", K, code) or "0")
+    if used >= codeMax then return {22, epoch, "", n} end
+  end
+end
+local maxB = tonumber(ARGV[17])
+if maxB >= 0 and b >= maxB then return {23, epoch, "", n} end
+
+if not redeem then return {0, epoch, "", n} end
+
+if argSeq > seq then redis.call("HSET", S, "seq", argSeq) end
+local id = ARGV[2]
+n = redis.call("HINCRBY", S, "n", 1)
+redis.call("HINCRBY", C, customer, 1)
+if code ~= "" then redis.call("HINCRBY", K, code, 1) end
+redis.call("ZADD", Q, tonumber(ARGV[4]), id)
+local idem = ""
+if ARGV[15] == "1" then
+  redis.call("SET", I, id, "PX", tonumber(ARGV[18]))
+  idem = I
+end
+redis.call("HSET", D, id, cjson.encode({k = "r", c = customer, code = code, a = 0, i = idem}))
+return {0, epoch, "", n}

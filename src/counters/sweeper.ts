@@ -1,0 +1,71 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Logger } from "../logger.js";
+import { Ledger } from "../store/ledger.js";
+import type { Counters } from "./counters.js";
+
+// Settles reservations that outlived their deadline without being confirmed: the process died
+// between reserve and confirm, the ledger write failed, or Redis was unreachable for the confirm.
+// For each one it asks the ledger, atomically, "written, or never?" by inserting a tombstone with
+// the reservation's id: if the tombstone lands, the real write can never land after it (same
+// primary key), so the counters are given back; if a real row is there, the reservation is only
+// confirmed. Every replica may run it; give_back.lua moves counters only for a pending
+// reservation, so two sweepers never give one back twice.
+
+export interface SweepResult {
+  abandoned: number;
+  confirmed: number;
+}
+
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly counters: Counters,
+    private readonly logger: Logger,
+    private readonly intervalMs = 2_000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.sweep()
+        .then((r) => {
+          if (r.abandoned + r.confirmed > 0) this.logger.info({ ...r }, "settled overdue reservations");
+        })
+        .catch((error: unknown) => this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, "sweep failed; will retry"))
+        .finally(() => {
+          this.running = undefined;
+        });
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every promotion that can hold reservations. */
+  async sweep(now = Date.now()): Promise<SweepResult> {
+    const em = this.orm.em.fork();
+    const ledger = new Ledger(em);
+    const result: SweepResult = { abandoned: 0, confirmed: 0 };
+    const rows = await em.getConnection().execute<{ id: string }[]>(`select id from promotions where status <> 'DRAFT'`, [], "all");
+    for (const { id: promotionId } of rows) {
+      for (const reservation of await this.counters.overdue(promotionId, now)) {
+        const kind = await this.counters.kindOf(promotionId, reservation.id);
+        const outcome = kind === "a"
+          ? await ledger.settleBudgetReservation(promotionId, reservation.id)
+          : await ledger.settleRedemptionReservation(null, promotionId, reservation.id);
+        if (outcome === "abandoned") {
+          if (await this.counters.giveBack(promotionId, reservation.id)) result.abandoned++;
+        } else if (await this.counters.confirm(promotionId, reservation.id)) {
+          result.confirmed++;
+        }
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,86 @@
+import type { BillingContext, Check } from "./billing.js";
+import { evaluateConditions, invoiceSubtotal } from "./conditions.js";
+import { formatMoney } from "./money.js";
+import type { Violation } from "./errors.js";
+import type { PromotionTerms } from "./terms.js";
+import { checkMetadata, checkText, checkUuid } from "./validation.js";
+
+// What a redemption is checked against besides the counters: the promotion's conditions and the
+// code's own restrictions, judged on the customer and the invoice the caller gave (if any). The
+// counters (status, window, limits, budget) are judged atomically in Redis by reserve.lua.
+
+export interface CodeRestrictions {
+  minAmountMinor: bigint | null;
+  firstTimeCustomersOnly: boolean;
+}
+
+export interface RedemptionEligibility {
+  eligible: boolean;
+  checks: Check[];
+}
+
+/** Whether anything needs the customer or invoice loaded (most codes need neither). */
+export function needsContext(terms: PromotionTerms, code: CodeRestrictions | null): boolean {
+  return terms.conditions.length > 0 || (code !== null && (code.minAmountMinor !== null || code.firstTimeCustomersOnly));
+}
+
+export function redemptionEligibility(terms: PromotionTerms, code: CodeRestrictions | null, ctx: BillingContext): RedemptionEligibility {
+  const checks: Check[] = [];
+  let eligible = true;
+  if (terms.conditions.length > 0) {
+    const conditions = evaluateConditions(terms, ctx);
+    checks.push(...conditions.checks);
+    eligible &&= conditions.passed;
+  }
+  if (code?.minAmountMinor != null) {
+    const subtotal = invoiceSubtotal(ctx.invoice.lines);
+    const currency = ctx.invoice.currency || terms.currency;
+    const passed = subtotal >= code.minAmountMinor;
+    checks.push({
+      check: "code.min_amount",
+      passed,
+      detail: passed
+        ? `subtotal ${formatMoney(subtotal, currency)} meets the code's ${formatMoney(code.minAmountMinor, currency)} minimum`
+        : `subtotal ${formatMoney(subtotal, currency)} is below the code's ${formatMoney(code.minAmountMinor, currency)} minimum`,
+    });
+    eligible &&= passed;
+  }
+  if (code?.firstTimeCustomersOnly) {
+    const passed = ctx.customer !== null && !ctx.customer.hasPaidBefore;
+    checks.push({
+      check: "code.first_time_customer",
+      passed,
+      detail: passed ? "the customer has never paid" : ctx.customer === null ? "the customer is unknown, so not known to be new" : "the customer has paid before",
+    });
+    eligible &&= passed;
+  }
+  return { eligible, checks };
+}
+
+/** One line naming every failed check, for the not_eligible error. */
+export function failedChecksText(checks: readonly Check[]): string {
+  return checks
+    .filter((c) => !c.passed && c.check !== "conditions")
+    .map((c) => `${c.check}: ${c.detail}`)
+    .join("; ");
+}
+
+/** The shape of a redeem or validate request: every problem at once, each naming its field. */
+export function validateRedeemRequest(
+  r: { code: string; promotionId: string; customerId: string; subscriptionId: string; hasInvoice: boolean; idempotencyKey: string; metadata: Record<string, string> },
+): Violation[] {
+  const out: Violation[] = [];
+  if (r.code === "" && r.promotionId === "") {
+    out.push({ param: "code", code: "required", message: "give the code the customer entered, or promotion_id" });
+  }
+  if (r.code !== "") checkText(out, r.code, "code", { max: 64 });
+  if (r.promotionId !== "") checkUuid(out, r.promotionId, "promotion_id");
+  checkText(out, r.customerId, "customer_id", { min: 1, max: 200 });
+  checkText(out, r.subscriptionId, "subscription_id", { max: 200 });
+  if (r.subscriptionId !== "" && r.hasInvoice) {
+    out.push({ param: "invoice", code: "exclusive", message: "give subscription_id or invoice, not both" });
+  }
+  checkText(out, r.idempotencyKey, "idempotency_key", { max: 200 });
+  checkMetadata(out, r.metadata);
+  return out;
+}

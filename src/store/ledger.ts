@@ -1,0 +1,267 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { DomainError } from "../domain/errors.js";
+import type { Rebuilt } from "../counters/counters.js";
+
+// The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
+// that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
+// is the reservation id, so the sweeper's tombstone and the real write can never both land.
+// See src/counters/README.md for the argument.
+
+export interface RedemptionRow {
+  id: string;
+  organizationId: string;
+  promotionId: string;
+  status: "ACTIVE" | "RELEASED";
+  epoch: bigint;
+  promotionVersionId: string;
+  version: number;
+  codeId: string | null;
+  code: string | null;
+  customerId: string;
+  subscriptionId: string | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  cyclesUsed: number;
+  metadata: Record<string, string>;
+  createdAt: Date;
+  releasedAt: Date | null;
+}
+
+export type RedemptionWrite =
+  | { kind: "written" }
+  /** The counter epoch moved (Redis was rebuilt): the reservation no longer counts. */
+  | { kind: "fenced" }
+  /** The sweeper gave this reservation back already. */
+  | { kind: "tombstoned" }
+  /** Another redemption holds this idempotency key. */
+  | { kind: "duplicate_key"; existing: RedemptionRow };
+
+type Row = Record<string, unknown>;
+
+const COLUMNS = `id, organization_id, promotion_id, status, epoch, promotion_version_id, version, code_id, code,
+  customer_id, subscription_id, idempotency_key, request_hash, cycles_used, metadata, created_at, released_at`;
+
+export class Ledger {
+  constructor(private readonly em: EntityManager) {}
+
+  /**
+   * Writes a redemption admitted under `row.epoch`, only if that is still the promotion's epoch.
+   * The FOR KEY SHARE lock makes a concurrent rebuild (FOR UPDATE) wait for this insert to commit,
+   * so the rebuild either counts it or this insert sees the new epoch and writes nothing.
+   */
+  async writeRedemption(row: RedemptionRow): Promise<RedemptionWrite> {
+    const conn = this.em.getConnection();
+    try {
+      const inserted = await conn.execute<Row[]>(
+        `insert into redemptions (${COLUMNS})
+         select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?
+         where exists (select 1 from promotions where id = ? and counter_epoch = ? for key share)
+         returning id`,
+        [
+          row.id, row.organizationId, row.promotionId, row.status, row.epoch.toString(), row.promotionVersionId, row.version,
+          row.codeId, row.code, row.customerId, row.subscriptionId, row.idempotencyKey, row.requestHash, row.cyclesUsed,
+          JSON.stringify(row.metadata), row.createdAt, row.releasedAt, row.promotionId, row.epoch.toString(),
+        ],
+        "all",
+      );
+      return inserted.length === 1 ? { kind: "written" } : { kind: "fenced" };
+    } catch (error) {
+      if (!(error instanceof UniqueConstraintViolationException)) throw error;
+      if (/redemptions_pkey/.test(error.message)) return { kind: "tombstoned" };
+      const existing = row.idempotencyKey === null ? null : await this.findByIdempotencyKey(row.organizationId, row.idempotencyKey);
+      if (!existing) throw error;
+      return { kind: "duplicate_key", existing };
+    }
+  }
+
+  /**
+   * The sweeper's side of a reservation that outlived its deadline: writes an ABANDONED tombstone
+   * with the reservation's id unless a real row is there. Returns "abandoned" when the reservation
+   * never reached the ledger (give it back), "written" when it did (confirm it).
+   */
+  async settleRedemptionReservation(organizationId: string | null, promotionId: string, id: string): Promise<"abandoned" | "written"> {
+    return this.settle("redemptions", promotionId, id, organizationId);
+  }
+
+  async settleBudgetReservation(promotionId: string, id: string): Promise<"abandoned" | "written"> {
+    return this.settle("invoice_applications", promotionId, id, null);
+  }
+
+  private async settle(table: "redemptions" | "invoice_applications", promotionId: string, id: string, organizationId: string | null): Promise<"abandoned" | "written"> {
+    const conn = this.em.getConnection();
+    const tombstone = "ABANDONED";
+    const rows = await conn.execute<Row[]>(
+      `insert into ${table} (id, organization_id, promotion_id, status, epoch, created_at)
+       select ?, coalesce(?, p.organization_id), p.id, ?, 0, now() from promotions p where p.id = ?
+       on conflict (id) do nothing
+       returning id`,
+      [id, organizationId, tombstone, promotionId],
+      "all",
+    );
+    if (rows.length === 1) return "abandoned";
+    const existing = await conn.execute<Row[]>(`select status from ${table} where id = ?`, [id], "all");
+    return existing[0]?.status === "ABANDONED" ? "abandoned" : "written";
+  }
+
+  async findRedemption(organizationId: string, id: string): Promise<RedemptionRow | null> {
+    const rows = await this.em
+      .getConnection()
+      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and id = ? and status <> 'ABANDONED'`, [organizationId, id], "all");
+    return rows[0] ? toRow(rows[0]) : null;
+  }
+
+  async isAbandoned(id: string): Promise<boolean> {
+    const rows = await this.em.getConnection().execute<Row[]>(`select 1 from redemptions where id = ? and status = 'ABANDONED'`, [id], "all");
+    return rows.length > 0;
+  }
+
+  async findByIdempotencyKey(organizationId: string, key: string): Promise<RedemptionRow | null> {
+    const rows = await this.em
+      .getConnection()
+      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and idempotency_key = ?`, [organizationId, key], "all");
+    return rows[0] ? toRow(rows[0]) : null;
+  }
+
+  /** Newest first, keyset paged by (created_at, id). */
+  async listRedemptions(q: {
+    organizationId: string;
+    promotionId: string | null;
+    customerId: string | null;
+    after: { createdAt: Date; id: string } | null;
+    limit: number;
+  }): Promise<RedemptionRow[]> {
+    const where = ["organization_id = ?", "status <> 'ABANDONED'"];
+    const params: unknown[] = [q.organizationId];
+    if (q.promotionId !== null) {
+      where.push("promotion_id = ?");
+      params.push(q.promotionId);
+    }
+    if (q.customerId !== null) {
+      where.push("customer_id = ?");
+      params.push(q.customerId);
+    }
+    if (q.after) {
+      where.push("(created_at, id) < (?, ?)");
+      params.push(q.after.createdAt, q.after.id);
+    }
+    params.push(q.limit);
+    const rows = await this.em
+      .getConnection()
+      .execute<Row[]>(`select ${COLUMNS} from redemptions where ${where.join(" and ")} order by created_at desc, id desc limit ?`, params, "all");
+    return rows.map(toRow);
+  }
+
+  /**
+   * Marks a redemption RELEASED. Returns the row, whether this call changed it, and the counter
+   * epoch seen under FOR KEY SHARE — the epoch whose counters must give the slot back.
+   */
+  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; epoch: bigint }> {
+    return this.em.transactional(async (em) => {
+      const conn = em.getConnection();
+      const ctx = em.getTransactionContext();
+      const found = await conn.execute<Row[]>(
+        `select ${COLUMNS} from redemptions where organization_id = ? and id = ? and status <> 'ABANDONED' for update`,
+        [organizationId, id],
+        "all",
+        ctx,
+      );
+      const current = found[0] ? toRow(found[0]) : null;
+      if (!current) throw DomainError.of("not_found", "redemption_not_found", `redemption ${id} does not exist`, "id");
+      if (current.status === "RELEASED") return { row: current, changed: false, epoch: 0n };
+      const epochRows = await conn.execute<Row[]>(`select counter_epoch from promotions where id = ? for key share`, [current.promotionId], "all", ctx);
+      const updated = await conn.execute<Row[]>(
+        `update redemptions set status = 'RELEASED', released_at = ? where id = ? returning ${COLUMNS}`,
+        [now, id],
+        "all",
+        ctx,
+      );
+      const row = updated[0] ? toRow(updated[0]) : current;
+      return { row, changed: true, epoch: BigInt(String(epochRows[0]?.counter_epoch ?? 0)) };
+    });
+  }
+
+  /**
+   * Starts a new counter epoch for a promotion and counts the ledger under it. FOR UPDATE waits for
+   * every ledger write that passed the old epoch's check to commit, so they are all counted; every
+   * later write of the old epoch fails its check.
+   */
+  async rebuild(promotionId: string): Promise<Rebuilt> {
+    return this.em.transactional(async (em) => {
+      const conn = em.getConnection();
+      const ctx = em.getTransactionContext();
+      const bumped = await conn.execute<Row[]>(
+        `update promotions set counter_epoch = counter_epoch + 1 where id = ? returning counter_epoch, terms_seq`,
+        [promotionId],
+        "all",
+        ctx,
+      );
+      const head = bumped[0];
+      if (!head) throw DomainError.of("not_found", "promotion_not_found", `promotion ${promotionId} does not exist`, "promotion_id");
+      const customers = await conn.execute<Row[]>(
+        `select customer_id, count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE' group by customer_id`,
+        [promotionId],
+        "all",
+        ctx,
+      );
+      const codes = await conn.execute<Row[]>(
+        `select code_id, count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE' and code_id is not null group by code_id`,
+        [promotionId],
+        "all",
+        ctx,
+      );
+      const budget = await conn.execute<Row[]>(
+        `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and status = 'APPLIED'`,
+        [promotionId],
+        "all",
+        ctx,
+      );
+      const perCustomer = new Map(customers.map((r) => [String(r.customer_id), BigInt(String(r.n))]));
+      const perCode = new Map(codes.map((r) => [String(r.code_id), BigInt(String(r.n))]));
+      let redemptions = 0n;
+      for (const n of perCustomer.values()) redemptions += n;
+      return {
+        epoch: BigInt(String(head.counter_epoch)),
+        seq: BigInt(String(head.terms_seq)),
+        redemptions,
+        budgetUsed: BigInt(String(budget[0]?.b ?? 0)),
+        perCustomer,
+        perCode,
+      };
+    });
+  }
+
+  /** Counts straight from the ledger (tests and reconciliation compare Redis with these). */
+  async totals(promotionId: string): Promise<{ redemptions: bigint; budgetUsed: bigint }> {
+    const conn = this.em.getConnection();
+    const [r] = await conn.execute<Row[]>(`select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [promotionId], "all");
+    const [b] = await conn.execute<Row[]>(
+      `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and status = 'APPLIED'`,
+      [promotionId],
+      "all",
+    );
+    return { redemptions: BigInt(String(r?.n ?? 0)), budgetUsed: BigInt(String(b?.b ?? 0)) };
+  }
+}
+
+function toRow(r: Row): RedemptionRow {
+  return {
+    id: String(r.id),
+    organizationId: String(r.organization_id),
+    promotionId: String(r.promotion_id),
+    status: r.status === "RELEASED" ? "RELEASED" : "ACTIVE",
+    epoch: BigInt(String(r.epoch)),
+    promotionVersionId: String(r.promotion_version_id ?? ""),
+    version: Number(r.version ?? 0),
+    codeId: r.code_id == null ? null : String(r.code_id),
+    code: r.code == null ? null : String(r.code),
+    customerId: String(r.customer_id ?? ""),
+    subscriptionId: r.subscription_id == null ? null : String(r.subscription_id),
+    idempotencyKey: r.idempotency_key == null ? null : String(r.idempotency_key),
+    requestHash: r.request_hash == null ? null : String(r.request_hash),
+    cyclesUsed: Number(r.cycles_used ?? 0),
+    metadata: (r.metadata ?? {}) as Record<string, string>,
+    createdAt: r.created_at instanceof Date ? r.created_at : new Date(String(r.created_at)),
+    releasedAt: r.released_at == null ? null : r.released_at instanceof Date ? r.released_at : new Date(String(r.released_at)),
+  };
+}
