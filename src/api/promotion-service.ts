@@ -11,7 +11,11 @@ import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../domain
 import { candidateFrom, loadBillingContext } from "../store/pricing-context.js";
 import { findPromotionView, queryPromotionViews } from "../store/promotion-views.js";
 import { PromotionStore } from "../store/promotion-store.js";
+import { CodeStore } from "../store/code-store.js";
+import { checkCodePageLimit, validateUpdateCode } from "../domain/codes.js";
 import { requestScope } from "./scope.js";
+import { changeHookKey } from "./context.js";
+import { codeToProto, createCodesFromProto, updateCodeFromProto } from "./code-convert.js";
 import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
@@ -19,6 +23,7 @@ import { decodeCursor, encodeCursor } from "./cursor.js";
 // promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
 
 const CURSOR_KIND = "promotions";
+const CODES_CURSOR_KIND = "promotion_codes";
 
 /** A request's promotion id, refused unless it is a UUID (so Postgres never sees garbage). */
 export function promotionId(id: string, param = "id"): string {
@@ -30,7 +35,8 @@ export function promotionId(id: string, param = "id"): string {
 
 function storeFor(ctx: HandlerContext) {
   const { em, actor, clock } = requestScope(ctx);
-  return { store: new PromotionStore(em, clock), actor, em, clock };
+  const onChanged = ctx.values.get(changeHookKey);
+  return { store: new PromotionStore(em, clock, { onChanged }), codes: new CodeStore(em, clock, { onChanged }), actor, em, clock };
 }
 
 export function promotionService(): ServiceImpl<typeof PromotionService> {
@@ -203,6 +209,40 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
         checks: verdict.checks.map(checkToProto),
         effectSummary: summarizeEffects(view.terms),
       };
+    },
+
+    async createPromotionCodes(req, ctx) {
+      const { codes, actor } = storeFor(ctx);
+      const problems = new ConversionProblems();
+      checkUuid(problems.violations, req.promotionId, "promotion_id");
+      const input = createCodesFromProto(req, problems);
+      const created = await codes.create(actor, req.promotionId, input, problems.violations);
+      return { createdCount: created.createdCount, codeValues: created.codeValues, codes: created.codes.map(codeToProto) };
+    },
+
+    async listPromotionCodes(req, ctx) {
+      const { codes, actor } = storeFor(ctx);
+      const out: Violation[] = [];
+      checkUuid(out, req.promotionId, "promotion_id");
+      const limit = checkCodePageLimit(out, req.limit);
+      assertValid(out);
+      const after = req.cursor === "" ? null : positionFrom(decodeCursor(CODES_CURSOR_KIND, req.cursor));
+      const page = await codes.list(actor.organizationId, req.promotionId, { active: req.active ?? null, after, limit: limit + 1 });
+      const more = page.length > limit;
+      const shown = more ? page.slice(0, limit) : page;
+      const last = shown.at(-1);
+      return {
+        codes: shown.map(codeToProto),
+        nextCursor: more && last ? encodeCursor(CODES_CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+      };
+    },
+
+    async updatePromotionCode(req, ctx) {
+      const { codes, actor } = storeFor(ctx);
+      const problems = new ConversionProblems();
+      const { violations, patch } = validateUpdateCode(updateCodeFromProto(req, problems));
+      assertValid([...problems.violations, ...violations]);
+      return { code: codeToProto(await codes.update(actor, req.id, patch)) };
     },
   };
 }

@@ -6,12 +6,17 @@ import { DomainError, type Violation } from "../domain/errors.js";
 import { ARCHIVED_REASON, versionLifecycles, type VersionLifecycle } from "../domain/lifecycle.js";
 import type { PromotionStatus, PromotionTerms, VersionStatus } from "../domain/terms.js";
 import { assertValid, validateTerms } from "../domain/validation.js";
+import { notifyChanged, type ChangeNotification } from "./change-hook.js";
+import { findTakenCodes, lockTenantCodes, retirePromotionCodes } from "./code-uniqueness.js";
 import { Promotion, PromotionVersion } from "./entities.js";
 import { findPromotionView, type PromotionView } from "./promotion-views.js";
 import { termsFromColumns, termsToColumns } from "./terms-codec.js";
 
 // Writes to promotions and their versions. Each operation runs in one transaction that locks the
-// promotion row, so concurrent edits serialise and `expected_version` checks are exact.
+// promotion row, so concurrent edits serialise and `expected_version` checks are exact. Every
+// change moves the promotion's `terms_seq` in that transaction and, after commit, calls the
+// optional change hook (change-hook.ts). A primary code is checked against promotion_codes under
+// the tenant's code lock (code-uniqueness.ts).
 
 /** Who is acting: the tenant and the API key id recorded as creator/publisher. */
 export interface Actor {
@@ -39,6 +44,7 @@ export class PromotionStore {
   constructor(
     private readonly em: EntityManager,
     private readonly clock: () => Date = () => new Date(),
+    private readonly options: ChangeNotification = {},
   ) {}
 
   /** A new DRAFT promotion at version 1. */
@@ -53,6 +59,7 @@ export class PromotionStore {
     const id = randomUUID();
     const versionId = randomUUID();
     await this.write(async (em) => {
+      if (terms.code !== "") await this.reserveCode(em, actor.organizationId, id, terms.code);
       em.create(Promotion, {
         id,
         organizationId: actor.organizationId,
@@ -60,8 +67,6 @@ export class PromotionStore {
         code: terms.code === "" ? null : terms.code,
         version: 1,
         headVersionId: versionId,
-        currentRedemptions: 0n,
-        currentBudgetUsed: 0n,
         createdAt: now,
         updatedAt: now,
         archivedAt: null,
@@ -88,7 +93,7 @@ export class PromotionStore {
     opts: UpdateOptions,
     inputViolations: readonly Violation[] = [],
   ): Promise<PromotionView> {
-    await this.write(async (em) => {
+    const termsSeq = await this.write(async (em) => {
       const now = this.clock();
       const promotion = await this.lock(em, actor.organizationId, id);
       const versions = await em.find(PromotionVersion, { promotionId: id }, { orderBy: { version: "desc" } });
@@ -127,15 +132,20 @@ export class PromotionStore {
       }
       promotion.version = Math.max(promotion.version, target.version);
       promotion.headVersionId = promotion.version === target.version ? target.id : promotion.headVersionId;
+      if (target.code != null && target.code !== promotion.code && promotion.status !== "ARCHIVED") {
+        await this.reserveCode(em, actor.organizationId, id, target.code);
+      }
       promotion.code = target.code;
       promotion.updatedAt = now;
+      return bump(promotion);
     });
+    await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
   }
 
   /** DRAFT -> ACTIVE: the draft version is published, effective now. */
   async activate(actor: Actor, id: string): Promise<PromotionView> {
-    await this.write(async (em) => {
+    const termsSeq = await this.write(async (em) => {
       const now = this.clock();
       const promotion = await this.lock(em, actor.organizationId, id);
       if (promotion.status !== "DRAFT") {
@@ -145,13 +155,15 @@ export class PromotionStore {
       Object.assign(draft, { state: "published", effectiveFrom: now, publishedAt: now, publishedBy: actor.keyId });
       promotion.status = "ACTIVE";
       promotion.updatedAt = now;
+      return bump(promotion);
     });
+    await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
   }
 
-  /** ACTIVE -> ARCHIVED; versions that never took effect are archived with it. */
+  /** ACTIVE -> ARCHIVED; versions that never took effect are archived with it, and its codes are freed. */
   async deactivate(actor: Actor, id: string): Promise<PromotionView> {
-    await this.write(async (em) => {
+    const termsSeq = await this.write(async (em) => {
       const now = this.clock();
       const promotion = await this.lock(em, actor.organizationId, id);
       if (promotion.status !== "ACTIVE") {
@@ -168,7 +180,10 @@ export class PromotionStore {
       promotion.status = "ARCHIVED";
       promotion.archivedAt = now;
       promotion.updatedAt = now;
+      await retirePromotionCodes(em, id, now);
+      return bump(promotion);
     });
+    await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
   }
 
@@ -188,14 +203,17 @@ export class PromotionStore {
     return this.create(actor, copyTerms(termsFromColumns(newest), overrides));
   }
 
-  /** Soft delete: the promotion disappears from reads and its code is free again. */
+  /** Soft delete: the promotion disappears from reads and its codes are free again. */
   async softDelete(actor: Actor, id: string): Promise<PromotionView> {
-    await this.write(async (em) => {
+    const termsSeq = await this.write(async (em) => {
       const now = this.clock();
       const promotion = await this.lock(em, actor.organizationId, id);
       promotion.deletedAt = now;
       promotion.updatedAt = now;
+      await retirePromotionCodes(em, id, now);
+      return bump(promotion);
     });
+    await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     const view = await findPromotionView(this.em, actor.organizationId, id, this.clock(), true);
     if (!view) throw notFound(id);
     return view;
@@ -296,10 +314,23 @@ export class PromotionStore {
     return promotion;
   }
 
+  /**
+   * Takes the tenant's code lock and refuses a primary code that is a live promotion_codes row
+   * (another live promotion's primary code is refused by the unique index, see `write`).
+   */
+  private async reserveCode(em: EntityManager, organizationId: string, promotionId: string, code: string): Promise<void> {
+    await lockTenantCodes(em, organizationId);
+    const [taken] = (await findTakenCodes(em, organizationId, [code])).filter((t) => t.heldAs === "code");
+    if (taken) {
+      const whose = taken.promotionId === promotionId ? "one of this promotion's codes" : "a code of another live promotion of this organization";
+      throw new DomainError("already_exists", [{ param: "code", code: "code_taken", message: `${code} is already ${whose}` }]);
+    }
+  }
+
   /** One transaction; a code already taken by another live promotion becomes ALREADY_EXISTS. */
-  private async write(work: (em: EntityManager) => Promise<void>): Promise<void> {
+  private async write<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
     try {
-      await this.em.transactional(work);
+      return await this.em.transactional(work);
     } catch (error) {
       if (error instanceof UniqueConstraintViolationException && /promotions_org_code_unique/.test(error.message)) {
         throw new DomainError(
@@ -311,4 +342,10 @@ export class PromotionStore {
       throw error;
     }
   }
+}
+
+/** Moves terms_seq (caches compare it); the promotion row is locked, so this is exact. */
+function bump(promotion: Promotion): bigint {
+  promotion.termsSeq = promotion.termsSeq + 1n;
+  return promotion.termsSeq;
 }
