@@ -6,6 +6,9 @@ import { CustomerService } from "../gen/promotions/v1/customer_service_pb.js";
 import { SimulationService } from "../gen/promotions/v1/simulation_service_pb.js";
 import { RedemptionService } from "../gen/promotions/v1/redemption_service_pb.js";
 import { redemptionService } from "./api/redemption-service.js";
+import { InvoiceService } from "../gen/promotions/v1/invoice_service_pb.js";
+import { invoiceService } from "./api/invoice-service.js";
+import { Invoicer } from "./counters/invoicer.js";
 import { Counters } from "./counters/counters.js";
 import { Redeemer } from "./counters/redeemer.js";
 import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js";
@@ -15,7 +18,7 @@ import type { PromotionChangeHook } from "./store/change-hook.js";
 import { customerService } from "./api/customer-service.js";
 import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
-import { changeHookKey, emKey, redeemerKey } from "./api/context.js";
+import { changeHookKey, emKey, invoicerKey, redeemerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
 import { promotionService } from "./api/promotion-service.js";
 import { promotionVersionService } from "./api/promotion-version-service.js";
@@ -46,6 +49,7 @@ export function routes(router: ConnectRouter): void {
   router.service(CustomerService, customerService());
   router.service(SimulationService, simulationService());
   router.service(RedemptionService, redemptionService());
+  router.service(InvoiceService, invoiceService());
 }
 
 /** A dependency the service cannot start without is unreachable; the message says how to fix it. */
@@ -81,6 +85,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const counters = new Counters(redis, config.redisKeyPrefix);
   const cache = new TermsCache();
   const redeemer = new Redeemer(counters, cache);
+  const invoicer = new Invoicer(counters, redeemer);
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   // After a promotion or code change commits: drop this process's cache and raise the seq in
   // Redis so every other replica's cached terms are refused as stale.
@@ -97,6 +102,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       req.contextValues.set(emKey, orm.em.fork());
       req.contextValues.set(changeHookKey, onChanged);
       req.contextValues.set(redeemerKey, redeemer);
+      req.contextValues.set(invoicerKey, invoicer);
       return next(req);
     },
   ];

@@ -4,6 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Principal } from "../store/api-keys.js";
 import type { PromotionChangeHook } from "../store/change-hook.js";
 import type { Redeemer } from "../counters/redeemer.js";
+import type { Invoicer } from "../counters/invoicer.js";
 
 /** The caller's `x-request-id` when sane, else one generated per request; echoed in the response. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
@@ -22,3 +23,6 @@ export const changeHookKey = createContextKey<PromotionChangeHook | undefined>(u
 
 /** The checkout hot path (Redis counters, caches, ledger flow); set for every request by the app. */
 export const redeemerKey = createContextKey<Redeemer | undefined>(undefined, { description: "redeemer" });
+
+/** ApplyPromotions' engine (pipeline + budget counters + invoice ledger); set for every request by the app. */
+export const invoicerKey = createContextKey<Invoicer | undefined>(undefined, { description: "invoicer" });

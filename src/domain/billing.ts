@@ -122,6 +122,8 @@ export interface PromotionOutcome {
   creditMinor: bigint;
   trialDays: number;
   budgetConsumedMinor: bigint;
+  /** What this promotion took off each line (lines it did not touch are absent); sums to discountMinor. */
+  lineDiscounts: { lineId: string; amountMinor: bigint }[];
   checks: Check[];
 }
 

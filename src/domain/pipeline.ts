@@ -75,6 +75,7 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
       creditMinor: 0n,
       trialDays: 0,
       budgetConsumedMinor: 0n,
+      lineDiscounts: [],
       checks: gates.checks,
     };
     outcomes.push(outcome);
@@ -109,6 +110,7 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
       if (part === 0n) return;
       remaining[i] = (remaining[i] ?? 0n) - part;
       lineDiscounts[i]?.push({ promotionId: promotion.id, amountMinor: part });
+      outcome.lineDiscounts.push({ lineId: invoiceLines[i]?.id ?? "", amountMinor: part });
     });
     outcome.applied = true;
     outcome.discountMinor = result.discountMinor;

@@ -77,7 +77,6 @@ const PromotionVersionSchema = defineEntity({
     createdBy: p.string().length(64).nullable(),
     archivedAt: p.datetime(3).nullable(),
     archivedReason: p.string().length(64).nullable(),
-    usageCount: p.bigint().default(0),
     // The terms. Scalars are columns so list filters run in SQL; nested terms are JSON.
     name: p.string().length(200),
     description: p.text(),

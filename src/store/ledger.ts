@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { DomainError } from "../domain/errors.js";
 import type { Rebuilt } from "../counters/counters.js";
+import { violatedUnique } from "./unique-violation.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
 // that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
@@ -67,8 +67,9 @@ export class Ledger {
       );
       return inserted.length === 1 ? { kind: "written" } : { kind: "fenced" };
     } catch (error) {
-      if (!(error instanceof UniqueConstraintViolationException)) throw error;
-      if (/redemptions_pkey/.test(error.message)) return { kind: "tombstoned" };
+      const constraint = violatedUnique(error);
+      if (constraint === null) throw error;
+      if (constraint === "redemptions_pkey") return { kind: "tombstoned" };
       const existing = row.idempotencyKey === null ? null : await this.findByIdempotencyKey(row.organizationId, row.idempotencyKey);
       if (!existing) throw error;
       return { kind: "duplicate_key", existing };

@@ -245,6 +245,13 @@ export class PromotionStore {
     const promotion = await this.em.findOne(Promotion, { id, organizationId, deletedAt: null });
     if (!promotion) throw notFound(id);
     const rows = await this.em.find(PromotionVersion, { promotionId: id });
+    // usage_count is counted from the ledger: every redemption made under the version, released or not.
+    const usage = await this.em.getConnection().execute<{ promotion_version_id: string; n: string | number }[]>(
+      `select promotion_version_id, count(*) as n from redemptions where promotion_id = ? and status <> 'ABANDONED' group by promotion_version_id`,
+      [id],
+      "all",
+    );
+    const usageByVersion = new Map(usage.map((u) => [u.promotion_version_id, BigInt(String(u.n))]));
     const now = this.clock();
     const facts = rows.map((r) => ({
       version: r.version,
@@ -268,7 +275,7 @@ export class PromotionStore {
           createdAt: row.createdAt,
           createdBy: row.createdBy ?? null,
           archivedReason: row.archivedReason ?? null,
-          usageCount: row.usageCount,
+          usageCount: usageByVersion.get(row.id) ?? 0n,
           terms: termsFromColumns(row),
         },
       ];
@@ -299,7 +306,6 @@ export class PromotionStore {
       createdBy: actor.keyId,
       archivedAt: null,
       archivedReason: null,
-      usageCount: 0n,
       ...termsToColumns(terms),
     });
   }

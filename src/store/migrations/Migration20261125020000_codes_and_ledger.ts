@@ -18,6 +18,7 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`alter table promotions add column counter_epoch bigint not null default 1, add column terms_seq bigint not null default 1`);
     // Counters are read from the ledger (and enforced in Redis), never kept in a hot row.
     this.addSql(`alter table promotions drop column current_redemptions, drop column current_budget_used`);
+    this.addSql(`alter table promotion_versions drop column usage_count`);
     this.addSql(`
       create table promotion_codes (
         id uuid primary key,
@@ -110,5 +111,6 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`drop table if exists promotion_codes`);
     this.addSql(`alter table promotions drop column counter_epoch, drop column terms_seq`);
     this.addSql(`alter table promotions add column current_redemptions bigint not null default 0, add column current_budget_used bigint not null default 0`);
+    this.addSql(`alter table promotion_versions add column usage_count bigint not null default 0`);
   }
 }

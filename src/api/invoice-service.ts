@@ -1,0 +1,46 @@
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
+import { validateInvoice } from "../domain/billing-validation.js";
+import type { Violation } from "../domain/errors.js";
+import { assertValid, checkText } from "../domain/validation.js";
+import type { Invoicer } from "../counters/invoicer.js";
+import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
+import { invoicerKey } from "./context.js";
+import { ConversionProblems } from "./convert.js";
+import { requestScope } from "./scope.js";
+
+// promotions.v1.InvoiceService: maps messages, calls the Invoicer (src/counters/invoicer.ts).
+
+function invoicerOf(ctx: HandlerContext): Invoicer {
+  const invoicer = ctx.values.get(invoicerKey);
+  if (!invoicer) throw new ConnectError("invoicer missing", Code.Internal);
+  return invoicer;
+}
+
+export function invoiceService(): ServiceImpl<typeof InvoiceService> {
+  return {
+    async applyPromotions(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      const problems = new ConversionProblems();
+      const out: Violation[] = [];
+      checkText(out, req.invoiceId, "invoice_id", { min: 1, max: 200 });
+      checkText(out, req.customerId, "customer_id", { max: 200 });
+      checkText(out, req.subscriptionId, "subscription_id", { max: 200 });
+      const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
+      if (invoice) out.push(...validateInvoice(invoice));
+      if (invoice && req.customerId === "") out.push({ param: "customer_id", code: "required", message: "customer_id is required with an inline invoice" });
+      const periodStart = problems.date(req.billingPeriodStart, "billing_period_start");
+      const periodEnd = problems.date(req.billingPeriodEnd, "billing_period_end");
+      assertValid([...problems.violations, ...out]);
+      const result = await invoicerOf(ctx).apply(em, actor.organizationId, {
+        invoiceId: req.invoiceId,
+        customerId: req.customerId,
+        subscriptionId: req.subscriptionId,
+        invoice,
+        periodStart,
+        periodEnd,
+      });
+      return { invoiceId: req.invoiceId, invoice: pricedInvoiceToProto(result.priced), replayed: result.replayed };
+    },
+  };
+}
