@@ -84,7 +84,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const counters = new Counters(redis, config.redisKeyPrefix);
   const cache = new TermsCache();
-  const redeemer = new Redeemer(counters, cache);
+  const redeemer = new Redeemer(counters, cache, config.reservationTtlMs);
   const invoicer = new Invoicer(counters, redeemer);
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   // After a promotion or code change commits: drop this process's cache and raise the seq in

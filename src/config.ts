@@ -10,6 +10,8 @@ export interface Config {
   readonly redisKeyPrefix: string;
   /** How often overdue reservations are settled. */
   readonly sweepIntervalMs: number;
+  /** How long a Redis reservation may wait for its ledger row before the sweeper settles it. */
+  readonly reservationTtlMs: number;
   readonly host: string;
   readonly port: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -71,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisClusterNodes: list("REDIS_CLUSTER_NODES"),
     redisKeyPrefix,
     sweepIntervalMs: int("SWEEP_INTERVAL_MS", 2_000, 50, 600_000),
+    reservationTtlMs: int("RESERVATION_TTL_MS", 10_000, 100, 600_000),
     host: env.HOST || "127.0.0.1",
     port: int("PORT", 8080, 0, 65535),
     logLevel: logLevel as Config["logLevel"],

@@ -6,7 +6,7 @@ import { compareCandidates, priceInvoice } from "../domain/pipeline.js";
 import { InvoiceLedger, type ApplicationWrite, type RedemptionCandidate } from "../store/invoice-ledger.js";
 import { automaticPromotions, loadBillingContext } from "../store/pricing-context.js";
 import type { Counters } from "./counters.js";
-import { RESERVATION_TTL_MS, type Redeemer } from "./redeemer.js";
+import type { Redeemer } from "./redeemer.js";
 
 // InvoiceService.ApplyPromotions: the one pricing pipeline on a real invoice. Budget is reserved
 // in Redis per applied promotion (consume_budget.lua: CAP or STRICT, atomically), the ledger
@@ -77,7 +77,7 @@ export class Invoicer {
           const r = await this.counters.consumeBudget({
             promotionId: outcome.promotionId,
             reservationId: id,
-            deadline: now.getTime() + RESERVATION_TTL_MS,
+            deadline: now.getTime() + this.redeemer.reservationTtlMs,
             maxBudget: terms.maxBudget,
             amount: outcome.budgetConsumedMinor,
             behavior: terms.budgetBehavior,
@@ -100,11 +100,17 @@ export class Invoicer {
         await this.giveBack(reserved);
         continue;
       }
-      const written = await ledger.write(
-        organizationId,
-        { id: input.invoiceId, requestHash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
-        applications,
-      );
+      let written;
+      try {
+        written = await ledger.write(
+          organizationId,
+          { id: input.invoiceId, requestHash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
+          applications,
+        );
+      } catch (error) {
+        await this.giveBack(reserved);
+        throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the invoice could not be recorded; nothing was applied; retry" }], { cause: error });
+      }
       if (written.kind === "written") {
         for (const r of reserved) await this.counters.confirm(r.promotionId, r.id).catch(() => false);
         return { priced, replayed: false };

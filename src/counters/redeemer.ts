@@ -16,7 +16,7 @@ import type { ResolvedCode } from "../store/code-store.js";
 // write the ledger row fenced by the counter epoch, confirm. Anything that stops between reserve
 // and confirm is settled by the sweeper (sweeper.ts); src/counters/README.md has the argument.
 
-/** How long a reservation may stay unwritten before the sweeper settles it. */
+/** How long a reservation may stay unwritten before the sweeper settles it (default). */
 export const RESERVATION_TTL_MS = 10_000;
 /** Rebuilds, stale terms and fenced writes are retried this many times before UNAVAILABLE. */
 const MAX_ATTEMPTS = 50;
@@ -53,6 +53,7 @@ export class Redeemer {
   constructor(
     private readonly counters: Counters,
     private readonly cache: TermsCache,
+    readonly reservationTtlMs: number = RESERVATION_TTL_MS,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -141,7 +142,7 @@ export class Redeemer {
         written = await ledger.writeRedemption(row);
       } catch (error) {
         await this.giveBack(view.id, id);
-        throw error;
+        throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });
       }
       if (written.kind === "written") {
         await this.counters.confirm(view.id, id).catch(() => undefined); // the sweeper confirms it otherwise
@@ -220,7 +221,7 @@ export class Redeemer {
       promotionId: view.id,
       reservationId: id,
       now: now.getTime(),
-      deadline: now.getTime() + RESERVATION_TTL_MS,
+      deadline: now.getTime() + this.reservationTtlMs,
       termsSeq: target.seq,
       customerId: input.customerId,
       codeId: code?.codeId ?? null,
@@ -261,7 +262,7 @@ export class Redeemer {
 
   /** Waits for the ledger row of an earlier reservation with the same idempotency key. */
   private async awaitEarlier(ledger: Ledger, organizationId: string, id: string): Promise<RedemptionRow | null> {
-    const deadline = Date.now() + RESERVATION_TTL_MS + 2_000;
+    const deadline = Date.now() + this.reservationTtlMs + 2_000;
     while (Date.now() < deadline) {
       const row = await ledger.findRedemption(organizationId, id);
       if (row) return row;

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
+import { BudgetBehavior, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { client, startTestApp, type TestApp } from "../support/app.js";
+import { runLoad, truth } from "../support/load.js";
+
+// Limits are exact under concurrency: 5,000 attempts, 64 in flight, 1,000 customers, against one
+// hot promotion — for the global limit, a code's limit and the budget — and release racing redeem.
+
+const ATTEMPTS = 5_000;
+const IN_FLIGHT = 64;
+const CUSTOMERS = 1_000;
+const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 1000 } } }];
+
+let t: TestApp;
+let tenant: { organizationId: string; key: string; keyId: string };
+const prefix = () => t.app.counters.prefix;
+
+function promo(res: { promotion?: Promotion }): Promotion {
+  if (!res.promotion) throw new Error("response carries no promotion");
+  return res.promotion;
+}
+
+async function active(fields: Record<string, unknown>): Promise<Promotion> {
+  const promotions = client(PromotionService, t.url, tenant.key, "grpc");
+  const created = promo(await promotions.createPromotion({ name: "Hot", effects: TEN_PERCENT, ...fields }));
+  return promo(await promotions.activatePromotion({ id: created.id }));
+}
+
+async function currentRedemptions(id: string): Promise<bigint> {
+  return promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id })).currentRedemptions;
+}
+
+beforeAll(async () => {
+  t = await startTestApp("concurrency");
+  tenant = await t.tenant("hot-co");
+});
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe("exact limits under concurrency", () => {
+  it("max_redemptions 300 and 1 per customer: exactly 300 in the ledger, in Redis and in current_redemptions", async () => {
+    const p = await active({ code: "LAUNCH", maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n });
+    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const load = await runLoad(0, ATTEMPTS, IN_FLIGHT, (i) =>
+      redemptions.redeemPromotion({ code: "LAUNCH", customerId: `c${i % CUSTOMERS}`, idempotencyKey: `launch-${i}` }),
+    );
+    expect(load.unexpected).toEqual([]);
+    expect(load.ok).toBe(300);
+    expect((load.refused.max_redemptions_reached ?? 0) + (load.refused.customer_limit_reached ?? 0)).toBe(ATTEMPTS - 300);
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
+    expect(await currentRedemptions(p.id)).toBe(300n);
+  });
+
+  it("a code limited to 300: exactly 300 through that code", async () => {
+    const p = await active({ code: "BASE-CODE" });
+    await client(PromotionService, t.url, tenant.key).createPromotionCodes({ promotionId: p.id, codes: ["FLASH300"], maxRedemptions: 300n });
+    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const load = await runLoad(0, ATTEMPTS, IN_FLIGHT, (i) =>
+      redemptions.redeemPromotion({ code: "FLASH300", customerId: `c${i}`, idempotencyKey: `flash-${i}` }),
+    );
+    expect(load.unexpected).toEqual([]);
+    expect(load.ok).toBe(300);
+    expect(load.refused.code_limit_reached).toBe(ATTEMPTS - 300);
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0 });
+    const codes = await client(PromotionService, t.url, tenant.key).listPromotionCodes({ promotionId: p.id });
+    expect(codes.codes.find((c) => c.code === "FLASH300")?.redemptionCount).toBe(300n);
+  });
+
+  it("a budget of 300,500 spent by 2,000 concurrent invoices: exactly the budget, never more", async () => {
+    const p = await active({ currency: "USD", maxBudget: 300_500n, budgetBehavior: BudgetBehavior.CAP });
+    const conn = t.app.orm.em.fork().getConnection();
+    await conn.execute(
+      `insert into customers (organization_id, id, segments, has_paid_before, created_at, metadata, updated_at, stored_at)
+       select ?, 'b' || g, array[]::text[], true, now(), '{}', now(), now() from generate_series(0, ?) g on conflict do nothing`,
+      [tenant.organizationId, CUSTOMERS - 1],
+    );
+    const invoices = client(InvoiceService, t.url, tenant.key, "grpc");
+    const discounts: bigint[] = [];
+    const load = await runLoad(0, 2_000, IN_FLIGHT, async (i) => {
+      const res = await invoices.applyPromotions({
+        invoiceId: `budget-${i}`,
+        customerId: `b${i % CUSTOMERS}`,
+        invoice: { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 10_000n, quantity: 1 }] },
+      });
+      discounts.push(res.invoice?.discountMinor ?? 0n);
+    });
+    expect(load.unexpected).toEqual([]);
+    expect(load.ok).toBe(2_000);
+    expect(discounts.reduce((a, b) => a + b, 0n)).toBe(300_500n);
+    expect(discounts.filter((d) => d === 1_000n)).toHaveLength(300);
+    expect(discounts.filter((d) => d === 500n)).toHaveLength(1);
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts).toMatchObject({ ledgerBudget: 300_500n, redisBudget: 300_500n, pending: 0 });
+    expect(promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentBudgetUsed).toBe(300_500n);
+  });
+
+  it("release racing redeem keeps the ledger, Redis and each customer's limit in step", async () => {
+    const p = await active({ code: "CHURN", maxRedemptions: 150n, maxRedemptionsPerCustomer: 1n });
+    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const load = await runLoad(0, 3_000, IN_FLIGHT, async (i) => {
+      const customerId = `r${i % 200}`;
+      const made = await redemptions.redeemPromotion({ code: "CHURN", customerId, idempotencyKey: `churn-${i}` });
+      if (i % 3 !== 0 && made.redemption) await redemptions.releaseRedemption({ id: made.redemption.id });
+    });
+    expect(load.unexpected).toEqual([]);
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts.overLimitCustomers).toBe(0);
+    expect(facts.ledger).toBeLessThanOrEqual(150);
+    expect(facts.redis).toBe(facts.ledger);
+    expect(facts.customerMismatches).toBe(0);
+    expect(facts.pending).toBe(0);
+    expect(await currentRedemptions(p.id)).toBe(BigInt(facts.ledger));
+  });
+});
