@@ -191,6 +191,9 @@ export class Ledger {
     return this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
+      // FOR UPDATE (not the FOR NO KEY UPDATE a plain UPDATE takes) is what conflicts with the
+      // ledger writes' FOR KEY SHARE: it waits for every write that passed the old epoch's check.
+      await conn.execute(`select id from promotions where id = ? for update`, [promotionId], "all", ctx);
       const bumped = await conn.execute<Row[]>(
         `update promotions set counter_epoch = counter_epoch + 1 where id = ? returning counter_epoch, terms_seq`,
         [promotionId],

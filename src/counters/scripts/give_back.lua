@@ -25,11 +25,11 @@ if not details then return 0 end
 local r = cjson.decode(details)
 if redis.call("EXISTS", S) == 0 then return 0 end
 if r.k == "r" then
-  redis.call("HINCRBY", S, "n", -1)
+  if redis.call("HINCRBY", S, "n", -1) < 0 then redis.call("HSET", S, "n", 0) end
   if redis.call("HINCRBY", C, r.c, -1) <= 0 then redis.call("HDEL", C, r.c) end
   if r.code ~= "" and redis.call("HINCRBY", K, r.code, -1) <= 0 then redis.call("HDEL", K, r.code) end
   if r.i ~= "" and r.i == I and redis.call("GET", I) == id then redis.call("DEL", I) end
 else
-  redis.call("HINCRBY", S, "b", -tonumber(r.a))
+  if redis.call("HINCRBY", S, "b", -tonumber(r.a)) < 0 then redis.call("HSET", S, "b", 0) end
 end
 return 1

@@ -16,7 +16,7 @@ Returns 1 when the counters moved, 0 otherwise.
 local S, C, K = KEYS[1], KEYS[2], KEYS[3]
 local epoch = redis.call("HGET", S, "epoch")
 if not epoch or epoch ~= ARGV[1] then return 0 end
-redis.call("HINCRBY", S, "n", -1)
+if redis.call("HINCRBY", S, "n", -1) < 0 then redis.call("HSET", S, "n", 0) end
 if redis.call("HINCRBY", C, ARGV[2], -1) <= 0 then redis.call("HDEL", C, ARGV[2]) end
 if ARGV[3] ~= "" and redis.call("HINCRBY", K, ARGV[3], -1) <= 0 then redis.call("HDEL", K, ARGV[3]) end
 return 1

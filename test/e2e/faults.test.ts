@@ -1,0 +1,163 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { ApiKeyStore } from "../../src/store/api-keys.js";
+import { openOrm } from "../../src/store/orm.js";
+import { client, startTestApp, type TestApp } from "../support/app.js";
+import { createTestDatabase } from "../support/database.js";
+import { runLoad, truth, type LoadResult } from "../support/load.js";
+import { freePort, startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
+
+// Faults in the middle of a hot run: Redis loses every key, Redis restarts, the server is killed
+// with SIGKILL, Postgres refuses writes. Each uses a private Redis (or its own database) so the
+// shared services are never touched. After each, the limits hold exactly and ledger = counters.
+
+const MAX = 300;
+const CUSTOMERS = 1_000;
+const IN_FLIGHT = 64;
+const FAST_SWEEP = { RESERVATION_TTL_MS: "1000", SWEEP_INTERVAL_MS: "200" };
+const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 1000 } } }];
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function promo(res: { promotion?: Promotion }): Promotion {
+  if (!res.promotion) throw new Error("response carries no promotion");
+  return res.promotion;
+}
+
+async function hotPromotion(url: string, key: string, code: string): Promise<Promotion> {
+  const promotions = client(PromotionService, url, key, "grpc");
+  const created = promo(await promotions.createPromotion({ name: "Flash", code, effects: TEN_PERCENT, maxRedemptions: BigInt(MAX), maxRedemptionsPerCustomer: 1n }));
+  return promo(await promotions.activatePromotion({ id: created.id }));
+}
+
+/** Phase one with the fault injected after `faultAfterMs`, then phase two once everything settled. */
+async function faultyRun(url: string, key: string, code: string, fault: () => Promise<void>, faultAfterMs = 400): Promise<LoadResult[]> {
+  const redemptions = client(RedemptionService, url, key, "grpc");
+  const call = (i: number) => redemptions.redeemPromotion({ code, customerId: `c${i % CUSTOMERS}`, idempotencyKey: `${code}-${i}` });
+  const phaseOne = runLoad(0, 2_500, IN_FLIGHT, call);
+  await new Promise((r) => setTimeout(r, faultAfterMs));
+  await fault();
+  const first = await phaseOne;
+  // Reservations stranded by the fault are settled by the sweeper within TTL + interval.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const second = await runLoad(2_500, 5_000, IN_FLIGHT, call);
+  return [first, second];
+}
+
+async function settled(read: () => Promise<{ pending: number }>): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await read()).pending === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function expectExact(loads: LoadResult[], facts: Awaited<ReturnType<typeof truth>>, current: bigint): void {
+  for (const l of loads) expect(l.unexpected).toEqual([]);
+  expect(loads.reduce((n, l) => n + l.ok, 0)).toBe(MAX);
+  expect(facts).toMatchObject({ ledger: MAX, redis: MAX, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
+  expect(current).toBe(BigInt(MAX));
+}
+
+describe("faults in the middle of a run", () => {
+  let redis: PrivateRedis;
+  let t: TestApp;
+
+  it("Redis FLUSHALL: counters are rebuilt from the ledger and the limit still holds exactly", async () => {
+    redis = await startPrivateRedis();
+    cleanups.push(() => redis.dispose());
+    t = await startTestApp("faults_redis", { REDIS_URL: redis.url, ...FAST_SWEEP });
+    cleanups.push(() => t.stop());
+    const tenant = await t.tenant("flush-co");
+    const p = await hotPromotion(t.url, tenant.key, "FLUSHED");
+    const loads = await faultyRun(t.url, tenant.key, "FLUSHED", () => redis.flushAll());
+    const read = () => truth(t.app.orm.em.fork(), redis.url, t.app.counters.prefix, p.id);
+    await settled(read);
+    expectExact(loads, await read(), promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentRedemptions);
+  });
+
+  it("Redis restart (all data lost, unreachable meanwhile): clients see only retryable errors; the limit holds", async () => {
+    const tenant = await t.tenant("restart-co");
+    const p = await hotPromotion(t.url, tenant.key, "RESTARTED");
+    const loads = await faultyRun(t.url, tenant.key, "RESTARTED", async () => {
+      await redis.stop();
+      await new Promise((r) => setTimeout(r, 700));
+      await redis.start();
+    });
+    expect(loads[0]?.retried).toBeGreaterThan(0);
+    const read = () => truth(t.app.orm.em.fork(), redis.url, t.app.counters.prefix, p.id);
+    await settled(read);
+    expectExact(loads, await read(), promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentRedemptions);
+  });
+
+  it("Postgres refusing writes for a moment: nothing half-done, the limit holds", async () => {
+    const tenant = await t.tenant("readonly-co");
+    const p = await hotPromotion(t.url, tenant.key, "REFUSED");
+    const conn = t.app.orm.em.fork().getConnection();
+    await conn.execute(`create or replace function refuse_writes() returns trigger language plpgsql as $$
+      begin raise exception using errcode = '25006', message = 'cannot execute INSERT in a read-only transaction'; end $$`);
+    const loads = await faultyRun(t.url, tenant.key, "REFUSED", async () => {
+      await conn.execute(`create trigger refuse_writes before insert on redemptions for each statement execute function refuse_writes()`);
+      await new Promise((r) => setTimeout(r, 700));
+      await conn.execute(`drop trigger refuse_writes on redemptions`);
+    }, 200);
+    expect(loads[0]?.retried).toBeGreaterThan(0);
+    const read = () => truth(t.app.orm.em.fork(), redis.url, t.app.counters.prefix, p.id);
+    await settled(read);
+    expectExact(loads, await read(), promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentRedemptions);
+  });
+
+  it("the server killed with SIGKILL mid-run and started again: stranded reservations are settled, the limit holds", async () => {
+    const db = await createTestDatabase("faults_kill");
+    cleanups.push(() => db.drop());
+    const port = await freePort();
+    const prefix = `test:${db.name}:`;
+    const env = { ...process.env, DATABASE_URL: db.url, PORT: String(port), REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: "warn", ...FAST_SWEEP };
+    let child: ChildProcess | null = null;
+    const url = `http://127.0.0.1:${port}`;
+    const startServer = async () => {
+      child = spawn(`${ROOT}node_modules/.bin/node`, ["--import", "tsx", "src/main.ts", "serve"], { cwd: ROOT, env, stdio: "ignore" });
+      for (let i = 0; i < 200; i++) {
+        try {
+          const res = await fetch(`${url}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+          if (res.ok) return;
+        } catch {
+          // not up yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error("server did not come up");
+    };
+    const kill = async () => {
+      const running: ChildProcess | null = child;
+      if (!running) return;
+      await new Promise<void>((resolve) => {
+        running.once("exit", () => resolve());
+        running.kill("SIGKILL");
+      });
+    };
+    cleanups.push(kill);
+    await startServer();
+    const orm = await openOrm({ databaseUrl: db.url, poolMax: 2 });
+    cleanups.push(() => orm.close());
+    const keys = new ApiKeyStore(orm.em.fork());
+    const org = await keys.ensureOrganization("kill-co");
+    const { key } = await keys.createKey(org.id, "kill test", ["read", "write", "redeem"]);
+    const p = await hotPromotion(url, key, "KILLED");
+    const loads = await faultyRun(url, key, "KILLED", async () => {
+      await kill();
+      await startServer();
+    }, 700);
+    expect(loads[0]?.retried).toBeGreaterThan(0);
+    const read = () => truth(orm.em.fork(), redis.url, prefix, p.id);
+    await settled(read);
+    expectExact(loads, await read(), promo(await client(PromotionService, url, key).getPromotion({ id: p.id })).currentRedemptions);
+  });
+});
