@@ -176,7 +176,7 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
 
     async previewPromotionEligibility(req, ctx) {
       const { em, actor, clock } = storeFor(ctx);
-      const id = promotionId(req.id);
+      const id = promotionId(req.promotionId, "promotion_id");
       const problems = new ConversionProblems();
       const at = problems.date(req.at, "at") ?? clock();
       const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;

@@ -7,6 +7,7 @@ import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { Archetype, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
+import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
 
@@ -32,12 +33,21 @@ async function refusal(work: Promise<unknown>) {
   throw new Error("expected a refusal");
 }
 
-/** Every table's rows and counters, to prove a dry run left them alone. */
+/** Every table's rows and every Redis key of this app, to prove a dry run left them alone. */
 async function snapshot(): Promise<string> {
   const conn = t.app.orm.em.fork().getConnection();
-  const tables = ["organizations", "api_keys", "promotions", "promotion_versions", "customers", "subscriptions"];
+  const tables = [
+    "organizations", "api_keys", "promotions", "promotion_versions", "customers", "subscriptions",
+    "promotion_codes", "redemptions", "invoices", "invoice_applications", "invoice_discount_lines",
+  ];
   const parts: unknown[] = [];
   for (const table of tables) parts.push(await conn.execute(`select * from ${table} order by 1, 2`));
+  const redis = t.app.redis;
+  const keys = (await redis.keys(`${t.app.counters.prefix}*`)).sort();
+  for (const key of keys) {
+    const type = await redis.type(key);
+    parts.push([key, type, type === "hash" ? await redis.hgetall(key) : type === "zset" ? await redis.zrange(key, "0", "-1", "WITHSCORES") : await redis.get(key)]);
+  }
   return JSON.stringify(parts);
 }
 
@@ -127,13 +137,13 @@ describe.each<Protocol>(["connect-json", "grpc"])("pricing over %s", (protocol) 
       }),
     );
     await promotions.activatePromotion({ id: p.id });
-    const ok = await promotions.previewPromotionEligibility({ id: p.id, subscriptionId: "sub_1" });
+    const ok = await promotions.previewPromotionEligibility({ promotionId: p.id, subscriptionId: "sub_1" });
     expect(ok).toMatchObject({ eligible: true, reason: "", promotionName: `Enterprise ladder ${protocol}` });
     expect(ok.effectSummary).toBe("20% off for 3 billing periods, then 10% off forever");
     expect(ok.checks.every((c) => c.passed)).toBe(true);
 
     const small = await promotions.previewPromotionEligibility({
-      id: p.id,
+      promotionId: p.id,
       customerId: "cus_1",
       invoice: { currency: "USD", lines: [{ planId: "basic", productId: "basic", unitAmountMinor: 4000n, quantity: 1 }] },
     });
@@ -163,6 +173,24 @@ describe.each<Protocol>(["connect-json", "grpc"])("pricing over %s", (protocol) 
     expect(invoice?.lines.map((l) => l.discountMinor)).toEqual([400n, 300n]);
     expect(invoice?.lines.reduce((sum, l) => sum + l.discountMinor, 0n)).toBe(invoice?.discountMinor);
     expect(invoice?.promotions[0]).toMatchObject({ promotionId: draft.id, applied: true, budgetConsumedMinor: 700n });
+  });
+});
+
+describe("dry runs against live counters", () => {
+  it("simulation, preview and ValidateCode leave every table and Redis counter of a redeemed promotion unchanged", async () => {
+    const promotions = client(PromotionService, t.url, tenant.key, "grpc");
+    const created = promo(
+      await promotions.createPromotion({ name: "Live", code: "LIVE-DRY", effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }], maxRedemptions: 10n, currency: "USD", maxBudget: 50_000n }),
+    );
+    await promotions.activatePromotion({ id: created.id });
+    await client(RedemptionService, t.url, tenant.key).redeemPromotion({ code: "LIVE-DRY", customerId: "cus_1" });
+    expect((await t.app.counters.snapshot([created.id])).get(created.id)?.redemptions).toBe(1n);
+    const before = await snapshot();
+    await client(SimulationService, t.url, tenant.key, "grpc").simulatePromotion({ subscriptionId: "sub_1", promotionIds: [created.id] });
+    await client(SimulationService, t.url, tenant.key).simulatePromotionImpact({ promotionId: created.id, periods: 3 });
+    await promotions.previewPromotionEligibility({ promotionId: created.id, subscriptionId: "sub_1" });
+    await client(RedemptionService, t.url, tenant.key).validateCode({ code: "LIVE-DRY", customerId: "cus_2" });
+    expect(await snapshot()).toBe(before);
   });
 });
 

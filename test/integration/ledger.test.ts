@@ -80,16 +80,15 @@ describe("counter epoch fence", () => {
       await held;
     });
     await new Promise((r) => setTimeout(r, 100));
-    let rebuilt: Awaited<ReturnType<Ledger["rebuild"]>> | null = null;
-    const rebuilding = new Ledger(orm.em.fork()).rebuild(promotionId).then((r) => (rebuilt = r));
+    const done: { rebuilt: Awaited<ReturnType<Ledger["rebuild"]>> | null } = { rebuilt: null };
+    const rebuilding = new Ledger(orm.em.fork()).rebuild(promotionId).then((r) => (done.rebuilt = r));
     await new Promise((r) => setTimeout(r, 300));
-    expect(rebuilt).toBeNull(); // still waiting for the in-flight write
+    expect(done.rebuilt).toBeNull(); // still waiting for the in-flight write
     release();
     await inFlight;
     await rebuilding;
-    expect(rebuilt).not.toBeNull();
-    expect(rebuilt?.epoch).toBe(before.epoch + 1n);
-    expect(rebuilt?.redemptions).toBe(before.redemptions + 1n);
+    expect(done.rebuilt?.epoch).toBe(before.epoch + 1n);
+    expect(done.rebuilt?.redemptions).toBe(before.redemptions + 1n);
   });
 
   it("refuses a write made under an older epoch", async () => {
