@@ -51,6 +51,8 @@ export class Invoicer {
       periodStart: input.periodStart,
       periodEnd: input.periodEnd,
       at: input.periodStart ?? now,
+      // A customer the billing system never pushed is priced as unknown (no segments, not known to be new).
+      requireKnownCustomer: false,
     });
     const customerId = ctx.customer?.id ?? input.customerId;
     const redeemed = customerId === "" ? [] : await ledger.redemptionCandidates(organizationId, customerId);

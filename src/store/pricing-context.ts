@@ -16,6 +16,8 @@ export interface PricingTarget {
   periodStart: Date | null;
   periodEnd: Date | null;
   at: Date;
+  /** Refuse an unknown customer_id (simulation, preview); ApplyPromotions prices for any external id. */
+  requireKnownCustomer?: boolean;
 }
 
 export async function loadBillingContext(em: EntityManager, organizationId: string, target: PricingTarget): Promise<BillingContext> {
@@ -30,7 +32,7 @@ export async function loadBillingContext(em: EntityManager, organizationId: stri
   }
   const customerId = subscription?.customerId ?? target.customerId;
   const customer = customerId === "" ? null : await store.findCustomer(organizationId, customerId);
-  if (customer === null && target.customerId !== "") {
+  if (customer === null && target.customerId !== "" && target.requireKnownCustomer !== false) {
     throw DomainError.of("not_found", "customer_not_found", `customer ${target.customerId} does not exist`, "customer_id");
   }
   const periodStart = target.periodStart ?? subscription?.currentPeriodStart ?? target.at;

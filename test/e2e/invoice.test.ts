@@ -169,6 +169,18 @@ describe("ApplyPromotions", () => {
     expect((await b.invoices().applyPromotions({ invoiceId: "g-2", subscriptionId: "sub_1" })).invoice?.discountMinor).toBe(0n);
   });
 
+  it("prices an inline invoice for a customer the billing system never pushed", async () => {
+    const b = await billingTenant("unknown-co");
+    await b.active({ code: "ANYONE", effects: [pct(2000)] });
+    await b.redemptions.redeemPromotion({ code: "ANYONE", customerId: "never-pushed" });
+    const res = await b.invoices().applyPromotions({
+      invoiceId: "u-1",
+      customerId: "never-pushed",
+      invoice: { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 4_900n, quantity: 1 }] },
+    });
+    expect(res.invoice).toMatchObject({ subtotalMinor: 4_900n, discountMinor: 980n, totalMinor: 3_920n });
+  });
+
   it("names bad fields", async () => {
     const b = await billingTenant("bad-co");
     const bad = await refusal(b.invoices().applyPromotions({ invoiceId: "", invoice: { currency: "usd", lines: [] } }));
