@@ -1,0 +1,480 @@
+// The checkout hot path under load, through the real server in a process of its own: gRPC
+// Health/Check (the floor: what any call costs on this machine), ValidateCode and RedeemPromotion
+// on one hot promotion, and RedeemPromotion against a baseline that enforces the same limits with
+// nothing but Postgres row locks (pg-baseline-server.ts). Every row is driven by the same client
+// code: `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection, a warm-up, then a
+// measured window. Only successful calls count; errors are reported and make the run invalid.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Promotion } from "../../gen/promotions/v1/promotion_pb.js";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { openOrm } from "../../src/store/orm.js";
+import { client } from "../support/app.js";
+import { ADMIN_URL } from "../support/database.js";
+import type { Row } from "./table.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const NODE = `${ROOT}node_modules/.bin/node`;
+
+const seconds = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === "" ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of seconds (got "${raw}")`);
+  return value * 1000;
+};
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const WARMUP_MS = seconds("BENCH_WARMUP_S", 2);
+const MEASURE_MS = seconds("BENCH_MEASURE_S", 8);
+const CALL: CallOptions = { timeoutMs: 30_000 };
+/** Large enough never to run out during a run. */
+const MAX_REDEMPTIONS = 1_000_000_000n;
+const MAX_BUDGET = 1_000_000_000_000n;
+const HOT_CODE = "HOTCODE";
+
+export interface Measurement {
+  /** Successful calls that completed inside the measured window. */
+  calls: number;
+  windowMs: number;
+  callsPerSecond: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Successful calls in the whole phase, warm-up and stragglers included. */
+  okTotal: number;
+  /** Failed calls in the whole phase, by "CODE: message". */
+  errors: number;
+  errorKinds: Record<string, number>;
+  /**
+   * CPU time per successful call inside the window: the server process, this load generator,
+   * every postgres and redis-server process on the host, and the whole machine (every core).
+   */
+  cpuMsPerCall: { server: number; client: number; postgres: number; redis: number; machine: number };
+  /** Share of the machine's CPU in use during the window (other processes on the host included). */
+  machineBusy: number;
+}
+
+export interface RedeemBench {
+  rows: Row[];
+  results: Record<string, unknown>;
+  /** False when a call failed or the ledger disagrees with the calls that succeeded. */
+  valid: boolean;
+}
+
+export async function benchRedeem(): Promise<RedeemBench> {
+  const run = randomBytes(4).toString("hex");
+  const loadAvgAtStart = os.loadavg();
+  const children = new Children();
+  const databases: string[] = [];
+  const redisPrefix = `bench:${run}:`;
+  try {
+    // The real service: the key CLI creates and migrates its database, `serve` runs it.
+    const db = databaseUrl(`promotions_bench_redeem_${run}`);
+    databases.push(db.name);
+    const serverEnv = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: redisPrefix, LOG_LEVEL: "warn", HOST: "127.0.0.1" };
+    const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], serverEnv));
+    const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_CPU_PROF] : [];
+    const real = await startChild(children, "promotions service", [...profile, "src/main.ts", "serve"], serverEnv);
+
+    const promotions = client(PromotionService, real.url, key, "grpc");
+    const created = promotionOf(
+      await promotions.createPromotion({
+        name: "Bench hot promotion",
+        code: HOT_CODE,
+        currency: "USD",
+        effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
+        maxRedemptions: MAX_REDEMPTIONS,
+        maxRedemptionsPerCustomer: 1n,
+        maxBudget: MAX_BUDGET,
+      }),
+    );
+    const hot = promotionOf(await promotions.activatePromotion({ id: created.id }));
+
+    const health = client(Health, real.url, key, "grpc");
+    const floor = await measure("floor", real.child.pid, async () => {
+      const res = await health.check({ service: "" }, CALL);
+      if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
+    });
+    const validating = client(RedemptionService, real.url, key, "grpc");
+    const validate = await measure("ValidateCode", real.child.pid, async (n) => {
+      const res = await validating.validateCode({ code: HOT_CODE, customerId: `v-${run}-${n}` }, CALL);
+      if (!res.valid) throw new Error(`not valid: ${res.reason}`);
+    });
+    const redeem = await measure("RedeemPromotion", real.child.pid, redeemCall(real.url, key, hot.id, `r-${run}`));
+
+    const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
+    const counted = promotionOf(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
+    await children.stop(real.child);
+
+    // The baseline: same request, same client code, limits held by a Postgres row lock.
+    const baseDb = databaseUrl(`promotions_bench_baseline_${run}`);
+    await adminExecute(`create database "${baseDb.name}"`);
+    databases.push(baseDb.name);
+    const baselineServer = await startChild(children, "pg baseline", ["test/bench/pg-baseline-server.ts"], {
+      DATABASE_URL: baseDb.url,
+      BASELINE_PROMOTION_ID: hot.id,
+      BASELINE_MAX_REDEMPTIONS: MAX_REDEMPTIONS.toString(),
+      BASELINE_MAX_PER_CUSTOMER: "1",
+      BASELINE_MAX_BUDGET: MAX_BUDGET.toString(),
+    });
+    const baseline = await measure("baseline", baselineServer.child.pid, redeemCall(baselineServer.url, key, hot.id, `b-${run}`));
+    const baselineLedger = await count(baseDb.url, `select count(*) as n from bench_redemptions where promotion_id = ?`, [hot.id]);
+    const baselineCounter = await count(baseDb.url, `select redemptions as n from bench_counters where promotion_id = ?`, [hot.id]);
+    await children.stop(baselineServer.child);
+
+    const checks = [
+      { what: "real: ledger ACTIVE redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: ledger },
+      { what: "real: promotion current_redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: Number(counted) },
+      { what: "baseline: redemption rows = successful calls", expected: baseline.okTotal, actual: baselineLedger },
+      { what: "baseline: counter row = successful calls", expected: baseline.okTotal, actual: baselineCounter },
+    ].map((c) => ({ ...c, ok: c.expected === c.actual }));
+    process.stdout.write("\nverification after the run\n");
+    for (const c of checks) process.stdout.write(`  ${c.ok ? "ok      " : "MISMATCH"} ${c.what}: ${c.actual} (expected ${c.expected})\n`);
+
+    const phases = { floor, validate, redeem, baseline };
+    const errors = Object.entries(phases).filter(([, m]) => m.errors > 0);
+    for (const [name, m] of errors) process.stdout.write(`\n${name}: ${m.errors} failed calls\n${Object.entries(m.errorKinds).map(([k, n]) => `  ${n} × ${k}`).join("\n")}\n`);
+
+    const ratio = (m: Measurement) => m.callsPerSecond / floor.callsPerSecond;
+    const row = (name: string, m: Measurement): Row => ({
+      name,
+      "calls/s": Math.round(m.callsPerSecond),
+      "p50 ms": m.p50Ms,
+      "p99 ms": m.p99Ms,
+      errors: m.errors,
+      "× floor": ratio(m),
+      // Where each call's CPU went; "other" is everything else on the host (kernel, other processes).
+      "CPU ms/call: server": m.cpuMsPerCall.server,
+      pg: m.cpuMsPerCall.postgres,
+      redis: m.cpuMsPerCall.redis,
+      "bench client": m.cpuMsPerCall.client,
+      other: otherCpu(m),
+    });
+    const rows: Row[] = [
+      row("grpc.health.v1.Health/Check (floor)", floor),
+      row("ValidateCode, one hot code", validate),
+      { ...row("RedeemPromotion, Redis Lua + ledger", redeem), "redeem/baseline": redeem.callsPerSecond / baseline.callsPerSecond },
+      row("RedeemPromotion, Postgres row lock (baseline)", baseline),
+    ];
+    return {
+      rows,
+      valid: errors.length === 0 && checks.every((c) => c.ok),
+      results: {
+        measuredAt: new Date().toISOString(),
+        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "", totalMemMiB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.platform()} ${os.release()}`, node: process.version, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
+        settings: { concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, protocol: "grpc (h2c)", connectionsPerRow: 1 },
+        ratios: {
+          validateVsFloor: ratio(validate),
+          redeemVsFloor: ratio(redeem),
+          redeemVsBaseline: redeem.callsPerSecond / baseline.callsPerSecond,
+          baselineP99OverRedeemP99: baseline.p99Ms / redeem.p99Ms,
+        },
+        phases,
+        checks,
+        rows,
+      },
+    };
+  } finally {
+    await children.stopAll();
+    await dropDatabases(databases);
+    await deleteRedisKeys(redisPrefix);
+  }
+}
+
+/** The redeem request both servers get: a fresh customer and idempotency key per call. */
+function redeemCall(url: string, key: string, promotionId: string, prefix: string): (n: number) => Promise<void> {
+  const redemptions = client(RedemptionService, url, key, "grpc");
+  return async (n) => {
+    const res = await redemptions.redeemPromotion({ code: HOT_CODE, promotionId, customerId: `${prefix}-c${n}`, idempotencyKey: `${prefix}-k${n}` }, CALL);
+    if (!res.redemption) throw new Error("no redemption in the response");
+  };
+}
+
+/** CONCURRENCY loops calling `call` for WARMUP_MS, then MEASURE_MS; latencies of calls that end inside the window. */
+async function measure(label: string, serverPid: number | undefined, call: (n: number) => Promise<void>): Promise<Measurement> {
+  process.stdout.write(`bench redeem: ${label} (${CONCURRENCY} in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s)\n`);
+  let next = 0;
+  let okTotal = 0;
+  let errors = 0;
+  const errorKinds: Record<string, number> = {};
+  const latencies: number[] = [];
+  const from = performance.now() + WARMUP_MS;
+  const to = from + MEASURE_MS;
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      const started = performance.now();
+      if (started >= to) return;
+      try {
+        await call(next++);
+        okTotal++;
+        const ended = performance.now();
+        if (ended >= from && ended < to) latencies.push(ended - started);
+      } catch (error) {
+        errors++;
+        const e = ConnectError.from(error);
+        const kind = `${Code[e.code]}: ${e.rawMessage}`;
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      }
+    }
+  };
+  // CPU counters are read when the window opens and closes, by timers that may fire a little late.
+  let cpuFrom: CpuSnapshot | undefined;
+  let cpuTo: CpuSnapshot | undefined;
+  const opening = setTimeout(() => (cpuFrom = cpuSnapshot(serverPid)), WARMUP_MS);
+  const closing = setTimeout(() => (cpuTo = cpuSnapshot(serverPid)), WARMUP_MS + MEASURE_MS);
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  clearTimeout(opening);
+  clearTimeout(closing);
+  const cpu = cpuBetween(cpuFrom, cpuTo, latencies.length / (MEASURE_MS / 1000));
+  const sorted = Float64Array.from(latencies).sort();
+  const at = (q: number) => round3(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN);
+  return {
+    calls: sorted.length,
+    windowMs: MEASURE_MS,
+    callsPerSecond: sorted.length / (MEASURE_MS / 1000),
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p99Ms: at(0.99),
+    maxMs: round3(sorted.at(-1) ?? Number.NaN),
+    okTotal,
+    errors,
+    errorKinds,
+    ...cpu,
+  };
+}
+
+interface CpuSnapshot {
+  at: number;
+  /** ms of CPU used by the server process so far (NaN off Linux). */
+  server: number;
+  client: number;
+  /** ms of CPU used so far by the processes named postgres / redis-server (NaN off Linux). */
+  postgres: number;
+  redis: number;
+  /** ms of busy and of total CPU time of the machine, all cores (NaN off Linux). */
+  machineBusy: number;
+  machineTotal: number;
+}
+
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** utime + stime of a process in ms, with its command name; null when it is gone. */
+function processCpu(pid: string): { name: string; ms: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const close = stat.lastIndexOf(")");
+    // After the parenthesised command name: state is [0], utime [11], stime [12].
+    const fields = stat.slice(close + 2).split(" ");
+    return { name: stat.slice(stat.indexOf("(") + 1, close), ms: (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS };
+  } catch {
+    return null;
+  }
+}
+
+function cpuSnapshot(serverPid: number | undefined): CpuSnapshot {
+  const usage = process.cpuUsage();
+  let server = Number.NaN;
+  let postgres = Number.NaN;
+  let redis = Number.NaN;
+  let machineBusy = Number.NaN;
+  let machineTotal = Number.NaN;
+  try {
+    if (serverPid !== undefined) server = processCpu(String(serverPid))?.ms ?? Number.NaN;
+    postgres = 0;
+    redis = 0;
+    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      const p = processCpu(pid);
+      if (p?.name === "postgres") postgres += p.ms;
+      else if (p?.name === "redis-server") redis += p.ms;
+    }
+    const [, ...ticks] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).map(Number);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    machineTotal = ticks.slice(0, 8).reduce((a, b) => a + b, 0) * CLOCK_TICK_MS;
+    machineBusy = machineTotal - idle * CLOCK_TICK_MS;
+  } catch {
+    // not Linux: the CPU columns stay NaN
+  }
+  return { at: performance.now(), server, client: (usage.user + usage.system) / 1000, postgres, redis, machineBusy, machineTotal };
+}
+
+function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined, callsPerSecond: number): Pick<Measurement, "cpuMsPerCall" | "machineBusy"> {
+  if (!a || !b || callsPerSecond === 0) {
+    return { cpuMsPerCall: { server: Number.NaN, client: Number.NaN, postgres: Number.NaN, redis: Number.NaN, machine: Number.NaN }, machineBusy: Number.NaN };
+  }
+  const calls = callsPerSecond * ((b.at - a.at) / 1000);
+  return {
+    cpuMsPerCall: {
+      server: round3((b.server - a.server) / calls),
+      client: round3((b.client - a.client) / calls),
+      // Backends that exit inside the window take their ticks with them: a lower bound.
+      postgres: round3((b.postgres - a.postgres) / calls),
+      redis: round3((b.redis - a.redis) / calls),
+      machine: round3((b.machineBusy - a.machineBusy) / calls),
+    },
+    machineBusy: round3((b.machineBusy - a.machineBusy) / (b.machineTotal - a.machineTotal)),
+  };
+}
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
+
+function otherCpu(m: Measurement): number {
+  const c = m.cpuMsPerCall;
+  return round3(c.machine - c.server - c.postgres - c.redis - c.client);
+}
+
+function promotionOf(res: { promotion?: Promotion }): Promotion {
+  if (!res.promotion) throw new Error("response carries no promotion");
+  return res.promotion;
+}
+
+function lastLine(text: string): string {
+  const line = text.trim().split("\n").at(-1)?.trim();
+  if (!line) throw new Error("the command printed nothing");
+  return line;
+}
+
+// ---- child processes -------------------------------------------------------------------------
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+}
+
+/** Every child this bench started, so none outlives it: stopped in `finally`, killed on exit. */
+class Children {
+  private readonly live = new Set<ChildProcess>();
+
+  constructor() {
+    process.once("exit", () => {
+      for (const child of this.live) child.kill("SIGKILL");
+    });
+  }
+
+  spawn(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string } {
+    const child = spawn(NODE, ["--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.live.add(child);
+    child.once("exit", () => this.live.delete(child));
+    let text = "";
+    const keep = (chunk: Buffer) => {
+      text = (text + chunk.toString("utf8")).slice(-64 * 1024);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    return { child, output: () => text };
+  }
+
+  /** SIGTERM, then SIGKILL when it has not exited within `graceMs`. */
+  async stop(child: ChildProcess, graceMs = 5_000): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.live].map((c) => this.stop(c)));
+  }
+}
+
+/** Runs a CLI command to completion; its stdout, or an error with everything it printed. */
+async function runToEnd(children: Children, args: string[], env: Record<string, string>): Promise<string> {
+  const { child, output } = children.spawn(args, env);
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  if (code !== 0) throw new Error(`${args.join(" ")} exited with ${code}:\n${output()}`);
+  return stdout;
+}
+
+/** Starts a server on a free port and waits until its Health/Check answers SERVING. */
+async function startChild(children: Children, label: string, args: string[], env: Record<string, string>): Promise<Started> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const { child, output } = children.spawn(args, { ...env, PORT: String(port) });
+  const health = client(Health, url, null, "grpc");
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${label} exited before serving:\n${output()}`);
+    try {
+      const res = await health.check({ service: "" }, { timeoutMs: 1_000 });
+      if (res.status === HealthCheckResponse_ServingStatus.SERVING) return { child, url };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${label} did not start within 60 s:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// ---- databases and Redis -----------------------------------------------------------------------
+
+function databaseUrl(name: string): { name: string; url: string } {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
+}
+
+async function adminExecute(sql: string): Promise<void> {
+  const admin = await openOrm({ databaseUrl: ADMIN_URL, poolMax: 1 });
+  try {
+    await admin.em.getConnection().execute(sql, [], "run");
+  } finally {
+    await admin.close();
+  }
+}
+
+async function count(url: string, sql: string, params: unknown[]): Promise<number> {
+  const orm = await openOrm({ databaseUrl: url, poolMax: 1 });
+  try {
+    const rows = await orm.em.getConnection().execute<{ n: string | number }[]>(sql, params, "all");
+    return Number(rows[0]?.n ?? Number.NaN);
+  } finally {
+    await orm.close();
+  }
+}
+
+async function dropDatabases(names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await adminExecute(`drop database if exists "${name}" with (force)`).catch((error: unknown) => {
+      process.stderr.write(`could not drop ${name}: ${String(error)}\n`);
+    });
+  }
+}
+
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(process.env.REDIS_URL || "redis://127.0.0.1:6379", { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = nextCursor;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+  } catch (error) {
+    process.stderr.write(`could not delete Redis keys ${prefix}*: ${String(error)}\n`);
+  } finally {
+    redis.disconnect();
+  }
+}
