@@ -20,13 +20,17 @@ import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
 import { changeHookKey, emKey, invoicerKey, redeemerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
+import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
+import { tracingInterceptor } from "./api/tracing.js";
 import { promotionService } from "./api/promotion-service.js";
 import { promotionVersionService } from "./api/promotion-version-service.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
 import { migrate, openOrm, type MikroORM } from "./store/orm.js";
+import { startTracing } from "./tracing.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes); tests call startApp directly on a free port.
@@ -38,6 +42,8 @@ export interface App {
   counters: Counters;
   redeemer: Redeemer;
   sweeper: Sweeper;
+  /** What GET /metrics serves. */
+  metrics: Metrics;
   /** Graceful stop: drain calls, then close the pool. */
   close(): Promise<void>;
 }
@@ -82,9 +88,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await orm.close();
     throw error;
   }
-  const counters = new Counters(redis, config.redisKeyPrefix);
+  const metrics = createMetrics({ redis, orm });
+  const counters = new Counters(redis, config.redisKeyPrefix, (script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
   const cache = new TermsCache();
   const redeemer = new Redeemer(counters, cache, config.reservationTtlMs);
+  redeemer.onOutcome = (reason) => metrics.redemptions.inc({ reason });
   const invoicer = new Invoicer(counters, redeemer);
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   // After a promotion or code change commits: drop this process's cache and raise the seq in
@@ -94,8 +102,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await counters.publishSeq(promotionId, seq);
   };
   const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
-  // Order matters: logging sees the final code of everything below it, including auth refusals.
+  // Order matters: logging sees the final code of everything below it, including auth refusals;
+  // tracing and metrics sit outside it, so they see the code the client gets and time all of it.
   const interceptors: Interceptor[] = [
+    tracingInterceptor(),
+    metricsInterceptor(metrics),
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
     (next) => async (req) => {
@@ -106,6 +117,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       return next(req);
     },
   ];
+  // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
+  const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });
   try {
     const server = await startServer({
       host: config.host,
@@ -116,6 +129,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       shutdownGraceMs: config.shutdownGraceMs,
       routes,
       interceptors,
+      extraHttpRoutes: metricsRoute(metrics.registry),
       logger,
     });
     sweeper.start();
@@ -126,16 +140,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       counters,
       redeemer,
       sweeper,
+      metrics,
       async close() {
         await server.close();
         await sweeper.stop();
+        await counters.flushConfirms();
         redis.disconnect();
         await orm.close();
+        await tracing?.shutdown();
       },
     };
   } catch (error) {
     redis.disconnect();
     await orm.close();
+    await tracing?.shutdown();
     throw error;
   }
 }

@@ -3,6 +3,7 @@ import { DomainError } from "../domain/errors.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
 import type { RedisClient } from "./redis.js";
+import { traced } from "../tracing.js";
 
 // The typed face of the Lua scripts in ./scripts (one file per script; each names its KEYS, ARGV
 // and return values in its header). Nothing else in the service talks to these keys.
@@ -21,6 +22,8 @@ type ScriptName = keyof typeof SCRIPTS;
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** How long confirms wait to be sent together. */
+const CONFIRM_BATCH_MS = 2;
 
 export interface ReserveRequest {
   mode: "redeem" | "check";
@@ -78,10 +81,14 @@ const ms = (d: Date | null): string => (d === null ? "" : String(d.getTime()));
 
 export class Counters {
   private readonly run: Record<ScriptName, ScriptFn>;
+  private readonly confirmQueue = new Map<string, string[]>();
+  private confirmTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly redis: RedisClient,
     readonly prefix: string,
+    /** Told how long each script call took (metrics). */
+    private readonly onScript: (script: ScriptName, seconds: number) => void = () => undefined,
   ) {
     const dir = new URL("./scripts/", import.meta.url);
     for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
@@ -136,6 +143,32 @@ export class Counters {
   async confirm(promotionId: string, reservationId: string): Promise<boolean> {
     const k = this.keys(promotionId);
     return Number(await this.call("confirm", [k.pending, k.details, reservationId])) === 1;
+  }
+
+  /**
+   * Confirms in the background, batched per promotion (one script call per promotion every few
+   * ms): the caller's answer does not wait for it, and a confirm that never runs (crash, Redis
+   * down) is done by the sweeper, which finds the ledger row.
+   */
+  confirmLater(promotionId: string, reservationId: string): void {
+    const ids = this.confirmQueue.get(promotionId);
+    if (ids) ids.push(reservationId);
+    else this.confirmQueue.set(promotionId, [reservationId]);
+    this.confirmTimer ??= setTimeout(() => void this.flushConfirms(), CONFIRM_BATCH_MS);
+  }
+
+  /** Sends every queued confirm now (also on shutdown). */
+  async flushConfirms(): Promise<void> {
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+    const batch = [...this.confirmQueue];
+    this.confirmQueue.clear();
+    await Promise.all(
+      batch.map(async ([promotionId, ids]) => {
+        const k = this.keys(promotionId);
+        await this.call("confirm", [k.pending, k.details, ...ids]).catch(() => undefined);
+      }),
+    );
   }
 
   /** give_back.lua: returns a pending reservation's counters; false when it was not pending. */
@@ -235,8 +268,13 @@ export class Counters {
     await flush();
   }
 
-  private call(name: ScriptName, args: (string | number)[]): Promise<unknown> {
-    return this.guard(() => this.run[name](...args));
+  private async call(name: ScriptName, args: (string | number)[]): Promise<unknown> {
+    const started = performance.now();
+    try {
+      return await traced(`lua.${name}`, () => this.guard(() => this.run[name](...args)), { "db.system": "redis" });
+    } finally {
+      this.onScript(name, (performance.now() - started) / 1000);
+    }
   }
 
   /** Redis failures become UNAVAILABLE: the caller may retry; no counter state is assumed. */

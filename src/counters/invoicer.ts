@@ -114,7 +114,7 @@ export class Invoicer {
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the invoice could not be recorded; nothing was applied; retry" }], { cause: error });
       }
       if (written.kind === "written") {
-        for (const r of reserved) await this.counters.confirm(r.promotionId, r.id).catch(() => false);
+        for (const r of reserved) this.counters.confirmLater(r.promotionId, r.id);
         return { priced, replayed: false };
       }
       await this.giveBack(reserved);

@@ -50,6 +50,9 @@ interface Target {
 }
 
 export class Redeemer {
+  /** Told how each redeem was decided: "admitted", "duplicate" or the refusal code (metrics). */
+  onOutcome: (reason: string) => void = () => undefined;
+
   constructor(
     private readonly counters: Counters,
     private readonly cache: TermsCache,
@@ -94,7 +97,10 @@ export class Redeemer {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
       const target = await this.target(em, organizationId, input);
-      if (!target) throw DomainError.of("not_found", "code_not_found", "no live promotion has this code", input.code !== "" ? "code" : "promotion_id");
+      if (!target) {
+        this.onOutcome("code_not_found");
+        throw DomainError.of("not_found", "code_not_found", "no live promotion has this code", input.code !== "" ? "code" : "promotion_id");
+      }
       const eligibility = await this.eligibility(em, organizationId, input, target, now);
 
       const id = randomUUID();
@@ -103,18 +109,20 @@ export class Redeemer {
       if (result.outcome === ReserveOutcome.Duplicate) {
         const earlier = await this.awaitEarlier(ledger, organizationId, result.earlier);
         if (!earlier) continue; // given back meanwhile: decide afresh
-        return sameRequest(earlier, requestHash);
+        return this.replay(earlier, requestHash);
       }
       if (isRefusal(result.outcome)) {
         const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
-        if (replay) return sameRequest(replay, requestHash);
+        if (replay) return this.replay(replay, requestHash);
+        this.onOutcome(refusalOf(result.outcome).code);
         throw refusalError(result.outcome);
       }
       // Admitted: from here the reservation must be written or given back.
       if (!eligibility.eligible) {
         await this.giveBack(target.terms.view.id, id);
         const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
-        if (replay) return sameRequest(replay, requestHash);
+        if (replay) return this.replay(replay, requestHash);
+        this.onOutcome("not_eligible");
         throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(eligibility.checks)}` }]);
       }
       const { view } = target.terms;
@@ -145,11 +153,12 @@ export class Redeemer {
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });
       }
       if (written.kind === "written") {
-        await this.counters.confirm(view.id, id).catch(() => undefined); // the sweeper confirms it otherwise
+        this.counters.confirmLater(view.id, id);
+        this.onOutcome("admitted");
         return row;
       }
       await this.giveBack(view.id, id);
-      if (written.kind === "duplicate_key") return sameRequest(written.existing, requestHash);
+      if (written.kind === "duplicate_key") return this.replay(written.existing, requestHash);
       // fenced or tombstoned: the counters moved under us; decide afresh.
     }
     throw busy();
@@ -253,6 +262,12 @@ export class Redeemer {
     };
     const ctx: BillingContext = { customer, subscription, invoice, periodStart: now, periodEnd: now, at: now };
     return redemptionEligibility(terms, restrictions, ctx);
+  }
+
+  /** An earlier redemption with the same idempotency key answers this call (if it was the same request). */
+  private replay(row: RedemptionRow, requestHash: string): RedemptionRow {
+    this.onOutcome(row.requestHash === requestHash ? "duplicate" : "idempotency_key_reused");
+    return sameRequest(row, requestHash);
   }
 
   private async giveBack(promotionId: string, id: string): Promise<void> {

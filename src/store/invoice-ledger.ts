@@ -3,6 +3,7 @@ import type { CandidatePromotion, PricedInvoice } from "../domain/billing.js";
 import type { PromotionStatus } from "../domain/terms.js";
 import { Promotion, PromotionVersion, Redemption } from "./entities.js";
 import { termsFromColumns } from "./terms-codec.js";
+import { traced } from "../tracing.js";
 import { violatedUnique } from "./unique-violation.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the
@@ -112,7 +113,7 @@ export class InvoiceLedger {
     applications: readonly ApplicationWrite[],
   ): Promise<InvoiceWrite> {
     try {
-      await this.em.transactional(async (em) => {
+      await traced("InvoiceLedger.write", () => this.em.transactional(async (em) => {
         const conn = em.getConnection();
         const ctx = em.getTransactionContext();
         await conn.execute(
@@ -132,8 +133,8 @@ export class InvoiceLedger {
           const rows = a.epoch === null
             ? await conn.execute<Row[]>(`${insert} returning id`, values, "all", ctx)
             : await conn.execute<Row[]>(
-                `${insert} where exists (select 1 from promotions where id = ? and counter_epoch = ? for key share) returning id`,
-                [...values, a.promotionId, a.epoch.toString()],
+                `${insert} where exists (select 1 from promotions where id = ? and organization_id = ? and counter_epoch = ? for key share) returning id`,
+                [...values, a.promotionId, organizationId, a.epoch.toString()],
                 "all",
                 ctx,
               );
@@ -145,7 +146,7 @@ export class InvoiceLedger {
             await conn.execute(`update redemptions set cycles_used = cycles_used + 1 where id = ? and status = 'ACTIVE'`, [a.redemptionId], "run", ctx);
           }
         }
-      });
+      }));
       return { kind: "written" };
     } catch (error) {
       if (error instanceof Fenced) return { kind: "fenced" };

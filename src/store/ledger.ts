@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../domain/errors.js";
 import type { Rebuilt } from "../counters/counters.js";
+import { traced } from "../tracing.js";
 import { violatedUnique } from "./unique-violation.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
@@ -53,18 +54,18 @@ export class Ledger {
   async writeRedemption(row: RedemptionRow): Promise<RedemptionWrite> {
     const conn = this.em.getConnection();
     try {
-      const inserted = await conn.execute<Row[]>(
+      const inserted = await traced("Ledger.writeRedemption", () => conn.execute<Row[]>(
         `insert into redemptions (${COLUMNS})
          select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?
-         where exists (select 1 from promotions where id = ? and counter_epoch = ? for key share)
+         where exists (select 1 from promotions where id = ? and organization_id = ? and counter_epoch = ? for key share)
          returning id`,
         [
           row.id, row.organizationId, row.promotionId, row.status, row.epoch.toString(), row.promotionVersionId, row.version,
           row.codeId, row.code, row.customerId, row.subscriptionId, row.idempotencyKey, row.requestHash, row.cyclesUsed,
-          JSON.stringify(row.metadata), row.createdAt, row.releasedAt, row.promotionId, row.epoch.toString(),
+          JSON.stringify(row.metadata), row.createdAt, row.releasedAt, row.promotionId, row.organizationId, row.epoch.toString(),
         ],
         "all",
-      );
+      ));
       return inserted.length === 1 ? { kind: "written" } : { kind: "fenced" };
     } catch (error) {
       const constraint = violatedUnique(error);
@@ -158,7 +159,7 @@ export class Ledger {
    * epoch seen under FOR KEY SHARE — the epoch whose counters must give the slot back.
    */
   async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; epoch: bigint }> {
-    return this.em.transactional(async (em) => {
+    return traced("Ledger.releaseRedemption", () => this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
       const found = await conn.execute<Row[]>(
@@ -179,7 +180,7 @@ export class Ledger {
       );
       const row = updated[0] ? toRow(updated[0]) : current;
       return { row, changed: true, epoch: BigInt(String(epochRows[0]?.counter_epoch ?? 0)) };
-    });
+    }));
   }
 
   /**
@@ -188,7 +189,7 @@ export class Ledger {
    * later write of the old epoch fails its check.
    */
   async rebuild(promotionId: string): Promise<Rebuilt> {
-    return this.em.transactional(async (em) => {
+    return traced("Ledger.rebuild", () => this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
       // FOR UPDATE (not the FOR NO KEY UPDATE a plain UPDATE takes) is what conflicts with the
@@ -232,7 +233,7 @@ export class Ledger {
         perCustomer,
         perCode,
       };
-    });
+    }));
   }
 
   /** Counts straight from the ledger (tests and reconciliation compare Redis with these). */

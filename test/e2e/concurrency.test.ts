@@ -52,6 +52,7 @@ describe("exact limits under concurrency", () => {
     expect(load.unexpected).toEqual([]);
     expect(load.ok).toBe(300);
     expect((load.refused.max_redemptions_reached ?? 0) + (load.refused.customer_limit_reached ?? 0)).toBe(ATTEMPTS - 300);
+    await t.app.counters.flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
     expect(await currentRedemptions(p.id)).toBe(300n);
@@ -67,6 +68,7 @@ describe("exact limits under concurrency", () => {
     expect(load.unexpected).toEqual([]);
     expect(load.ok).toBe(300);
     expect(load.refused.code_limit_reached).toBe(ATTEMPTS - 300);
+    await t.app.counters.flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0 });
     const codes = await client(PromotionService, t.url, tenant.key).listPromotionCodes({ promotionId: p.id });
@@ -96,6 +98,7 @@ describe("exact limits under concurrency", () => {
     expect(discounts.reduce((a, b) => a + b, 0n)).toBe(300_500n);
     expect(discounts.filter((d) => d === 1_000n)).toHaveLength(300);
     expect(discounts.filter((d) => d === 500n)).toHaveLength(1);
+    await t.app.counters.flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledgerBudget: 300_500n, redisBudget: 300_500n, pending: 0 });
     expect(promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentBudgetUsed).toBe(300_500n);
@@ -110,6 +113,7 @@ describe("exact limits under concurrency", () => {
       if (i % 3 !== 0 && made.redemption) await redemptions.releaseRedemption({ id: made.redemption.id });
     });
     expect(load.unexpected).toEqual([]);
+    await t.app.counters.flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts.overLimitCustomers).toBe(0);
     expect(facts.ledger).toBeLessThanOrEqual(150);

@@ -10,6 +10,10 @@ import { Migration } from "@mikro-orm/migrations";
  * - redemptions and invoice_applications use their id as the reservation id: the sweeper writes an
  *   ABANDONED row with the same id to make sure a late ledger write can never land after the
  *   reservation was given back.
+ * - The ledger tables have no foreign keys to promotions/organizations on purpose: every ledger
+ *   write already checks the promotion (and its organization and epoch) under FOR KEY SHARE, and a
+ *   foreign key would lock the same hot promotion row (and the organization row) once more per
+ *   checkout. Promotions are never deleted (soft delete), so the references cannot dangle.
  */
 export class Migration20261125020000_codes_and_ledger extends Migration {
   override name = "Migration20261125020000_codes_and_ledger";
@@ -41,8 +45,8 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`
       create table redemptions (
         id uuid primary key,
-        organization_id uuid not null references organizations (id),
-        promotion_id uuid not null references promotions (id),
+        organization_id uuid not null,
+        promotion_id uuid not null,
         status varchar(16) not null check (status in ('ACTIVE', 'RELEASED', 'ABANDONED')),
         epoch bigint not null,
         promotion_version_id uuid null,
@@ -78,12 +82,12 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`
       create table invoice_applications (
         id uuid primary key,
-        organization_id uuid not null references organizations (id),
-        promotion_id uuid not null references promotions (id),
+        organization_id uuid not null,
+        promotion_id uuid not null,
         status varchar(16) not null check (status in ('APPLIED', 'ABANDONED')),
         epoch bigint not null,
         invoice_id varchar(200) null,
-        redemption_id uuid null references redemptions (id),
+        redemption_id uuid null,
         version int null,
         phase_name varchar(200) null,
         discount_minor bigint not null default 0 check (discount_minor >= 0),
