@@ -69,3 +69,26 @@ function isCursorBody(value: unknown): value is CursorBody {
 function invalid(param: string, message: string): DomainError {
   return new DomainError("invalid_argument", [{ param, code: "invalid_cursor", message }]);
 }
+
+/** A (created_at, id) keyset position — what every newest- or oldest-first list pages by. */
+export interface TimeIdPosition {
+  createdAt: Date;
+  id: string;
+}
+
+/** The position in a (created_at, id) cursor of list `kind`; null for "" (the first page). */
+export function decodeTimeIdCursor(kind: string, cursor: string): TimeIdPosition | null {
+  if (cursor === "") return null;
+  const position = decodeCursor(kind, cursor);
+  const [createdAt, id] = position;
+  const date = new Date(createdAt ?? "");
+  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
+    throw invalid("cursor", "cursor is not one this service issued; pass next_cursor from the previous page unchanged");
+  }
+  return { createdAt: date, id };
+}
+
+/** The next_cursor after `last`, or "" when there is no next page. */
+export function encodeTimeIdCursor(kind: string, last: TimeIdPosition | undefined, more: boolean): string {
+  return more && last ? encodeCursor(kind, [last.createdAt.toISOString(), last.id]) : "";
+}

@@ -18,7 +18,7 @@ import { changeHookKey } from "./context.js";
 import { codeToProto, createCodesFromProto, updateCodeFromProto } from "./code-convert.js";
 import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";
-import { decodeCursor, encodeCursor } from "./cursor.js";
+import { decodeTimeIdCursor, encodeTimeIdCursor } from "./cursor.js";
 
 // promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
 
@@ -93,14 +93,14 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
       if (req.visibility !== pb.Visibility.UNSPECIFIED) {
         filters.push(sugar("visibility", pb.Visibility[req.visibility], d.VISIBILITIES));
       }
-      const after = req.cursor === "" ? undefined : positionFrom(decodeCursor(CURSOR_KIND, req.cursor));
+      const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor) ?? undefined;
       const page = await queryPromotionViews(em, { organizationId: actor.organizationId, now: clock(), filters, after, limit: limit + 1 });
       const more = page.length > limit;
       const shown = more ? page.slice(0, limit) : page;
       const last = shown.at(-1);
       return {
         promotions: shown.map(promotionToProto),
-        nextCursor: more && last ? encodeCursor(CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+        nextCursor: encodeTimeIdCursor(CURSOR_KIND, last, more),
       };
     },
 
@@ -226,14 +226,14 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
       checkUuid(out, req.promotionId, "promotion_id");
       const limit = checkCodePageLimit(out, req.limit);
       assertValid(out);
-      const after = req.cursor === "" ? null : positionFrom(decodeCursor(CODES_CURSOR_KIND, req.cursor));
+      const after = decodeTimeIdCursor(CODES_CURSOR_KIND, req.cursor);
       const page = await codes.list(actor.organizationId, req.promotionId, { active: req.active ?? null, after, limit: limit + 1 });
       const more = page.length > limit;
       const shown = more ? page.slice(0, limit) : page;
       const last = shown.at(-1);
       return {
         codes: shown.map(codeToProto),
-        nextCursor: more && last ? encodeCursor(CODES_CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+        nextCursor: encodeTimeIdCursor(CODES_CURSOR_KIND, last, more),
       };
     },
 
@@ -252,15 +252,6 @@ function sugar(field: string, name: string | undefined, allowed: readonly string
     throw DomainError.of("invalid_argument", "invalid_enum", `${field} has an unknown value`, field);
   }
   return { field, op: "eq", values: [name] };
-}
-
-function positionFrom(position: readonly string[]): { createdAt: Date; id: string } {
-  const [createdAt, id] = position;
-  const date = new Date(createdAt ?? "");
-  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
-    throw DomainError.of("invalid_argument", "invalid_cursor", "cursor is not one this service issued", "cursor");
-  }
-  return { createdAt: date, id };
 }
 
 /** UpdatePromotionRequest wraps lists (phases.phases[0], conditions.conditions[1], metadata.entries["k"]); name fields as sent. */

@@ -9,7 +9,7 @@ import type { RedeemInput } from "../counters/redeemer.js";
 import { Ledger, type RedemptionRow } from "../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";
 import { redeemerKey } from "./context.js";
-import { decodeCursor, encodeCursor } from "./cursor.js";
+import { decodeTimeIdCursor, encodeTimeIdCursor } from "./cursor.js";
 import { promotionId } from "./promotion-service.js";
 import { requestScope } from "./scope.js";
 
@@ -116,7 +116,7 @@ export function redemptionService(): ServiceImpl<typeof RedemptionService> {
       }
       const limit = checkPageLimit(out, req.limit);
       assertValid(out);
-      const after = req.cursor === "" ? null : positionFrom(decodeCursor(CURSOR_KIND, req.cursor));
+      const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor);
       const rows = await new Ledger(em).listRedemptions({
         organizationId: actor.organizationId,
         promotionId: req.promotionId === "" ? null : promotionId(req.promotionId, "promotion_id"),
@@ -129,17 +129,8 @@ export function redemptionService(): ServiceImpl<typeof RedemptionService> {
       const last = shown.at(-1);
       return {
         redemptions: shown.map(redemptionToProto),
-        nextCursor: more && last ? encodeCursor(CURSOR_KIND, [last.createdAt.toISOString(), last.id]) : "",
+        nextCursor: encodeTimeIdCursor(CURSOR_KIND, last, more),
       };
     },
   };
-}
-
-function positionFrom(position: readonly string[]): { createdAt: Date; id: string } {
-  const [createdAt, id] = position;
-  const date = new Date(createdAt ?? "");
-  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
-    throw DomainError.of("invalid_argument", "invalid_cursor", "cursor is not one this service issued", "cursor");
-  }
-  return { createdAt: date, id };
 }

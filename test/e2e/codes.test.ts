@@ -1,10 +1,10 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
-import type { Promotion, PromotionCode } from "../../gen/promotions/v1/promotion_pb.js";
+import type { PromotionCode } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { promo, refusal } from "../support/rpc.js";
 
 // CreatePromotionCodes, ListPromotionCodes and UpdatePromotionCode through the real server with
 // the Connect client (JSON over HTTP/1.1 and binary over HTTP/2): bulk creation, paging, updates,
@@ -26,20 +26,7 @@ interface Refusal {
   details: { param: string; code: string; message: string; type: string }[];
 }
 
-async function refusal(work: Promise<unknown>): Promise<Refusal> {
-  try {
-    await work;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, details: e.findDetails(ErrorDetailSchema) };
-  }
-  throw new Error("the call succeeded but a refusal was expected");
-}
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
 function one(res: { code?: PromotionCode }): PromotionCode {
   if (!res.code) throw new Error("response carries no code");

@@ -5,6 +5,7 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { client, startTestApp, type TestApp } from "../support/app.js";
 import { runLoad, truth } from "../support/load.js";
+import { promo } from "../support/rpc.js";
 
 // Limits are exact under concurrency: 5,000 attempts, 64 in flight, 1,000 customers, against one
 // hot promotion — for the global limit, a code's limit and the budget — and release racing redeem.
@@ -18,10 +19,6 @@ let t: TestApp;
 let tenant: { organizationId: string; key: string; keyId: string };
 const prefix = () => t.app.counters.prefix;
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
 async function active(fields: Record<string, unknown>): Promise<Promotion> {
   const promotions = client(PromotionService, t.url, tenant.key, "grpc");

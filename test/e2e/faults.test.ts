@@ -10,6 +10,7 @@ import { client, startTestApp, type TestApp } from "../support/app.js";
 import { createTestDatabase } from "../support/database.js";
 import { runLoad, truth, type LoadResult } from "../support/load.js";
 import { freePort, startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
+import { promo } from "../support/rpc.js";
 
 // Faults in the middle of a hot run: Redis loses every key, Redis restarts, the server is killed
 // with SIGKILL, Postgres refuses writes. Each uses a private Redis (or its own database) so the
@@ -27,10 +28,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
 async function hotPromotion(url: string, key: string, code: string): Promise<Promotion> {
   const promotions = client(PromotionService, url, key, "grpc");

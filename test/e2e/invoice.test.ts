@@ -1,15 +1,15 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BillingInterval, SubscriptionStatus } from "../../gen/promotions/v1/customer_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
-import { BudgetBehavior, DerivedStatus, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
+import { BudgetBehavior, DerivedStatus } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { promo, refusal } from "../support/rpc.js";
 
 // InvoiceService.ApplyPromotions through the real server: redemptions with their pinned version
 // and phase, automatic promotions, budget CAP and STRICT, cycles, idempotency per invoice_id, and
@@ -19,20 +19,7 @@ let t: TestApp;
 const at = (iso: string) => timestampFromDate(new Date(iso));
 const pct = (bps: number) => ({ kind: { case: "percentageDiscount" as const, value: { percentBps: bps } } });
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
-async function refusal(work: Promise<unknown>) {
-  try {
-    await work;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, detail: e.findDetails(ErrorDetailSchema)[0] };
-  }
-  throw new Error("expected a refusal");
-}
 
 /** A tenant with one customer on a 100.00 USD monthly subscription. */
 async function billingTenant(slug: string) {

@@ -1,7 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import {
   Archetype,
   DerivedStatus,
@@ -17,6 +16,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreatePromotionRequestSchema } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { promo, refusal } from "../support/rpc.js";
 
 // The whole promotion lifecycle through the real server with the Connect client, in JSON over
 // HTTP/1.1 and binary over HTTP/2: versions, tenancy, keys, paging and bad input.
@@ -40,20 +40,7 @@ const tenPercent = (overrides: CreateInit = {}): CreateInit => ({
 });
 
 /** The promotion a response carries; every successful promotion response has one. */
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
-async function refusal(work: Promise<unknown>): Promise<{ code: Code; details: { param: string; code: string; message: string; type: string }[]; message: string }> {
-  try {
-    await work;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, message: e.rawMessage, details: e.findDetails(ErrorDetailSchema) };
-  }
-  throw new Error("the call succeeded but a refusal was expected");
-}
 
 describe.each<Protocol>(["connect-json", "connect-binary"])("PromotionService over %s", (protocol) => {
   const promotions = () => client(PromotionService, t.url, acme.key, protocol);

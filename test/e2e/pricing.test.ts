@@ -1,15 +1,15 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BillingInterval, SubscriptionStatus } from "../../gen/promotions/v1/customer_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
-import { Archetype, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
+import { Archetype } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { promo, refusal } from "../support/rpc.js";
 
 // Billing context in, priced invoices out: CustomerService, PreviewPromotionEligibility and
 // SimulationService through the real server, over Connect and gRPC.
@@ -18,20 +18,7 @@ let t: TestApp;
 let tenant: { organizationId: string; key: string; keyId: string };
 const at = (iso: string) => timestampFromDate(new Date(iso));
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
-async function refusal(work: Promise<unknown>) {
-  try {
-    await work;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, details: e.findDetails(ErrorDetailSchema) };
-  }
-  throw new Error("expected a refusal");
-}
 
 /** Every table's rows and every Redis key of this app, to prove a dry run left them alone. */
 async function snapshot(): Promise<string> {

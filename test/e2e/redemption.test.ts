@@ -1,12 +1,12 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { DerivedStatus, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService, RedemptionStatus } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { promo, refusal } from "../support/rpc.js";
 
 // RedemptionService through the real server: every refusal code, idempotency, release, paging,
 // version pinning, scopes and tenancy.
@@ -19,20 +19,7 @@ const at = (d: Date) => timestampFromDate(d);
 const HOUR = 3_600_000;
 const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 1000 } } }];
 
-function promo(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
 
-async function refusal(work: Promise<unknown>) {
-  try {
-    await work;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    return { code: e.code, detail: e.findDetails(ErrorDetailSchema)[0], message: e.rawMessage };
-  }
-  throw new Error("expected a refusal");
-}
 
 const promotions = () => client(PromotionService, t.url, tenant.key);
 const redemptions = (protocol: Protocol = "connect-json") => client(RedemptionService, t.url, tenant.key, protocol);
