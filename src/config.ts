@@ -23,6 +23,13 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How long a verified API key is trusted without asking Postgres again (0 = always ask). */
   readonly authCacheTtlMs: number;
+  /**
+   * OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318);
+   * spans go to <endpoint>/v1/traces. Unset: no tracer provider is registered and tracing is a no-op.
+   */
+  readonly otlpEndpoint: string | null;
+  /** OTEL_SERVICE_NAME: the service.name of exported spans. */
+  readonly otelServiceName: string;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -67,6 +74,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const redisKeyPrefix = env.REDIS_KEY_PREFIX ?? "prm:";
   if (/[{}]/.test(redisKeyPrefix)) problems.push(`REDIS_KEY_PREFIX must not contain braces (got "${redisKeyPrefix}")`);
 
+  const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT || null;
+  if (otlpEndpoint !== null && !/^https?:\/\//.test(otlpEndpoint)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got "${otlpEndpoint}")`);
+  }
+
   const config: Config = {
     databaseUrl,
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
@@ -82,6 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: int("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
     authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+    otlpEndpoint,
+    otelServiceName: env.OTEL_SERVICE_NAME || "promotions",
   };
   if (problems.length > 0) throw new ConfigError(problems.join("; "));
   return Object.freeze(config);

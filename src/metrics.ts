@@ -1,0 +1,134 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { RedisClient } from "./counters/redis.js";
+import type { MikroORM } from "./store/orm.js";
+
+// Every Prometheus metric of one running app, in a registry of its own (never prom-client's global
+// one: tests start several apps in one process). GET /metrics serves it (src/api/metrics.ts).
+// Instruments are filled where things happen: RPCs by an interceptor, redemption outcomes by the
+// Redeemer's onOutcome, script latency by Counters' observer; health is read on each scrape.
+
+export type RpcLabels = "service" | "method" | "code";
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Calls by procedure and final Connect code ("ok", "not_found", …). */
+  readonly rpcCalls: Counter<RpcLabels>;
+  readonly rpcSeconds: Histogram<RpcLabels>;
+  /** RedeemPromotion's decisions: "admitted", "duplicate" or the refusal's ErrorDetail code. */
+  readonly redemptions: Counter<"reason">;
+  /** One observation per Lua script call, by script name (reserve, confirm, …). */
+  readonly scriptSeconds: Histogram<"script">;
+}
+
+/** How long a scrape waits for Postgres to answer `select 1` before reporting it down. */
+const PG_PROBE_TIMEOUT_MS = 1_000;
+
+export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+
+  const rpcCalls = new Counter({
+    name: "promotions_rpc_calls_total",
+    help: "RPCs handled, by service, method and Connect code.",
+    labelNames: ["service", "method", "code"] as const,
+    registers,
+  });
+  const rpcSeconds = new Histogram({
+    name: "promotions_rpc_duration_seconds",
+    help: "RPC handling time, from the first interceptor to the response (streams: to their end).",
+    labelNames: ["service", "method", "code"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const redemptions = new Counter({
+    name: "promotions_redemption_outcomes_total",
+    help: "RedeemPromotion decisions: admitted, duplicate (answered by an earlier redemption) or the refusal code.",
+    labelNames: ["reason"] as const,
+    registers,
+  });
+  const scriptSeconds = new Histogram({
+    name: "promotions_lua_script_duration_seconds",
+    help: "Redis Lua script round trips, by script.",
+    labelNames: ["script"] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+    registers,
+  });
+
+  const { redis, orm } = deps;
+  new Gauge({
+    name: "promotions_redis_up",
+    help: "1 while the Redis client is connected and ready, else 0.",
+    registers,
+    collect() {
+      this.set(redis.status === "ready" ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "promotions_postgres_up",
+    help: `1 when Postgres answered select 1 within ${PG_PROBE_TIMEOUT_MS} ms at scrape time, else 0.`,
+    registers,
+    async collect() {
+      this.set((await postgresAnswers(orm, PG_PROBE_TIMEOUT_MS)) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "promotions_postgres_pool_connections",
+    help: "Connections of the Postgres pool: total (open) and idle.",
+    labelNames: ["state"] as const,
+    registers,
+    async collect() {
+      const stats = await poolStats(orm);
+      this.set({ state: "total" }, stats?.totalCount ?? 0);
+      this.set({ state: "idle" }, stats?.idleCount ?? 0);
+    },
+  });
+  new Gauge({
+    name: "promotions_postgres_pool_waiting",
+    help: "Queries waiting for a free connection of the Postgres pool.",
+    registers,
+    async collect() {
+      this.set((await poolStats(orm))?.waitingCount ?? 0);
+    },
+  });
+
+  return { registry, rpcCalls, rpcSeconds, redemptions, scriptSeconds };
+}
+
+async function postgresAnswers(orm: MikroORM, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const probe = orm.em
+    .getConnection()
+    .execute("select 1", [], "all")
+    .then(
+      () => true,
+      () => false,
+    );
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface PoolStats {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+/** The counts node-postgres' Pool keeps (MikroORM 7 runs Kysely over a pg Pool); null if unavailable. */
+async function poolStats(orm: MikroORM): Promise<PoolStats | null> {
+  try {
+    const pool: unknown = await orm.em.getConnection().getNativeClient();
+    if (typeof pool !== "object" || pool === null) return null;
+    const { totalCount, idleCount, waitingCount } = pool as Partial<Record<keyof PoolStats, unknown>>;
+    if (typeof totalCount !== "number" || typeof idleCount !== "number" || typeof waitingCount !== "number") return null;
+    return { totalCount, idleCount, waitingCount };
+  } catch {
+    return null;
+  }
+}
