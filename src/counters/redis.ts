@@ -26,7 +26,10 @@ export function createRedis(opts: RedisOptions): RedisClient {
       const [host = "127.0.0.1", port = "6379"] = hp.split(":");
       return { host, port: Number(port) };
     });
-    return new Cluster(nodes, { enableAutoPipelining: false, redisOptions: COMMON, clusterRetryStrategy: (n) => Math.min(n * 100, 2_000) });
+    // No offline queue: a cluster client queues calls while it is not connected and never fails
+    // them (commandTimeout only covers calls sent to a node), so a checkout or waitForRedis would
+    // hang for as long as the cluster is unreachable.
+    return new Cluster(nodes, { enableAutoPipelining: false, enableOfflineQueue: false, redisOptions: COMMON, clusterRetryStrategy: (n) => Math.min(n * 100, 2_000) });
   }
   return new Redis(opts.url, { ...COMMON, retryStrategy: (n) => Math.min(n * 100, 2_000) });
 }

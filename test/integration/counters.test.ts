@@ -1,56 +1,78 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Counters, type Rebuilt, type ReserveRequest, type ReserveResult } from "../../src/counters/counters.js";
 import { assertValidPrefix, promotionKeys } from "../../src/counters/keys.js";
 import { ReserveOutcome } from "../../src/counters/outcomes.js";
+import { createRedis, waitForRedis, type RedisClient } from "../../src/counters/redis.js";
+import { startRedisCluster, type PrivateCluster } from "../support/redis-cluster.js";
+import { freePort } from "../support/redis-server.js";
 
-// The Lua scripts of src/counters/scripts, run through their typed face (Counters) against the
-// real Redis at 127.0.0.1:6379. Every test works under a key prefix of its own and deletes only
-// that prefix's keys afterwards: the Redis is shared, so nothing here flushes it.
+// The Lua scripts of src/counters/scripts, run through their typed face (Counters), twice: against
+// the real Redis at 127.0.0.1:6379 and against a private three-master Redis Cluster. Every test
+// works under a key prefix of its own and deletes only that prefix's keys afterwards: the Redis is
+// shared, so nothing here flushes it. On the cluster, every command this file sends itself names
+// keys of one slot, and the cluster's own error counts show that no command was refused CROSSSLOT.
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const DEADLINE = NOW + 30_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-let redis: Redis;
+interface Backend {
+  name: "single" | "cluster";
+  /** Starts what the backend needs; `connect` makes one more client of it. */
+  open(): Promise<{ connect: () => RedisClient; cluster: PrivateCluster | null; close(): Promise<void> }>;
+}
+
+const BACKENDS: Backend[] = [
+  {
+    name: "single",
+    open: async () => ({
+      connect: () => new Redis({ host: "127.0.0.1", port: 6379, enableAutoPipelining: false, maxRetriesPerRequest: 1 }),
+      cluster: null,
+      close: async () => undefined,
+    }),
+  },
+  {
+    name: "cluster",
+    open: async () => {
+      const cluster = await startRedisCluster();
+      return { connect: () => cluster.connect(), cluster, close: () => cluster.stop() };
+    },
+  },
+];
+
+// Set by the backend's describe block below; the helpers use whichever backend is running.
+let redis: RedisClient;
+let connect: () => RedisClient;
 let prefix: string;
 let counters: Counters;
-
-const connect = (): Redis => new Redis({ host: "127.0.0.1", port: 6379, enableAutoPipelining: false, maxRetriesPerRequest: 1 });
-
-beforeAll(() => {
-  redis = connect();
-});
-
-afterAll(async () => {
-  await redis.quit();
-});
-
-beforeEach(() => {
-  prefix = `test:counters:${randomBytes(8).toString("hex")}:`;
-  counters = new Counters(redis, prefix);
-});
-
-afterEach(async () => {
-  const keys = await keysUnder(prefix);
-  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
-});
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** Every key under `p`, by SCAN (never KEYS, never FLUSH*). */
+/** Every key under `p`, by SCAN of every master (never KEYS, never FLUSH*). */
 async function keysUnder(p: string): Promise<string[]> {
   const pattern = `${p.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
   const found = new Set<string>();
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-    cursor = next;
-    for (const key of batch) found.add(key);
-  } while (cursor !== "0");
+  for (const node of redis instanceof Cluster ? redis.nodes("master") : [redis]) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      for (const key of batch) found.add(key);
+    } while (cursor !== "0");
+  }
   return [...found].sort();
+}
+
+/** Deletes `keys`, one DEL per slot (a DEL naming keys of two slots is refused by a cluster). */
+async function deleteKeys(keys: readonly string[]): Promise<void> {
+  const bySlot = new Map<number, string[]>();
+  for (const key of keys) bySlot.set(keySlot(key), [...(bySlot.get(keySlot(key)) ?? []), key]);
+  for (const group of bySlot.values()) {
+    for (let i = 0; i < group.length; i += 500) await redis.del(...group.slice(i, i + 500));
+  }
 }
 
 interface DumpedKey {
@@ -144,517 +166,623 @@ function keySlot(key: string): number {
 
 // ---------------------------------------------------------------------------------------------
 
-describe("reserve.lua", () => {
-  // The refusals in the order reserve.lua checks them. A row of level L turns on its own condition
-  // and every condition after it, so the outcome it gets shows that nothing later wins over it.
-  // The counters are the same in every row (10 redemptions, cus_1 at 2, code_1 at 3, budget 1000
-  // used); only the request's limits decide whether they bind.
-  const LEVELS: { outcome: ReserveOutcome; name: string }[] = [
-    { outcome: ReserveOutcome.NotHydrated, name: "not hydrated" },
-    { outcome: ReserveOutcome.StaleTerms, name: "stale terms (Redis seq newer than the caller's)" },
-    { outcome: ReserveOutcome.Duplicate, name: "duplicate idempotency key" },
-    { outcome: ReserveOutcome.PromotionNotActive, name: "promotion not active" },
-    { outcome: ReserveOutcome.PromotionNotStarted, name: "promotion not started" },
-    { outcome: ReserveOutcome.PromotionExpired, name: "promotion expired (valid_to exclusive)" },
-    { outcome: ReserveOutcome.CodeInactive, name: "code inactive" },
-    { outcome: ReserveOutcome.CodeExpired, name: "code expired" },
-    { outcome: ReserveOutcome.MaxRedemptionsReached, name: "max redemptions reached" },
-    { outcome: ReserveOutcome.CustomerLimitReached, name: "customer limit reached" },
-    { outcome: ReserveOutcome.CodeLimitReached, name: "code limit reached" },
-    { outcome: ReserveOutcome.BudgetExhausted, name: "budget exhausted" },
-    { outcome: ReserveOutcome.Admitted, name: "admitted" },
-  ];
-  const levelOf = (o: ReserveOutcome): number => LEVELS.findIndex((l) => l.outcome === o);
+describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
+  let backend: Awaited<ReturnType<Backend["open"]>>;
 
-  const COUNTED = { epoch: 4n, seq: 7n, redemptions: 10n, budgetUsed: 1000n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 3n]]) };
+  beforeAll(async () => {
+    backend = await open();
+    connect = backend.connect;
+    redis = connect();
+  });
 
-  /**
-   * Sets up a promotion where the conditions `on(outcome)` says are true hold, and returns the
-   * request to judge plus the reservation id an earlier call holds the idempotency key with.
-   */
-  async function scenario(on: (o: ReserveOutcome) => boolean): Promise<{ req: ReserveRequest; earlier: string }> {
-    const promotionId = await hydrated(COUNTED);
-    let earlier = "";
-    if (on(ReserveOutcome.Duplicate)) {
-      earlier = randomUUID();
-      const first = await counters.reserve(request(promotionId, { reservationId: earlier, termsSeq: 7n, codeId: "code_1", idempotencyKey: "idem-1" }));
-      expect(first.outcome).toBe(ReserveOutcome.Admitted);
+  afterAll(async () => {
+    await redis?.quit();
+    await backend?.close();
+  });
+
+  beforeEach(() => {
+    prefix = `test:counters:${randomBytes(8).toString("hex")}:`;
+    counters = new Counters(redis, prefix);
+  });
+
+  afterEach(async () => {
+    await deleteKeys(await keysUnder(prefix));
+  });
+
+  describe("reserve.lua", () => {
+    // The refusals in the order reserve.lua checks them. A row of level L turns on its own condition
+    // and every condition after it, so the outcome it gets shows that nothing later wins over it.
+    // The counters are the same in every row (10 redemptions, cus_1 at 2, code_1 at 3, budget 1000
+    // used); only the request's limits decide whether they bind.
+    const LEVELS: { outcome: ReserveOutcome; name: string }[] = [
+      { outcome: ReserveOutcome.NotHydrated, name: "not hydrated" },
+      { outcome: ReserveOutcome.StaleTerms, name: "stale terms (Redis seq newer than the caller's)" },
+      { outcome: ReserveOutcome.Duplicate, name: "duplicate idempotency key" },
+      { outcome: ReserveOutcome.PromotionNotActive, name: "promotion not active" },
+      { outcome: ReserveOutcome.PromotionNotStarted, name: "promotion not started" },
+      { outcome: ReserveOutcome.PromotionExpired, name: "promotion expired (valid_to exclusive)" },
+      { outcome: ReserveOutcome.CodeInactive, name: "code inactive" },
+      { outcome: ReserveOutcome.CodeExpired, name: "code expired" },
+      { outcome: ReserveOutcome.MaxRedemptionsReached, name: "max redemptions reached" },
+      { outcome: ReserveOutcome.CustomerLimitReached, name: "customer limit reached" },
+      { outcome: ReserveOutcome.CodeLimitReached, name: "code limit reached" },
+      { outcome: ReserveOutcome.BudgetExhausted, name: "budget exhausted" },
+      { outcome: ReserveOutcome.Admitted, name: "admitted" },
+    ];
+    const levelOf = (o: ReserveOutcome): number => LEVELS.findIndex((l) => l.outcome === o);
+
+    const COUNTED = { epoch: 4n, seq: 7n, redemptions: 10n, budgetUsed: 1000n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 3n]]) };
+
+    /**
+     * Sets up a promotion where the conditions `on(outcome)` says are true hold, and returns the
+     * request to judge plus the reservation id an earlier call holds the idempotency key with.
+     */
+    async function scenario(on: (o: ReserveOutcome) => boolean): Promise<{ req: ReserveRequest; earlier: string }> {
+      const promotionId = await hydrated(COUNTED);
+      let earlier = "";
+      if (on(ReserveOutcome.Duplicate)) {
+        earlier = randomUUID();
+        const first = await counters.reserve(request(promotionId, { reservationId: earlier, termsSeq: 7n, codeId: "code_1", idempotencyKey: "idem-1" }));
+        expect(first.outcome).toBe(ReserveOutcome.Admitted);
+      }
+      if (on(ReserveOutcome.NotHydrated)) await redis.del(counters.keys(promotionId).state); // Redis lost the state
+      const req = request(promotionId, {
+        termsSeq: on(ReserveOutcome.StaleTerms) ? 6n : 7n,
+        idempotencyKey: "idem-1",
+        status: on(ReserveOutcome.PromotionNotActive) ? "PAUSED" : "ACTIVE",
+        validFrom: on(ReserveOutcome.PromotionNotStarted) ? new Date(NOW + 1) : new Date(NOW),
+        validTo: on(ReserveOutcome.PromotionExpired) ? new Date(NOW) : new Date(NOW + 1),
+        codeId: "code_1",
+        codeActive: !on(ReserveOutcome.CodeInactive),
+        codeExpiresAt: on(ReserveOutcome.CodeExpired) ? new Date(NOW) : new Date(NOW + 1),
+        maxRedemptions: on(ReserveOutcome.MaxRedemptionsReached) ? 10n : 11_000n,
+        maxPerCustomer: on(ReserveOutcome.CustomerLimitReached) ? 2n : 2_000n,
+        codeMaxRedemptions: on(ReserveOutcome.CodeLimitReached) ? 3n : 3_000n,
+        maxBudget: on(ReserveOutcome.BudgetExhausted) ? 1000n : 1001n,
+      });
+      return { req, earlier };
     }
-    if (on(ReserveOutcome.NotHydrated)) await redis.del(counters.keys(promotionId).state); // Redis lost the state
-    const req = request(promotionId, {
-      termsSeq: on(ReserveOutcome.StaleTerms) ? 6n : 7n,
-      idempotencyKey: "idem-1",
-      status: on(ReserveOutcome.PromotionNotActive) ? "PAUSED" : "ACTIVE",
-      validFrom: on(ReserveOutcome.PromotionNotStarted) ? new Date(NOW + 1) : new Date(NOW),
-      validTo: on(ReserveOutcome.PromotionExpired) ? new Date(NOW) : new Date(NOW + 1),
-      codeId: "code_1",
-      codeActive: !on(ReserveOutcome.CodeInactive),
-      codeExpiresAt: on(ReserveOutcome.CodeExpired) ? new Date(NOW) : new Date(NOW + 1),
-      maxRedemptions: on(ReserveOutcome.MaxRedemptionsReached) ? 10n : 11_000n,
-      maxPerCustomer: on(ReserveOutcome.CustomerLimitReached) ? 2n : 2_000n,
-      codeMaxRedemptions: on(ReserveOutcome.CodeLimitReached) ? 3n : 3_000n,
-      maxBudget: on(ReserveOutcome.BudgetExhausted) ? 1000n : 1001n,
-    });
-    return { req, earlier };
-  }
 
-  function expectOutcome(result: ReserveResult, outcome: ReserveOutcome, earlier: string): void {
-    expect(result.outcome).toBe(outcome);
-    expect(result.epoch).toBe(outcome === ReserveOutcome.NotHydrated ? 0n : 4n);
-    expect(result.earlier).toBe(outcome === ReserveOutcome.Duplicate ? earlier : "");
-  }
+    function expectOutcome(result: ReserveResult, outcome: ReserveOutcome, earlier: string): void {
+      expect(result.outcome).toBe(outcome);
+      expect(result.epoch).toBe(outcome === ReserveOutcome.NotHydrated ? 0n : 4n);
+      expect(result.earlier).toBe(outcome === ReserveOutcome.Duplicate ? earlier : "");
+    }
 
-  it.each(LEVELS.map((l, i) => ({ ...l, level: i })))(
-    "precedence: $name wins over every check after it; check mode moves nothing and answers as redeem does",
-    async ({ outcome, level }) => {
-      const { req, earlier } = await scenario((o) => levelOf(o) >= level);
+    it.each(LEVELS.map((l, i) => ({ ...l, level: i })))(
+      "precedence: $name wins over every check after it; check mode moves nothing and answers as redeem does",
+      async ({ outcome, level }) => {
+        const { req, earlier } = await scenario((o) => levelOf(o) >= level);
+        const before = await dump();
+        const checked = await counters.reserve({ ...req, mode: "check" });
+        expect(await dump()).toEqual(before);
+        expectOutcome(checked, outcome, earlier);
+
+        const redeemed = await counters.reserve(req);
+        expectOutcome(redeemed, outcome, earlier);
+        if (outcome === ReserveOutcome.Admitted) {
+          expect(redeemed.redemptions).toBe(checked.redemptions + 1n);
+        } else {
+          expect(redeemed.redemptions).toBe(checked.redemptions);
+          expect(await dump()).toEqual(before); // a refusal moves nothing either
+        }
+      },
+    );
+
+    it.each(LEVELS.filter((l) => l.outcome !== ReserveOutcome.Admitted))("refuses with $name when that is the only problem", async ({ outcome }) => {
+      const { req, earlier } = await scenario((o) => o === outcome);
       const before = await dump();
       const checked = await counters.reserve({ ...req, mode: "check" });
-      expect(await dump()).toEqual(before);
-      expectOutcome(checked, outcome, earlier);
-
       const redeemed = await counters.reserve(req);
+      expectOutcome(checked, outcome, earlier);
       expectOutcome(redeemed, outcome, earlier);
-      if (outcome === ReserveOutcome.Admitted) {
-        expect(redeemed.redemptions).toBe(checked.redemptions + 1n);
+      expect(await dump()).toEqual(before);
+    });
+
+    it.each([
+      { name: "one ms before valid_from", at: { now: NOW - 1, validFrom: new Date(NOW) }, outcome: ReserveOutcome.PromotionNotStarted },
+      { name: "at valid_from", at: { now: NOW, validFrom: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
+      { name: "one ms before valid_to", at: { now: NOW - 1, validTo: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
+      { name: "at valid_to (exclusive)", at: { now: NOW, validTo: new Date(NOW) }, outcome: ReserveOutcome.PromotionExpired },
+      { name: "one ms before the code expires", at: { now: NOW - 1, codeId: "code_1", codeExpiresAt: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
+      { name: "when the code expires", at: { now: NOW, codeId: "code_1", codeExpiresAt: new Date(NOW) }, outcome: ReserveOutcome.CodeExpired },
+      { name: "an inactive code without a code id (no code checks)", at: { codeActive: false }, outcome: ReserveOutcome.Admitted },
+      { name: "one redemption left", at: { maxRedemptions: 11n }, outcome: ReserveOutcome.Admitted },
+      { name: "no redemption left", at: { maxRedemptions: 10n }, outcome: ReserveOutcome.MaxRedemptionsReached },
+      { name: "one use left for the customer", at: { maxPerCustomer: 3n }, outcome: ReserveOutcome.Admitted },
+      { name: "a customer never seen with limit 1", at: { customerId: "cus_new", maxPerCustomer: 1n }, outcome: ReserveOutcome.Admitted },
+      { name: "a per-customer limit of 0", at: { customerId: "cus_new", maxPerCustomer: 0n }, outcome: ReserveOutcome.CustomerLimitReached },
+      { name: "one use left on the code", at: { codeId: "code_1", codeMaxRedemptions: 4n }, outcome: ReserveOutcome.Admitted },
+      { name: "a code limit with another code id", at: { codeId: "code_2", codeMaxRedemptions: 3n }, outcome: ReserveOutcome.Admitted },
+      { name: "a code limit without a code", at: { codeMaxRedemptions: 0n }, outcome: ReserveOutcome.Admitted },
+      { name: "budget left", at: { maxBudget: 1001n }, outcome: ReserveOutcome.Admitted },
+      { name: "budget used up exactly", at: { maxBudget: 1000n }, outcome: ReserveOutcome.BudgetExhausted },
+      { name: "the caller's seq equal to Redis'", at: { termsSeq: 7n }, outcome: ReserveOutcome.Admitted },
+    ].map((row) => ({ ...row, expected: ReserveOutcome[row.outcome] })))("at the boundary: $name → $expected", async ({ at, outcome }) => {
+      const promotionId = await hydrated(COUNTED);
+      const result = await counters.reserve(request(promotionId, { termsSeq: 7n, ...at }));
+      expect(result.outcome).toBe(outcome);
+    });
+
+    it("raises the stored seq when an admitted caller evaluated newer terms, and then refuses older ones as stale", async () => {
+      const promotionId = await hydrated({ seq: 3n });
+      expect((await counters.reserve(request(promotionId, { mode: "check", termsSeq: 5n }))).outcome).toBe(ReserveOutcome.Admitted);
+      expect((await state(promotionId)).seq).toBe("3"); // check mode moves nothing, not even the seq
+      expect((await counters.reserve(request(promotionId, { termsSeq: 5n }))).outcome).toBe(ReserveOutcome.Admitted);
+      expect((await state(promotionId)).seq).toBe("5");
+      const stale = await counters.reserve(request(promotionId, { termsSeq: 4n }));
+      expect(stale.outcome).toBe(ReserveOutcome.StaleTerms);
+      expect(stale.redemptions).toBe(1n);
+    });
+
+    it("an admitted reservation counts the redemption, the customer and the code, is pending with its deadline and details, and holds the idempotency key for a day", async () => {
+      const promotionId = await hydrated({ epoch: 2n, redemptions: 4n, perCustomer: new Map([["cus_1", 1n]]), perCode: new Map([["code_1", 4n]]) });
+      const k = counters.keys(promotionId);
+      const id = randomUUID();
+      const result = await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem-A", deadline: NOW + 12_345 }));
+      expect(result).toEqual({ outcome: ReserveOutcome.Admitted, epoch: 2n, earlier: "", redemptions: 5n });
+
+      expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "5", b: "0" });
+      expect(await customers(promotionId)).toEqual({ cus_1: "2" });
+      expect(await codes(promotionId)).toEqual({ code_1: "5" });
+      expect(await redis.zrange(k.pending, 0, "-1", "WITHSCORES")).toEqual([id, String(NOW + 12_345)]);
+      expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "code_1", a: 0, i: k.idempotency("idem-A") });
+      expect(await counters.kindOf(promotionId, id)).toBe("r");
+      expect(await redis.get(k.idempotency("idem-A"))).toBe(id);
+      const ttl = await redis.pttl(k.idempotency("idem-A"));
+      expect(ttl).toBeGreaterThan(DAY_MS - 60_000);
+      expect(ttl).toBeLessThanOrEqual(DAY_MS);
+
+      const again = await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem-A" }));
+      expect(again).toEqual({ outcome: ReserveOutcome.Duplicate, epoch: 2n, earlier: id, redemptions: 5n });
+    });
+
+    it("an admitted reservation without an idempotency key writes no marker and no code count", async () => {
+      const promotionId = await hydrated();
+      const id = randomUUID();
+      expect((await counters.reserve(request(promotionId, { reservationId: id }))).outcome).toBe(ReserveOutcome.Admitted);
+      expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "", a: 0, i: "" });
+      expect(await redis.exists(counters.keys(promotionId).idempotency(""))).toBe(0);
+      expect(await redis.exists(counters.keys(promotionId).codes)).toBe(0);
+      expect(await customers(promotionId)).toEqual({ cus_1: "1" });
+    });
+  });
+
+  describe("confirm.lua", () => {
+    it("removes the pending entry and answers true once, then false", async () => {
+      const promotionId = await hydrated();
+      const k = counters.keys(promotionId);
+      const id = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
+      expect(await counters.confirm(promotionId, id)).toBe(true);
+      expect(await redis.zscore(k.pending, id)).toBeNull();
+      expect(await redis.hexists(k.details, id)).toBe(0);
+      expect(await state(promotionId)).toMatchObject({ n: "1" }); // the redemption still counts
+      expect(await customers(promotionId)).toEqual({ cus_1: "1" });
+      expect(await redis.get(k.idempotency("idem"))).toBe(id); // and still holds its key
+      expect(await counters.confirm(promotionId, id)).toBe(false);
+    });
+
+    it("answers false after the reservation was given back", async () => {
+      const promotionId = await hydrated();
+      const id = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: id }));
+      expect(await counters.giveBack(promotionId, id)).toBe(true);
+      expect(await counters.confirm(promotionId, id)).toBe(false);
+    });
+  });
+
+  describe("give_back.lua", () => {
+    it("returns every counter exactly once and clears the reservation's idempotency marker", async () => {
+      const promotionId = await hydrated({ redemptions: 3n, perCustomer: new Map([["cus_old", 3n]]) });
+      const k = counters.keys(promotionId);
+      const before = await dump();
+      const id = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
+      expect(await redis.get(k.idempotency("idem"))).toBe(id);
+
+      expect(await counters.giveBack(promotionId, id)).toBe(true);
+      expect(await dump()).toEqual(before); // n back to 3, cus_1 and code_1 fields gone, marker gone, nothing pending
+      expect(await counters.giveBack(promotionId, id)).toBe(false);
+      expect(await dump()).toEqual(before);
+      expect((await counters.reserve(request(promotionId, { idempotencyKey: "idem" }))).outcome).toBe(ReserveOutcome.Admitted);
+    });
+
+    it("decrements a customer and a code that had earlier redemptions without deleting them", async () => {
+      const promotionId = await hydrated({ redemptions: 5n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 5n]]) });
+      const id = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1" }));
+      expect(await customers(promotionId)).toEqual({ cus_1: "3" });
+      expect(await counters.giveBack(promotionId, id)).toBe(true);
+      expect(await state(promotionId)).toMatchObject({ n: "5" });
+      expect(await customers(promotionId)).toEqual({ cus_1: "2" });
+      expect(await codes(promotionId)).toEqual({ code_1: "5" });
+    });
+
+    it("leaves the idempotency marker alone once it names another reservation", async () => {
+      const promotionId = await hydrated();
+      const k = counters.keys(promotionId);
+      const first = randomUUID();
+      const second = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: first, idempotencyKey: "idem" }));
+      await redis.del(k.idempotency("idem")); // the marker expired while `first` was still pending
+      expect((await counters.reserve(request(promotionId, { reservationId: second, customerId: "cus_2", idempotencyKey: "idem" }))).outcome).toBe(ReserveOutcome.Admitted);
+
+      expect(await counters.giveBack(promotionId, first)).toBe(true);
+      expect(await redis.get(k.idempotency("idem"))).toBe(second);
+      expect(await state(promotionId)).toMatchObject({ n: "1" });
+      expect(await customers(promotionId)).toEqual({ cus_2: "1" });
+    });
+
+    it("never gives back a confirmed reservation", async () => {
+      const promotionId = await hydrated();
+      const id = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
+      await counters.confirm(promotionId, id);
+      const before = await dump();
+      expect(await counters.giveBack(promotionId, id)).toBe(false);
+      expect(await dump()).toEqual(before);
+    });
+
+    it("answers false for a reservation it never saw", async () => {
+      const promotionId = await hydrated({ redemptions: 1n, perCustomer: new Map([["cus_1", 1n]]) });
+      const before = await dump();
+      expect(await counters.giveBack(promotionId, randomUUID())).toBe(false);
+      expect(await dump()).toEqual(before);
+    });
+  });
+
+  describe("release.lua", () => {
+    const LIVE = { epoch: 3n, redemptions: 2n, perCustomer: new Map([["cus_1", 1n], ["cus_2", 1n]]), perCode: new Map([["code_1", 2n]]) };
+
+    it.each([
+      { name: "the same epoch with a code", epoch: 3n, codeId: "code_1", moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "1" } },
+      { name: "the same epoch without a code", epoch: 3n, codeId: null, moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "2" } },
+      { name: "an older epoch", epoch: 2n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
+      { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
+    ])("under $name moves counters: $moved", async ({ epoch, codeId, moved, n, customers: c, codes: k }) => {
+      const promotionId = await hydrated(LIVE);
+      expect(await counters.release(promotionId, epoch, "cus_1", codeId)).toBe(moved);
+      expect(await state(promotionId)).toMatchObject({ epoch: "3", n });
+      expect(await customers(promotionId)).toEqual(c);
+      expect(await codes(promotionId)).toEqual(k);
+    });
+
+    it("does nothing when the state is missing", async () => {
+      const promotionId = await hydrated(LIVE);
+      await redis.del(counters.keys(promotionId).state);
+      const before = await dump();
+      expect(await counters.release(promotionId, 3n, "cus_1", "code_1")).toBe(false);
+      expect(await dump()).toEqual(before);
+      expect(await redis.exists(counters.keys(promotionId).state)).toBe(0);
+    });
+
+    it("never takes a count below zero: fields are deleted at zero and n stays at 0", async () => {
+      const promotionId = await hydrated({ epoch: 3n });
+      await counters.release(promotionId, 3n, "cus_x", "code_x");
+      expect(await customers(promotionId)).toEqual({});
+      expect(await codes(promotionId)).toEqual({});
+      // n must not go negative: a negative n lets reserve.lua admit past max_redemptions.
+      expect(Number((await state(promotionId)).n)).toBeGreaterThanOrEqual(0);
+    });
+  });
+
+  describe("consume_budget.lua", () => {
+    it.each([
+      { name: "CAP grants what is left", used: 700n, max: 1000n as bigint | null, amount: 500n, behavior: "CAP" as const, granted: 300n },
+      { name: "CAP grants all when enough is left", used: 700n, max: 1000n, amount: 300n, behavior: "CAP" as const, granted: 300n },
+      { name: "CAP grants nothing when the budget is used up", used: 1000n, max: 1000n, amount: 1n, behavior: "CAP" as const, granted: 0n },
+      { name: "CAP grants nothing when more than the budget was used", used: 1200n, max: 1000n, amount: 5n, behavior: "CAP" as const, granted: 0n },
+      { name: "STRICT grants nothing when not all is left", used: 700n, max: 1000n, amount: 301n, behavior: "STRICT" as const, granted: 0n },
+      { name: "STRICT grants all when exactly that is left", used: 700n, max: 1000n, amount: 300n, behavior: "STRICT" as const, granted: 300n },
+      { name: "an unlimited budget grants all", used: 700n, max: null, amount: 1_000_000_000_000n, behavior: "STRICT" as const, granted: 1_000_000_000_000n },
+    ])("$name", async ({ used, max, amount, behavior, granted }) => {
+      const promotionId = await hydrated({ epoch: 6n, budgetUsed: used });
+      const k = counters.keys(promotionId);
+      const id = randomUUID();
+      const result = await counters.consumeBudget({ promotionId, reservationId: id, deadline: DEADLINE, maxBudget: max, amount, behavior });
+      expect(result).toEqual({ hydrated: true, epoch: 6n, granted, budgetUsed: used + granted });
+      expect(await state(promotionId)).toMatchObject({ b: String(used + granted) });
+      if (granted > 0n) {
+        expect(await redis.zscore(k.pending, id)).toBe(String(DEADLINE));
+        expect(await details(promotionId, id)).toEqual({ k: "a", c: "", code: "", a: granted.toString(), i: "" });
+        expect(await counters.kindOf(promotionId, id)).toBe("a");
       } else {
-        expect(redeemed.redemptions).toBe(checked.redemptions);
-        expect(await dump()).toEqual(before); // a refusal moves nothing either
+        expect(await redis.exists(k.pending, k.details)).toBe(0);
       }
-    },
-  );
+    });
 
-  it.each(LEVELS.filter((l) => l.outcome !== ReserveOutcome.Admitted))("refuses with $name when that is the only problem", async ({ outcome }) => {
-    const { req, earlier } = await scenario((o) => o === outcome);
-    const before = await dump();
-    const checked = await counters.reserve({ ...req, mode: "check" });
-    const redeemed = await counters.reserve(req);
-    expectOutcome(checked, outcome, earlier);
-    expectOutcome(redeemed, outcome, earlier);
-    expect(await dump()).toEqual(before);
+    it("answers not hydrated and moves nothing without a state", async () => {
+      const promotionId = randomUUID();
+      const result = await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: 100n, amount: 10n, behavior: "CAP" });
+      expect(result).toEqual({ hydrated: false, epoch: 0n, granted: 0n, budgetUsed: 0n });
+      expect(await keysUnder(prefix)).toEqual([]);
+    });
+
+    it("a budget reservation given back returns its budget once", async () => {
+      const promotionId = await hydrated({ budgetUsed: 700n, redemptions: 2n });
+      const id = randomUUID();
+      await counters.consumeBudget({ promotionId, reservationId: id, deadline: DEADLINE, maxBudget: 1000n, amount: 500n, behavior: "CAP" });
+      expect((await counters.reserve(request(promotionId, { maxBudget: 1000n }))).outcome).toBe(ReserveOutcome.BudgetExhausted);
+      expect(await counters.giveBack(promotionId, id)).toBe(true);
+      expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
+      expect(await counters.giveBack(promotionId, id)).toBe(false);
+      expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
+      expect(await counters.kindOf(promotionId, id)).toBeNull();
+    });
   });
 
-  it.each([
-    { name: "one ms before valid_from", at: { now: NOW - 1, validFrom: new Date(NOW) }, outcome: ReserveOutcome.PromotionNotStarted },
-    { name: "at valid_from", at: { now: NOW, validFrom: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
-    { name: "one ms before valid_to", at: { now: NOW - 1, validTo: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
-    { name: "at valid_to (exclusive)", at: { now: NOW, validTo: new Date(NOW) }, outcome: ReserveOutcome.PromotionExpired },
-    { name: "one ms before the code expires", at: { now: NOW - 1, codeId: "code_1", codeExpiresAt: new Date(NOW) }, outcome: ReserveOutcome.Admitted },
-    { name: "when the code expires", at: { now: NOW, codeId: "code_1", codeExpiresAt: new Date(NOW) }, outcome: ReserveOutcome.CodeExpired },
-    { name: "an inactive code without a code id (no code checks)", at: { codeActive: false }, outcome: ReserveOutcome.Admitted },
-    { name: "one redemption left", at: { maxRedemptions: 11n }, outcome: ReserveOutcome.Admitted },
-    { name: "no redemption left", at: { maxRedemptions: 10n }, outcome: ReserveOutcome.MaxRedemptionsReached },
-    { name: "one use left for the customer", at: { maxPerCustomer: 3n }, outcome: ReserveOutcome.Admitted },
-    { name: "a customer never seen with limit 1", at: { customerId: "cus_new", maxPerCustomer: 1n }, outcome: ReserveOutcome.Admitted },
-    { name: "a per-customer limit of 0", at: { customerId: "cus_new", maxPerCustomer: 0n }, outcome: ReserveOutcome.CustomerLimitReached },
-    { name: "one use left on the code", at: { codeId: "code_1", codeMaxRedemptions: 4n }, outcome: ReserveOutcome.Admitted },
-    { name: "a code limit with another code id", at: { codeId: "code_2", codeMaxRedemptions: 3n }, outcome: ReserveOutcome.Admitted },
-    { name: "a code limit without a code", at: { codeMaxRedemptions: 0n }, outcome: ReserveOutcome.Admitted },
-    { name: "budget left", at: { maxBudget: 1001n }, outcome: ReserveOutcome.Admitted },
-    { name: "budget used up exactly", at: { maxBudget: 1000n }, outcome: ReserveOutcome.BudgetExhausted },
-    { name: "the caller's seq equal to Redis'", at: { termsSeq: 7n }, outcome: ReserveOutcome.Admitted },
-  ].map((row) => ({ ...row, expected: ReserveOutcome[row.outcome] })))("at the boundary: $name → $expected", async ({ at, outcome }) => {
-    const promotionId = await hydrated(COUNTED);
-    const result = await counters.reserve(request(promotionId, { termsSeq: 7n, ...at }));
-    expect(result.outcome).toBe(outcome);
-  });
+  describe("install (reset_for_rebuild.lua + hydrate.lua)", () => {
+    it("installs state, per-customer and per-code counts, skipping zero counts", async () => {
+      const promotionId = randomUUID();
+      const ok = await counters.install(promotionId, rebuilt({
+        epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n,
+        perCustomer: new Map([["cus_1", 3n], ["cus_2", 2n], ["cus_zero", 0n]]),
+        perCode: new Map([["code_1", 4n], ["code_zero", 0n]]),
+      }));
+      expect(ok).toBe(true);
+      expect(await state(promotionId)).toEqual({ epoch: "9", seq: "12", n: "5", b: "250" });
+      expect(await customers(promotionId)).toEqual({ cus_1: "3", cus_2: "2" });
+      expect(await codes(promotionId)).toEqual({ code_1: "4" });
+      expect(await counters.isHydrated(promotionId)).toBe(true);
+      expect((await counters.snapshot([promotionId, randomUUID()])).get(promotionId)).toEqual({ epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n });
+    });
 
-  it("raises the stored seq when an admitted caller evaluated newer terms, and then refuses older ones as stale", async () => {
-    const promotionId = await hydrated({ seq: 3n });
-    expect((await counters.reserve(request(promotionId, { mode: "check", termsSeq: 5n }))).outcome).toBe(ReserveOutcome.Admitted);
-    expect((await state(promotionId)).seq).toBe("3"); // check mode moves nothing, not even the seq
-    expect((await counters.reserve(request(promotionId, { termsSeq: 5n }))).outcome).toBe(ReserveOutcome.Admitted);
-    expect((await state(promotionId)).seq).toBe("5");
-    const stale = await counters.reserve(request(promotionId, { termsSeq: 4n }));
-    expect(stale.outcome).toBe(ReserveOutcome.StaleTerms);
-    expect(stale.redemptions).toBe(1n);
-  });
+    it.each([
+      { name: "the same epoch", epoch: 5n },
+      { name: "a newer epoch", epoch: 4n },
+      { name: "an older epoch", epoch: 6n },
+    ])("refuses to overwrite live counters of $name and leaves every key as it was", async ({ epoch }) => {
+      const promotionId = await hydrated({ epoch: 5n, redemptions: 2n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 1n]]) });
+      await counters.reserve(request(promotionId, { idempotencyKey: "idem", codeId: "code_1" })); // pending + marker
+      const before = await dump();
+      const ok = await counters.install(promotionId, rebuilt({ epoch, redemptions: 7n, perCustomer: new Map([["cus_9", 7n]]), perCode: new Map([["code_9", 7n]]) }));
+      expect(ok).toBe(false);
+      expect(await dump()).toEqual(before);
+    });
 
-  it("an admitted reservation counts the redemption, the customer and the code, is pending with its deadline and details, and holds the idempotency key for a day", async () => {
-    const promotionId = await hydrated({ epoch: 2n, redemptions: 4n, perCustomer: new Map([["cus_1", 1n]]), perCode: new Map([["code_1", 4n]]) });
-    const k = counters.keys(promotionId);
-    const id = randomUUID();
-    const result = await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem-A", deadline: NOW + 12_345 }));
-    expect(result).toEqual({ outcome: ReserveOutcome.Admitted, epoch: 2n, earlier: "", redemptions: 5n });
+    it("resets leftovers (customers, codes, pending, details) only when the state is missing", async () => {
+      const promotionId = await hydrated({ epoch: 1n, redemptions: 1n, perCustomer: new Map([["cus_old", 1n]]), perCode: new Map([["code_old", 1n]]) });
+      const k = counters.keys(promotionId);
+      const pendingId = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: pendingId, codeId: "code_old" }));
+      await redis.del(k.state); // Redis lost the state hash only
 
-    expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "5", b: "0" });
-    expect(await customers(promotionId)).toEqual({ cus_1: "2" });
-    expect(await codes(promotionId)).toEqual({ code_1: "5" });
-    expect(await redis.zrange(k.pending, 0, "-1", "WITHSCORES")).toEqual([id, String(NOW + 12_345)]);
-    expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "code_1", a: 0, i: k.idempotency("idem-A") });
-    expect(await counters.kindOf(promotionId, id)).toBe("r");
-    expect(await redis.get(k.idempotency("idem-A"))).toBe(id);
-    const ttl = await redis.pttl(k.idempotency("idem-A"));
-    expect(ttl).toBeGreaterThan(DAY_MS - 60_000);
-    expect(ttl).toBeLessThanOrEqual(DAY_MS);
-
-    const again = await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem-A" }));
-    expect(again).toEqual({ outcome: ReserveOutcome.Duplicate, epoch: 2n, earlier: id, redemptions: 5n });
-  });
-
-  it("an admitted reservation without an idempotency key writes no marker and no code count", async () => {
-    const promotionId = await hydrated();
-    const id = randomUUID();
-    expect((await counters.reserve(request(promotionId, { reservationId: id }))).outcome).toBe(ReserveOutcome.Admitted);
-    expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "", a: 0, i: "" });
-    expect(await redis.exists(counters.keys(promotionId).idempotency(""))).toBe(0);
-    expect(await redis.exists(counters.keys(promotionId).codes)).toBe(0);
-    expect(await customers(promotionId)).toEqual({ cus_1: "1" });
-  });
-});
-
-describe("confirm.lua", () => {
-  it("removes the pending entry and answers true once, then false", async () => {
-    const promotionId = await hydrated();
-    const k = counters.keys(promotionId);
-    const id = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
-    expect(await counters.confirm(promotionId, id)).toBe(true);
-    expect(await redis.zscore(k.pending, id)).toBeNull();
-    expect(await redis.hexists(k.details, id)).toBe(0);
-    expect(await state(promotionId)).toMatchObject({ n: "1" }); // the redemption still counts
-    expect(await customers(promotionId)).toEqual({ cus_1: "1" });
-    expect(await redis.get(k.idempotency("idem"))).toBe(id); // and still holds its key
-    expect(await counters.confirm(promotionId, id)).toBe(false);
-  });
-
-  it("answers false after the reservation was given back", async () => {
-    const promotionId = await hydrated();
-    const id = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: id }));
-    expect(await counters.giveBack(promotionId, id)).toBe(true);
-    expect(await counters.confirm(promotionId, id)).toBe(false);
-  });
-});
-
-describe("give_back.lua", () => {
-  it("returns every counter exactly once and clears the reservation's idempotency marker", async () => {
-    const promotionId = await hydrated({ redemptions: 3n, perCustomer: new Map([["cus_old", 3n]]) });
-    const k = counters.keys(promotionId);
-    const before = await dump();
-    const id = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
-    expect(await redis.get(k.idempotency("idem"))).toBe(id);
-
-    expect(await counters.giveBack(promotionId, id)).toBe(true);
-    expect(await dump()).toEqual(before); // n back to 3, cus_1 and code_1 fields gone, marker gone, nothing pending
-    expect(await counters.giveBack(promotionId, id)).toBe(false);
-    expect(await dump()).toEqual(before);
-    expect((await counters.reserve(request(promotionId, { idempotencyKey: "idem" }))).outcome).toBe(ReserveOutcome.Admitted);
-  });
-
-  it("decrements a customer and a code that had earlier redemptions without deleting them", async () => {
-    const promotionId = await hydrated({ redemptions: 5n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 5n]]) });
-    const id = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1" }));
-    expect(await customers(promotionId)).toEqual({ cus_1: "3" });
-    expect(await counters.giveBack(promotionId, id)).toBe(true);
-    expect(await state(promotionId)).toMatchObject({ n: "5" });
-    expect(await customers(promotionId)).toEqual({ cus_1: "2" });
-    expect(await codes(promotionId)).toEqual({ code_1: "5" });
-  });
-
-  it("leaves the idempotency marker alone once it names another reservation", async () => {
-    const promotionId = await hydrated();
-    const k = counters.keys(promotionId);
-    const first = randomUUID();
-    const second = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: first, idempotencyKey: "idem" }));
-    await redis.del(k.idempotency("idem")); // the marker expired while `first` was still pending
-    expect((await counters.reserve(request(promotionId, { reservationId: second, customerId: "cus_2", idempotencyKey: "idem" }))).outcome).toBe(ReserveOutcome.Admitted);
-
-    expect(await counters.giveBack(promotionId, first)).toBe(true);
-    expect(await redis.get(k.idempotency("idem"))).toBe(second);
-    expect(await state(promotionId)).toMatchObject({ n: "1" });
-    expect(await customers(promotionId)).toEqual({ cus_2: "1" });
-  });
-
-  it("never gives back a confirmed reservation", async () => {
-    const promotionId = await hydrated();
-    const id = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
-    await counters.confirm(promotionId, id);
-    const before = await dump();
-    expect(await counters.giveBack(promotionId, id)).toBe(false);
-    expect(await dump()).toEqual(before);
-  });
-
-  it("answers false for a reservation it never saw", async () => {
-    const promotionId = await hydrated({ redemptions: 1n, perCustomer: new Map([["cus_1", 1n]]) });
-    const before = await dump();
-    expect(await counters.giveBack(promotionId, randomUUID())).toBe(false);
-    expect(await dump()).toEqual(before);
-  });
-});
-
-describe("release.lua", () => {
-  const LIVE = { epoch: 3n, redemptions: 2n, perCustomer: new Map([["cus_1", 1n], ["cus_2", 1n]]), perCode: new Map([["code_1", 2n]]) };
-
-  it.each([
-    { name: "the same epoch with a code", epoch: 3n, codeId: "code_1", moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "1" } },
-    { name: "the same epoch without a code", epoch: 3n, codeId: null, moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "2" } },
-    { name: "an older epoch", epoch: 2n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
-    { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
-  ])("under $name moves counters: $moved", async ({ epoch, codeId, moved, n, customers: c, codes: k }) => {
-    const promotionId = await hydrated(LIVE);
-    expect(await counters.release(promotionId, epoch, "cus_1", codeId)).toBe(moved);
-    expect(await state(promotionId)).toMatchObject({ epoch: "3", n });
-    expect(await customers(promotionId)).toEqual(c);
-    expect(await codes(promotionId)).toEqual(k);
-  });
-
-  it("does nothing when the state is missing", async () => {
-    const promotionId = await hydrated(LIVE);
-    await redis.del(counters.keys(promotionId).state);
-    const before = await dump();
-    expect(await counters.release(promotionId, 3n, "cus_1", "code_1")).toBe(false);
-    expect(await dump()).toEqual(before);
-    expect(await redis.exists(counters.keys(promotionId).state)).toBe(0);
-  });
-
-  it("never takes a count below zero: fields are deleted at zero and n stays at 0", async () => {
-    const promotionId = await hydrated({ epoch: 3n });
-    await counters.release(promotionId, 3n, "cus_x", "code_x");
-    expect(await customers(promotionId)).toEqual({});
-    expect(await codes(promotionId)).toEqual({});
-    // n must not go negative: a negative n lets reserve.lua admit past max_redemptions.
-    expect(Number((await state(promotionId)).n)).toBeGreaterThanOrEqual(0);
-  });
-});
-
-describe("consume_budget.lua", () => {
-  it.each([
-    { name: "CAP grants what is left", used: 700n, max: 1000n as bigint | null, amount: 500n, behavior: "CAP" as const, granted: 300n },
-    { name: "CAP grants all when enough is left", used: 700n, max: 1000n, amount: 300n, behavior: "CAP" as const, granted: 300n },
-    { name: "CAP grants nothing when the budget is used up", used: 1000n, max: 1000n, amount: 1n, behavior: "CAP" as const, granted: 0n },
-    { name: "CAP grants nothing when more than the budget was used", used: 1200n, max: 1000n, amount: 5n, behavior: "CAP" as const, granted: 0n },
-    { name: "STRICT grants nothing when not all is left", used: 700n, max: 1000n, amount: 301n, behavior: "STRICT" as const, granted: 0n },
-    { name: "STRICT grants all when exactly that is left", used: 700n, max: 1000n, amount: 300n, behavior: "STRICT" as const, granted: 300n },
-    { name: "an unlimited budget grants all", used: 700n, max: null, amount: 1_000_000_000_000n, behavior: "STRICT" as const, granted: 1_000_000_000_000n },
-  ])("$name", async ({ used, max, amount, behavior, granted }) => {
-    const promotionId = await hydrated({ epoch: 6n, budgetUsed: used });
-    const k = counters.keys(promotionId);
-    const id = randomUUID();
-    const result = await counters.consumeBudget({ promotionId, reservationId: id, deadline: DEADLINE, maxBudget: max, amount, behavior });
-    expect(result).toEqual({ hydrated: true, epoch: 6n, granted, budgetUsed: used + granted });
-    expect(await state(promotionId)).toMatchObject({ b: String(used + granted) });
-    if (granted > 0n) {
-      expect(await redis.zscore(k.pending, id)).toBe(String(DEADLINE));
-      expect(await details(promotionId, id)).toEqual({ k: "a", c: "", code: "", a: granted.toString(), i: "" });
-      expect(await counters.kindOf(promotionId, id)).toBe("a");
-    } else {
+      expect(await counters.install(promotionId, rebuilt({ epoch: 2n, redemptions: 1n, perCustomer: new Map([["cus_new", 1n]]), perCode: new Map([["code_new", 1n]]) }))).toBe(true);
+      expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "1", b: "0" });
+      expect(await customers(promotionId)).toEqual({ cus_new: "1" });
+      expect(await codes(promotionId)).toEqual({ code_new: "1" });
       expect(await redis.exists(k.pending, k.details)).toBe(0);
-    }
+      expect(await counters.giveBack(promotionId, pendingId)).toBe(false); // the old reservation is gone for good
+      expect(await state(promotionId)).toMatchObject({ n: "1" });
+    });
+
+    it("fills more than 2,000 customers and codes across several batches", async () => {
+      const perCustomer = new Map<string, bigint>();
+      for (let i = 0; i < 4_501; i++) perCustomer.set(`cus_${i}`, BigInt((i % 3) + 1));
+      const perCode = new Map<string, bigint>();
+      for (let i = 0; i < 2_001; i++) perCode.set(`code_${i}`, BigInt((i % 5) + 1));
+      const promotionId = await hydrated({ redemptions: 9_001n, perCustomer, perCode });
+      expect(await customers(promotionId)).toEqual(Object.fromEntries([...perCustomer].map(([c, n]) => [c, n.toString()])));
+      expect(await codes(promotionId)).toEqual(Object.fromEntries([...perCode].map(([c, n]) => [c, n.toString()])));
+      // The limits read the filled counts: the last customer of the last batch is at its limit.
+      const last = request(promotionId, { customerId: "cus_4500", maxPerCustomer: 1n });
+      expect((await counters.reserve(last)).outcome).toBe(ReserveOutcome.CustomerLimitReached);
+    });
+
+    it.each([
+      { name: "the same epoch", first: 5n, second: 5n },
+      { name: "an older epoch", first: 6n, second: 5n },
+    ])("two rebuilds racing: hydrate refuses $name once a state is there", async ({ first, second }) => {
+      const promotionId = randomUUID();
+      const results = await Promise.all([
+        counters.install(promotionId, rebuilt({ epoch: first, redemptions: 1n, perCustomer: new Map([["cus_a", 1n]]) })),
+        counters.install(promotionId, rebuilt({ epoch: second, redemptions: 2n, perCustomer: new Map([["cus_b", 2n]]) })),
+      ]);
+      expect(results).toEqual([true, false]);
+      expect(await state(promotionId)).toMatchObject({ epoch: first.toString(), n: "1" });
+    });
   });
 
-  it("answers not hydrated and moves nothing without a state", async () => {
-    const promotionId = randomUUID();
-    const result = await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: 100n, amount: 10n, behavior: "CAP" });
-    expect(result).toEqual({ hydrated: false, epoch: 0n, granted: 0n, budgetUsed: 0n });
-    expect(await keysUnder(prefix)).toEqual([]);
+  describe("publish_seq.lua", () => {
+    it("only ever raises the seq", async () => {
+      const promotionId = await hydrated({ seq: 5n });
+      await counters.publishSeq(promotionId, 7n);
+      expect((await state(promotionId)).seq).toBe("7");
+      await counters.publishSeq(promotionId, 6n);
+      expect((await state(promotionId)).seq).toBe("7");
+      await counters.publishSeq(promotionId, 7n);
+      expect((await state(promotionId)).seq).toBe("7");
+      expect((await counters.reserve(request(promotionId, { termsSeq: 6n }))).outcome).toBe(ReserveOutcome.StaleTerms);
+    });
+
+    it("does not create a state for a promotion that is not hydrated", async () => {
+      const promotionId = randomUUID();
+      await counters.publishSeq(promotionId, 3n);
+      expect(await counters.isHydrated(promotionId)).toBe(false);
+      expect(await keysUnder(prefix)).toEqual([]);
+    });
   });
 
-  it("a budget reservation given back returns its budget once", async () => {
-    const promotionId = await hydrated({ budgetUsed: 700n, redemptions: 2n });
-    const id = randomUUID();
-    await counters.consumeBudget({ promotionId, reservationId: id, deadline: DEADLINE, maxBudget: 1000n, amount: 500n, behavior: "CAP" });
-    expect((await counters.reserve(request(promotionId, { maxBudget: 1000n }))).outcome).toBe(ReserveOutcome.BudgetExhausted);
-    expect(await counters.giveBack(promotionId, id)).toBe(true);
-    expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
-    expect(await counters.giveBack(promotionId, id)).toBe(false);
-    expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
-    expect(await counters.kindOf(promotionId, id)).toBeNull();
-  });
-});
+  describe("overdue() and kindOf()", () => {
+    it("lists only pending reservations whose deadline has passed, oldest first", async () => {
+      const promotionId = await hydrated();
+      const [a, b, c, budget, confirmed] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      await counters.reserve(request(promotionId, { reservationId: a, deadline: NOW + 10 }));
+      await counters.reserve(request(promotionId, { reservationId: b, deadline: NOW + 20 }));
+      await counters.reserve(request(promotionId, { reservationId: c, deadline: NOW + 30 }));
+      await counters.reserve(request(promotionId, { reservationId: confirmed, deadline: NOW + 5 }));
+      await counters.confirm(promotionId, confirmed);
+      await counters.consumeBudget({ promotionId, reservationId: budget, deadline: NOW + 15, maxBudget: null, amount: 10n, behavior: "CAP" });
 
-describe("install (reset_for_rebuild.lua + hydrate.lua)", () => {
-  it("installs state, per-customer and per-code counts, skipping zero counts", async () => {
-    const promotionId = randomUUID();
-    const ok = await counters.install(promotionId, rebuilt({
-      epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n,
-      perCustomer: new Map([["cus_1", 3n], ["cus_2", 2n], ["cus_zero", 0n]]),
-      perCode: new Map([["code_1", 4n], ["code_zero", 0n]]),
-    }));
-    expect(ok).toBe(true);
-    expect(await state(promotionId)).toEqual({ epoch: "9", seq: "12", n: "5", b: "250" });
-    expect(await customers(promotionId)).toEqual({ cus_1: "3", cus_2: "2" });
-    expect(await codes(promotionId)).toEqual({ code_1: "4" });
-    expect(await counters.isHydrated(promotionId)).toBe(true);
-    expect((await counters.snapshot([promotionId, randomUUID()])).get(promotionId)).toEqual({ epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n });
+      expect(await counters.overdue(promotionId, NOW + 9)).toEqual([]);
+      expect(await counters.overdue(promotionId, NOW + 25)).toEqual([
+        { id: a, deadline: NOW + 10 },
+        { id: budget, deadline: NOW + 15 },
+        { id: b, deadline: NOW + 20 },
+      ]);
+      expect(await counters.overdue(promotionId, NOW + 25, 1)).toEqual([{ id: a, deadline: NOW + 10 }]);
+      expect(await counters.overdue(randomUUID(), NOW + 25)).toEqual([]);
+
+      expect(await counters.kindOf(promotionId, a)).toBe("r");
+      expect(await counters.kindOf(promotionId, budget)).toBe("a");
+      expect(await counters.kindOf(promotionId, confirmed)).toBeNull();
+      expect(await counters.kindOf(promotionId, randomUUID())).toBeNull();
+    });
   });
 
-  it.each([
-    { name: "the same epoch", epoch: 5n },
-    { name: "a newer epoch", epoch: 4n },
-    { name: "an older epoch", epoch: 6n },
-  ])("refuses to overwrite live counters of $name and leaves every key as it was", async ({ epoch }) => {
-    const promotionId = await hydrated({ epoch: 5n, redemptions: 2n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 1n]]) });
-    await counters.reserve(request(promotionId, { idempotencyKey: "idem", codeId: "code_1" })); // pending + marker
-    const before = await dump();
-    const ok = await counters.install(promotionId, rebuilt({ epoch, redemptions: 7n, perCustomer: new Map([["cus_9", 7n]]), perCode: new Map([["code_9", 7n]]) }));
-    expect(ok).toBe(false);
-    expect(await dump()).toEqual(before);
-  });
+  describe("keys", () => {
+    it("computes Redis Cluster slots the way Redis does", () => {
+      expect(keySlot("123456789")).toBe(0x31c3); // the CRC16/XMODEM check value
+      expect(keySlot("foo")).toBe(12182);
+      expect(keySlot("{foo}:anything")).toBe(12182);
+      expect(keySlot("a{}b")).toBe(keySlot("a{}b")); // an empty tag hashes the whole key
+    });
 
-  it("resets leftovers (customers, codes, pending, details) only when the state is missing", async () => {
-    const promotionId = await hydrated({ epoch: 1n, redemptions: 1n, perCustomer: new Map([["cus_old", 1n]]), perCode: new Map([["code_old", 1n]]) });
-    const k = counters.keys(promotionId);
-    const pendingId = randomUUID();
-    await counters.reserve(request(promotionId, { reservationId: pendingId, codeId: "code_old" }));
-    await redis.del(k.state); // Redis lost the state hash only
-
-    expect(await counters.install(promotionId, rebuilt({ epoch: 2n, redemptions: 1n, perCustomer: new Map([["cus_new", 1n]]), perCode: new Map([["code_new", 1n]]) }))).toBe(true);
-    expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "1", b: "0" });
-    expect(await customers(promotionId)).toEqual({ cus_new: "1" });
-    expect(await codes(promotionId)).toEqual({ code_new: "1" });
-    expect(await redis.exists(k.pending, k.details)).toBe(0);
-    expect(await counters.giveBack(promotionId, pendingId)).toBe(false); // the old reservation is gone for good
-    expect(await state(promotionId)).toMatchObject({ n: "1" });
-  });
-
-  it("fills more than 2,000 customers and codes across several batches", async () => {
-    const perCustomer = new Map<string, bigint>();
-    for (let i = 0; i < 4_501; i++) perCustomer.set(`cus_${i}`, BigInt((i % 3) + 1));
-    const perCode = new Map<string, bigint>();
-    for (let i = 0; i < 2_001; i++) perCode.set(`code_${i}`, BigInt((i % 5) + 1));
-    const promotionId = await hydrated({ redemptions: 9_001n, perCustomer, perCode });
-    expect(await customers(promotionId)).toEqual(Object.fromEntries([...perCustomer].map(([c, n]) => [c, n.toString()])));
-    expect(await codes(promotionId)).toEqual(Object.fromEntries([...perCode].map(([c, n]) => [c, n.toString()])));
-    // The limits read the filled counts: the last customer of the last batch is at its limit.
-    const last = request(promotionId, { customerId: "cus_4500", maxPerCustomer: 1n });
-    expect((await counters.reserve(last)).outcome).toBe(ReserveOutcome.CustomerLimitReached);
-  });
-
-  it.each([
-    { name: "the same epoch", first: 5n, second: 5n },
-    { name: "an older epoch", first: 6n, second: 5n },
-  ])("two rebuilds racing: hydrate refuses $name once a state is there", async ({ first, second }) => {
-    const promotionId = randomUUID();
-    const results = await Promise.all([
-      counters.install(promotionId, rebuilt({ epoch: first, redemptions: 1n, perCustomer: new Map([["cus_a", 1n]]) })),
-      counters.install(promotionId, rebuilt({ epoch: second, redemptions: 2n, perCustomer: new Map([["cus_b", 2n]]) })),
-    ]);
-    expect(results).toEqual([true, false]);
-    expect(await state(promotionId)).toMatchObject({ epoch: first.toString(), n: "1" });
-  });
-});
-
-describe("publish_seq.lua", () => {
-  it("only ever raises the seq", async () => {
-    const promotionId = await hydrated({ seq: 5n });
-    await counters.publishSeq(promotionId, 7n);
-    expect((await state(promotionId)).seq).toBe("7");
-    await counters.publishSeq(promotionId, 6n);
-    expect((await state(promotionId)).seq).toBe("7");
-    await counters.publishSeq(promotionId, 7n);
-    expect((await state(promotionId)).seq).toBe("7");
-    expect((await counters.reserve(request(promotionId, { termsSeq: 6n }))).outcome).toBe(ReserveOutcome.StaleTerms);
-  });
-
-  it("does not create a state for a promotion that is not hydrated", async () => {
-    const promotionId = randomUUID();
-    await counters.publishSeq(promotionId, 3n);
-    expect(await counters.isHydrated(promotionId)).toBe(false);
-    expect(await keysUnder(prefix)).toEqual([]);
-  });
-});
-
-describe("overdue() and kindOf()", () => {
-  it("lists only pending reservations whose deadline has passed, oldest first", async () => {
-    const promotionId = await hydrated();
-    const [a, b, c, budget, confirmed] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    await counters.reserve(request(promotionId, { reservationId: a, deadline: NOW + 10 }));
-    await counters.reserve(request(promotionId, { reservationId: b, deadline: NOW + 20 }));
-    await counters.reserve(request(promotionId, { reservationId: c, deadline: NOW + 30 }));
-    await counters.reserve(request(promotionId, { reservationId: confirmed, deadline: NOW + 5 }));
-    await counters.confirm(promotionId, confirmed);
-    await counters.consumeBudget({ promotionId, reservationId: budget, deadline: NOW + 15, maxBudget: null, amount: 10n, behavior: "CAP" });
-
-    expect(await counters.overdue(promotionId, NOW + 9)).toEqual([]);
-    expect(await counters.overdue(promotionId, NOW + 25)).toEqual([
-      { id: a, deadline: NOW + 10 },
-      { id: budget, deadline: NOW + 15 },
-      { id: b, deadline: NOW + 20 },
-    ]);
-    expect(await counters.overdue(promotionId, NOW + 25, 1)).toEqual([{ id: a, deadline: NOW + 10 }]);
-    expect(await counters.overdue(randomUUID(), NOW + 25)).toEqual([]);
-
-    expect(await counters.kindOf(promotionId, a)).toBe("r");
-    expect(await counters.kindOf(promotionId, budget)).toBe("a");
-    expect(await counters.kindOf(promotionId, confirmed)).toBeNull();
-    expect(await counters.kindOf(promotionId, randomUUID())).toBeNull();
-  });
-});
-
-describe("keys", () => {
-  it("computes Redis Cluster slots the way Redis does", () => {
-    expect(keySlot("123456789")).toBe(0x31c3); // the CRC16/XMODEM check value
-    expect(keySlot("foo")).toBe(12182);
-    expect(keySlot("{foo}:anything")).toBe(12182);
-    expect(keySlot("a{}b")).toBe(keySlot("a{}b")); // an empty tag hashes the whole key
-  });
-
-  it("puts every key of one promotion in the slot of its hash tag {p:<id>}", () => {
-    const promotionId = randomUUID();
-    const k = promotionKeys(prefix, promotionId);
-    const all = [k.state, k.customers, k.codes, k.pending, k.details, k.rebuildLock, k.idempotency(""), k.idempotency("key-1"), k.idempotency("{evil}")];
-    const tag = `{p:${promotionId}}`;
-    for (const key of all) {
-      expect(key.startsWith(`${prefix}${tag}:`)).toBe(true);
-      expect(keySlot(key)).toBe(keySlot(tag));
-    }
-    expect(new Set(all).size).toBe(all.length);
-    expect(counters.keys(promotionId)).toMatchObject({ state: k.state, customers: k.customers, codes: k.codes, pending: k.pending, details: k.details });
-  });
-
-  it("every key a script writes carries the promotion's hash tag", async () => {
-    const promotionId = await hydrated({ perCustomer: new Map([["cus_1", 1n]]), perCode: new Map([["code_1", 1n]]) });
-    await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem" }));
-    await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: null, amount: 5n, behavior: "CAP" });
-    await counters.lockRebuild(promotionId, "token", 10_000);
-    const written = await keysUnder(prefix);
-    expect(written.length).toBe(7);
-    for (const key of written) expect(keySlot(key)).toBe(keySlot(`{p:${promotionId}}`));
-  });
-
-  it.each(["prm{", "prm}", "{x}:", "a{b}c:"])("rejects the prefix %j", (bad) => {
-    expect(() => assertValidPrefix(bad)).toThrow(/braces/);
-  });
-
-  it.each(["", "prm:", "test:counters:abc:"])("accepts the prefix %j", (good) => {
-    expect(() => assertValidPrefix(good)).not.toThrow();
-  });
-});
-
-describe("concurrency", () => {
-  it.each([
-    { max: 300, admitted: 300 },
-    { max: 1_000, admitted: 500 },
-  ])("2,000 concurrent redeems, max_redemptions $max, 500 customers with a limit of 1 each: exactly $admitted admitted", async ({ max, admitted }) => {
-    const maxRedemptions = BigInt(max);
-    const promotionId = await hydrated();
-    const clients = Array.from({ length: 8 }, connect);
-    try {
-      const faces = clients.map((c) => new Counters(c, prefix));
-      const results = await Promise.all(
-        Array.from({ length: 2_000 }, (_, i) =>
-          (faces[i % faces.length] ?? counters).reserve(request(promotionId, { customerId: `cus_${i % 500}`, maxRedemptions, maxPerCustomer: 1n })),
-        ),
-      );
-      const ok = results.filter((r) => r.outcome === ReserveOutcome.Admitted).length;
-      expect(ok).toBe(Math.min(max, 500));
-      expect(ok).toBe(admitted);
-      for (const r of results) {
-        expect([ReserveOutcome.Admitted, ReserveOutcome.MaxRedemptionsReached, ReserveOutcome.CustomerLimitReached]).toContain(r.outcome);
-        expect(r.redemptions).toBeLessThanOrEqual(maxRedemptions);
+    it("puts every key of one promotion in the slot of its hash tag {p:<id>}", () => {
+      const promotionId = randomUUID();
+      const k = promotionKeys(prefix, promotionId);
+      const all = [k.state, k.customers, k.codes, k.pending, k.details, k.rebuildLock, k.idempotency(""), k.idempotency("key-1"), k.idempotency("{evil}")];
+      const tag = `{p:${promotionId}}`;
+      for (const key of all) {
+        expect(key.startsWith(`${prefix}${tag}:`)).toBe(true);
+        expect(keySlot(key)).toBe(keySlot(tag));
       }
-      expect((await state(promotionId)).n).toBe(String(ok));
-      const perCustomer = Object.values(await customers(promotionId));
-      expect(perCustomer.length).toBe(ok);
-      expect(perCustomer.every((v) => v === "1")).toBe(true);
-      expect(await redis.zcard(counters.keys(promotionId).pending)).toBe(ok);
-    } finally {
-      await Promise.all(clients.map((c) => c.quit()));
+      expect(new Set(all).size).toBe(all.length);
+      expect(counters.keys(promotionId)).toMatchObject({ state: k.state, customers: k.customers, codes: k.codes, pending: k.pending, details: k.details });
+    });
+
+    it("every key a script writes carries the promotion's hash tag", async () => {
+      const promotionId = await hydrated({ perCustomer: new Map([["cus_1", 1n]]), perCode: new Map([["code_1", 1n]]) });
+      await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem" }));
+      await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: null, amount: 5n, behavior: "CAP" });
+      await counters.lockRebuild(promotionId, "token", 10_000);
+      const written = await keysUnder(prefix);
+      expect(written.length).toBe(7);
+      for (const key of written) expect(keySlot(key)).toBe(keySlot(`{p:${promotionId}}`));
+    });
+
+    it.each(["prm{", "prm}", "{x}:", "a{b}c:"])("rejects the prefix %j", (bad) => {
+      expect(() => assertValidPrefix(bad)).toThrow(/braces/);
+    });
+
+    it.each(["", "prm:", "test:counters:abc:"])("accepts the prefix %j", (good) => {
+      expect(() => assertValidPrefix(good)).not.toThrow();
+    });
+  });
+
+  describe("concurrency", () => {
+    it.each([
+      { max: 300, admitted: 300 },
+      { max: 1_000, admitted: 500 },
+    ])("2,000 concurrent redeems, max_redemptions $max, 500 customers with a limit of 1 each: exactly $admitted admitted", async ({ max, admitted }) => {
+      const maxRedemptions = BigInt(max);
+      const promotionId = await hydrated();
+      const clients = Array.from({ length: 8 }, connect);
+      try {
+        const faces = clients.map((c) => new Counters(c, prefix));
+        const results = await Promise.all(
+          Array.from({ length: 2_000 }, (_, i) =>
+            (faces[i % faces.length] ?? counters).reserve(request(promotionId, { customerId: `cus_${i % 500}`, maxRedemptions, maxPerCustomer: 1n })),
+          ),
+        );
+        const ok = results.filter((r) => r.outcome === ReserveOutcome.Admitted).length;
+        expect(ok).toBe(Math.min(max, 500));
+        expect(ok).toBe(admitted);
+        for (const r of results) {
+          expect([ReserveOutcome.Admitted, ReserveOutcome.MaxRedemptionsReached, ReserveOutcome.CustomerLimitReached]).toContain(r.outcome);
+          expect(r.redemptions).toBeLessThanOrEqual(maxRedemptions);
+        }
+        expect((await state(promotionId)).n).toBe(String(ok));
+        const perCustomer = Object.values(await customers(promotionId));
+        expect(perCustomer.length).toBe(ok);
+        expect(perCustomer.every((v) => v === "1")).toBe(true);
+        expect(await redis.zcard(counters.keys(promotionId).pending)).toBe(ok);
+      } finally {
+        await Promise.all(clients.map((c) => c.quit()));
+      }
+    });
+  });
+
+  describe.runIf(name === "cluster")("Redis Cluster", () => {
+    const cluster = (): Cluster => {
+      if (!(redis instanceof Cluster)) throw new Error("not a cluster client");
+      return redis;
+    };
+    const address = (node: Redis): string => `${node.options.host ?? ""}:${node.options.port ?? 0}`;
+
+    /** Promotion ids whose slots are served by different masters, one per master. */
+    async function onEveryMaster(): Promise<Map<string, string>> {
+      const ranges = await cluster().cluster("SLOTS");
+      const owner = (slot: number): string => {
+        const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+        const [host, port] = range?.[2] ?? [];
+        return `${host}:${port}`;
+      };
+      const byMaster = new Map<string, string>();
+      while (byMaster.size < ranges.length && byMaster.size < 3) {
+        const id = randomUUID();
+        const master = owner(keySlot(`{p:${id}}`));
+        if (!byMaster.has(master)) byMaster.set(master, id);
+      }
+      return byMaster;
     }
+
+    it("the cluster computes the slot keys.ts means: every key of a promotion in its hash tag's slot", async () => {
+      const promotionId = randomUUID();
+      const k = counters.keys(promotionId);
+      for (const key of [k.state, k.customers, k.codes, k.pending, k.details, k.rebuildLock, k.idempotency(""), k.idempotency("order-1")]) {
+        expect(await cluster().cluster("KEYSLOT", key)).toBe(keySlot(`{p:${promotionId}}`));
+      }
+    });
+
+    it("promotions on three masters: each one's scripts run on its own node, and one snapshot reads them all", async () => {
+      const byMaster = await onEveryMaster();
+      expect(byMaster.size).toBe(3);
+      for (const id of byMaster.values()) {
+        await counters.install(id, rebuilt({ epoch: 2n, budgetUsed: 10n }));
+        expect((await counters.reserve(request(id, { codeId: "code_1", idempotencyKey: "idem", maxRedemptions: 1n }))).outcome).toBe(ReserveOutcome.Admitted);
+        expect((await counters.reserve(request(id, { customerId: "cus_2", maxRedemptions: 1n }))).outcome).toBe(ReserveOutcome.MaxRedemptionsReached);
+        await counters.consumeBudget({ promotionId: id, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: null, amount: 5n, behavior: "CAP" });
+      }
+      const snapshot = await counters.snapshot([...byMaster.values()]);
+      for (const id of byMaster.values()) expect(snapshot.get(id)).toEqual({ epoch: 2n, seq: 1n, redemptions: 1n, budgetUsed: 15n });
+
+      // Each master holds exactly the keys of the promotion whose slot it serves.
+      for (const node of cluster().nodes("master")) {
+        const id = byMaster.get(address(node));
+        const held: string[] = [];
+        let cursor = "0";
+        do {
+          const [next, batch] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+          cursor = next;
+          held.push(...batch);
+        } while (cursor !== "0");
+        expect(held.length).toBe(6); // s, c, k, q, d and the idempotency marker
+        for (const key of held) expect(key.startsWith(`${prefix}{p:${id}}:`)).toBe(true);
+      }
+    });
+
+    it("an unreachable cluster is reported by waitForRedis within its timeout, not waited for for ever", async () => {
+      const client = createRedis({ url: "", clusterNodes: [`127.0.0.1:${await freePort()}`] });
+      client.on("error", () => undefined);
+      const started = performance.now();
+      try {
+        await expect(waitForRedis(client, 500)).rejects.toThrow();
+      } finally {
+        client.disconnect();
+      }
+      expect(performance.now() - started).toBeLessThan(3_000);
+    }, 10_000);
+
+    // Last: every command above ran on the cluster.
+    it("no command of this suite was refused CROSSSLOT, and one that names two slots would be counted", async () => {
+      const stats = backend.cluster;
+      if (!stats) throw new Error("no cluster");
+      expect((await stats.errorStats()).CROSSSLOT ?? 0).toBe(0);
+      const [a, b] = [...(await onEveryMaster()).values()];
+      await expect(redis.exists(counters.keys(a ?? "").state, counters.keys(b ?? "").state)).rejects.toThrow(/CROSSSLOT/);
+      expect((await stats.errorStats()).CROSSSLOT).toBe(1);
+    });
   });
 });

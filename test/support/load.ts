@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { promotionKeys } from "../../src/counters/keys.js";
+import type { RedisClient } from "../../src/counters/redis.js";
 
 export interface LoadResult {
   ok: number;
@@ -12,6 +13,8 @@ export interface LoadResult {
   refused: Record<string, number>;
   /** Calls that failed with a retryable code and were retried. */
   retried: number;
+  /** The retries by ErrorDetail.code (e.g. counters_busy while a rebuild runs; counters_unavailable when a Redis call failed). */
+  retriedBy: Record<string, number>;
   /** Anything else: must stay empty. */
   unexpected: string[];
 }
@@ -20,7 +23,7 @@ const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted
 
 /** Runs `call(i)` for i in [from, to) with `inFlight` at once; retries retryable failures (same i, same idempotency key). */
 export async function runLoad(from: number, to: number, inFlight: number, call: (i: number) => Promise<unknown>, maxRetries = 200): Promise<LoadResult> {
-  const result: LoadResult = { ok: 0, refused: {}, retried: 0, unexpected: [] };
+  const result: LoadResult = { ok: 0, refused: {}, retried: 0, retriedBy: {}, unexpected: [] };
   let next = from;
   const worker = async () => {
     for (;;) {
@@ -40,6 +43,8 @@ export async function runLoad(from: number, to: number, inFlight: number, call: 
           }
           if (RETRYABLE.has(e.code) && attempt < maxRetries) {
             result.retried++;
+            const reason = detail?.code ?? Code[e.code];
+            result.retriedBy[reason] = (result.retriedBy[reason] ?? 0) + 1;
             await new Promise((r) => setTimeout(r, 20 + Math.min(attempt, 10) * 20));
             continue;
           }
@@ -65,7 +70,11 @@ export interface Truth {
   customerMismatches: number;
 }
 
-export async function truth(em: EntityManager, redisUrl: string, prefix: string, promotionId: string, perCustomer = 1): Promise<Truth> {
+/**
+ * `redis` is a URL (a client is opened and closed here) or a client the caller owns, e.g. a Redis
+ * Cluster client: every key read here belongs to one promotion, so all share one slot.
+ */
+export async function truth(em: EntityManager, redis: string | RedisClient, prefix: string, promotionId: string, perCustomer = 1): Promise<Truth> {
   const conn = em.getConnection();
   const [ledger] = await conn.execute<{ n: string }[]>(`select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [promotionId]);
   const [budget] = await conn.execute<{ b: string }[]>(
@@ -81,11 +90,11 @@ export async function truth(em: EntityManager, redisUrl: string, prefix: string,
     [promotionId],
   );
   const keys = promotionKeys(prefix, promotionId);
-  const redis = new Redis(redisUrl);
+  const client = typeof redis === "string" ? new Redis(redis) : redis;
   try {
-    const [n, b] = await redis.hmget(keys.state, "n", "b");
-    const pending = await redis.zcard(keys.pending);
-    const perCustomerRedis = await redis.hgetall(keys.customers);
+    const [n, b] = await client.hmget(keys.state, "n", "b");
+    const pending = await client.zcard(keys.pending);
+    const perCustomerRedis = await client.hgetall(keys.customers);
     const ledgerMap = new Map(perCustomerLedger.map((r) => [r.customer_id, Number(r.n)]));
     let customerMismatches = 0;
     if (n != null) {
@@ -102,6 +111,6 @@ export async function truth(em: EntityManager, redisUrl: string, prefix: string,
       customerMismatches,
     };
   } finally {
-    redis.disconnect();
+    if (typeof redis === "string") client.disconnect();
   }
 }
