@@ -25,6 +25,9 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       const fields = { ...line(), code: Code[error.code], error: error.rawMessage };
       if (error.code === Code.Internal) {
         logger.error({ ...fields, cause: describe(error.cause) }, "rpc");
+      } else if (error.code === Code.Unavailable) {
+        // What was unreachable and why (a Redis or Postgres error), for operators; never sent.
+        logger.warn({ ...fields, cause: rootCause(error) }, "rpc");
       } else {
         logger.info(fields, "rpc");
       }
@@ -37,4 +40,11 @@ function describe(cause: unknown): { name: string; message: string; stack?: stri
   if (cause instanceof ConnectError && cause.cause !== undefined) return describe(cause.cause);
   if (cause instanceof Error) return { name: cause.name, message: cause.message, ...(cause.stack ? { stack: cause.stack } : {}) };
   return String(cause);
+}
+
+/** The innermost cause's name and message (no stack): why a dependency call failed. */
+function rootCause(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof Error && current.cause !== undefined) current = current.cause;
+  return current instanceof Error ? `${current.name}: ${current.message}` : String(current);
 }
