@@ -23,6 +23,8 @@ import { loggingInterceptor } from "./api/logging.js";
 import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
 import { tracingInterceptor } from "./api/tracing.js";
 import { promotionService } from "./api/promotion-service.js";
+import { rateLimitInterceptor } from "./api/rate-limit.js";
+import { RateLimiter } from "./counters/rate-limiter.js";
 import { promotionVersionService } from "./api/promotion-version-service.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -109,6 +111,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     metricsInterceptor(metrics),
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
+    rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
     (next) => async (req) => {
       req.contextValues.set(emKey, orm.em.fork());
       req.contextValues.set(changeHookKey, onChanged);

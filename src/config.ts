@@ -30,6 +30,20 @@ export interface Config {
   readonly otlpEndpoint: string | null;
   /** OTEL_SERVICE_NAME: the service.name of exported spans. */
   readonly otelServiceName: string;
+  /** Per-API-key abuse limits of ValidateCode and RedeemPromotion (src/api/rate-limit.ts). */
+  readonly rateLimits: RateLimits;
+}
+
+/** Token buckets per API key; a rate or burst of 0 turns that limit off. */
+export interface RateLimits {
+  /** RATE_LIMIT_PER_SECOND: limited calls per second, per key. */
+  readonly perSecond: number;
+  /** RATE_LIMIT_BURST: calls a key may make at once after being idle. */
+  readonly burst: number;
+  /** CODE_GUESS_PER_MINUTE: unknown codes a key may look up per minute. */
+  readonly codeGuessesPerMinute: number;
+  /** CODE_GUESS_BURST: unknown codes a key may look up at once. */
+  readonly codeGuessBurst: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -79,6 +93,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got "${otlpEndpoint}")`);
   }
 
+  const rateLimitPerSecond = int("RATE_LIMIT_PER_SECOND", 5_000, 0, 10_000_000);
+  const codeGuessesPerMinute = int("CODE_GUESS_PER_MINUTE", 30, 0, 1_000_000);
+
   const config: Config = {
     databaseUrl,
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
@@ -96,6 +113,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     otlpEndpoint,
     otelServiceName: env.OTEL_SERVICE_NAME || "promotions",
+    // A guard against runaway clients, not a quota: well above what one replica serves (the
+    // bench: ~2,200 validations/s on 2 cores), so real checkout traffic never meets it.
+    rateLimits: Object.freeze({
+      perSecond: rateLimitPerSecond,
+      burst: int("RATE_LIMIT_BURST", 2 * rateLimitPerSecond, 0, 100_000_000),
+      codeGuessesPerMinute,
+      codeGuessBurst: int("CODE_GUESS_BURST", codeGuessesPerMinute, 0, 1_000_000),
+    }),
   };
   if (problems.length > 0) throw new ConfigError(problems.join("; "));
   return Object.freeze(config);

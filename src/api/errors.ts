@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { DomainError, type FailureKind } from "../domain/errors.js";
+import { encodeRetryInfo, RETRY_INFO_TYPE } from "./retry-info.js";
 
 // The one place failures become Connect errors. Every error a client sees carries
 // promotions.v1.ErrorDetail entries; unexpected errors become INTERNAL with no internals attached.
@@ -38,7 +39,13 @@ export function toConnectError(error: unknown): ConnectError {
   if (error instanceof DomainError) {
     const { code, type } = CODES[error.kind];
     const details = error.details.map((d) => ({ desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { type, ...d }) }));
-    return new ConnectError(error.message, code, undefined, details, error);
+    if (error.retryAfterMs === undefined) return new ConnectError(error.message, code, undefined, details, error);
+    // A retry hint travels twice: as the standard google.rpc.RetryInfo detail, and as a
+    // `retry-after-ms` header (trailer in gRPC) for clients that read no details.
+    const retryAfterMs = Math.max(1, Math.ceil(error.retryAfterMs));
+    const withRetry = new ConnectError(error.message, code, { "retry-after-ms": String(retryAfterMs) }, details, error);
+    withRetry.details.push({ type: RETRY_INFO_TYPE, value: encodeRetryInfo(retryAfterMs) });
+    return withRetry;
   }
   if (error instanceof ConnectError) {
     if (error.findDetails(ErrorDetailSchema).length > 0 || error.code === Code.Internal || error.code === Code.Unknown) {

@@ -35,3 +35,11 @@ export function promotionKeys(prefix: string, promotionId: string): PromotionKey
     idempotency: (key) => `${base}:i:${key}`,
   };
 }
+
+/**
+ * The token buckets of one API key (rate_limit.lua). They carry their own hash tag
+ * {k:<api key id>}, so the buckets of one key share a slot and one script call can judge them all.
+ */
+export function rateLimitKey(prefix: string, apiKeyId: string, bucket: "calls" | "guesses"): string {
+  return `${prefix}{k:${apiKeyId}}:rl:${bucket}`;
+}

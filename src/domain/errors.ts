@@ -26,12 +26,15 @@ export interface Violation {
 export class DomainError extends Error {
   readonly kind: FailureKind;
   readonly details: readonly Violation[];
+  /** How long the caller should wait before trying again (a rate limit), in ms. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(kind: FailureKind, details: readonly Violation[], options?: { cause?: unknown }) {
+  constructor(kind: FailureKind, details: readonly Violation[], options?: { cause?: unknown; retryAfterMs?: number }) {
     super(summarize(details), options);
     this.name = "DomainError";
     this.kind = kind;
     this.details = details;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   /** A failure with a single detail. */

@@ -1,0 +1,110 @@
+import { readFileSync } from "node:fs";
+import type { RateLimits } from "../config.js";
+import { rateLimitKey } from "./keys.js";
+import type { RedisClient } from "./redis.js";
+
+// The typed face of rate_limit.lua (token buckets in Redis) and the per-API-key policy built on
+// it: a bucket of calls, and a much smaller bucket of unknown codes that stops code enumeration.
+
+const COMMAND = "prm_rate_limit";
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/** One bucket of one script call. */
+export interface Bucket {
+  key: string;
+  /** Refill, tokens per second (> 0). */
+  perSecond: number;
+  /** Capacity (>= 1). */
+  burst: number;
+  /** Tokens the call removes; 0 only requires one to be there. */
+  take: number;
+}
+
+export type Decision = { admitted: true } | { admitted: false; retryAfterMs: number; bucket: number };
+
+/** rate_limit.lua: atomic refill + check + take over buckets that share one hash tag. */
+export class TokenBuckets {
+  private readonly script: ScriptFn;
+
+  constructor(readonly redis: RedisClient) {
+    redis.defineCommand(COMMAND, { lua: readFileSync(new URL("./scripts/rate_limit.lua", import.meta.url), "utf8") });
+    const fn = (redis as unknown as Record<string, ScriptFn | undefined>)[COMMAND];
+    if (!fn) throw new Error("script rate_limit was not defined");
+    this.script = fn.bind(redis);
+  }
+
+  /** Admits only if every bucket holds a token, then takes from each; a refusal moves nothing. */
+  take(buckets: readonly Bucket[], now?: number): Promise<Decision> {
+    return this.run("take", buckets, now);
+  }
+
+  /** Takes from every bucket without judging (never below zero): counts what already happened. */
+  async charge(buckets: readonly Bucket[], now?: number): Promise<void> {
+    await this.run("charge", buckets, now);
+  }
+
+  /** `now` (ms) is for tests; by default the Redis server's clock, shared by every replica. */
+  private async run(mode: "take" | "charge", buckets: readonly Bucket[], now: number | undefined): Promise<Decision> {
+    if (buckets.length === 0) return { admitted: true };
+    const args = buckets.flatMap((b) => [String(b.perSecond), String(b.burst), String(b.take)]);
+    const reply = await this.script(buckets.length, ...buckets.map((b) => b.key), mode, now === undefined ? "" : String(now), ...args);
+    if (!Array.isArray(reply) || reply.length < 3) throw new Error(`unexpected rate_limit reply: ${JSON.stringify(reply)}`);
+    const [admitted, retryAfterMs, bucket] = reply.map(Number);
+    return admitted === 1 ? { admitted: true } : { admitted: false, retryAfterMs: retryAfterMs ?? 1, bucket: (bucket ?? 1) - 1 };
+  }
+}
+
+export type Refusal = { reason: "rate_limited" | "too_many_invalid_codes"; retryAfterMs: number };
+
+/**
+ * Per API key: every limited call takes a token from the key's `calls` bucket; a call that looks a
+ * code up also needs a token in its `guesses` bucket, which only unknown codes drain (after the
+ * fact, see countUnknownCode). Either limit is off when its rate or burst is 0.
+ */
+export class RateLimiter {
+  private readonly buckets: TokenBuckets;
+
+  constructor(
+    redis: RedisClient,
+    private readonly prefix: string,
+    private readonly limits: RateLimits,
+  ) {
+    this.buckets = new TokenBuckets(redis);
+  }
+
+  /** True when no limit is on: the interceptor then never calls Redis. */
+  get disabled(): boolean {
+    return !this.callsOn && !this.guessesOn;
+  }
+
+  /** Null when admitted (a token is taken from `calls`); else which limit refused and for how long. */
+  async admit(apiKeyId: string, looksUpCode: boolean): Promise<Refusal | null> {
+    const judged: { bucket: Bucket; reason: Refusal["reason"] }[] = [];
+    if (this.callsOn) judged.push({ bucket: this.calls(apiKeyId, 1), reason: "rate_limited" });
+    if (looksUpCode && this.guessesOn) judged.push({ bucket: this.guesses(apiKeyId, 0), reason: "too_many_invalid_codes" });
+    const decision = await this.buckets.take(judged.map((j) => j.bucket));
+    if (decision.admitted) return null;
+    return { reason: judged[decision.bucket]?.reason ?? "rate_limited", retryAfterMs: decision.retryAfterMs };
+  }
+
+  /** An unknown code was looked up with this key: one token less in its guesses bucket. */
+  async countUnknownCode(apiKeyId: string): Promise<void> {
+    if (this.guessesOn) await this.buckets.charge([this.guesses(apiKeyId, 1)]);
+  }
+
+  private get callsOn(): boolean {
+    return this.limits.perSecond > 0 && this.limits.burst > 0;
+  }
+
+  private get guessesOn(): boolean {
+    return this.limits.codeGuessesPerMinute > 0 && this.limits.codeGuessBurst > 0;
+  }
+
+  private calls(apiKeyId: string, take: number): Bucket {
+    return { key: rateLimitKey(this.prefix, apiKeyId, "calls"), perSecond: this.limits.perSecond, burst: this.limits.burst, take };
+  }
+
+  private guesses(apiKeyId: string, take: number): Bucket {
+    return { key: rateLimitKey(this.prefix, apiKeyId, "guesses"), perSecond: this.limits.codeGuessesPerMinute / 60, burst: this.limits.codeGuessBurst, take };
+  }
+}
