@@ -349,7 +349,7 @@ function corsPolicy(origins: readonly string[]): (origin: string) => string | un
 
 const ALLOW_METHODS = [...cors.allowedMethods].join(", ");
 const ALLOW_HEADERS = [...cors.allowedHeaders, "authorization", "x-api-key", "x-request-id"].join(", ");
-const EXPOSE_HEADERS = [...cors.exposedHeaders, "x-request-id"].join(", ");
+const EXPOSE_HEADERS = [...cors.exposedHeaders, "x-request-id", "retry-after-ms"].join(", ");
 
 /** Sets CORS headers; returns true when it answered the request itself (a preflight). */
 function applyCors(req: HttpRequest, res: HttpResponse, allowOrigin: (origin: string) => string | undefined): boolean {
