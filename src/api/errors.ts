@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { DomainError, type FailureKind } from "../domain/errors.js";
+import { isDatabaseUnreachable } from "../store/unreachable.js";
 import { encodeRetryInfo, RETRY_INFO_TYPE } from "./retry-info.js";
 
 // The one place failures become Connect errors. Every error a client sees carries
@@ -54,6 +55,9 @@ export function toConnectError(error: unknown): ConnectError {
     const type = TYPE_OF_CODE.get(error.code) ?? "internal";
     const detail = create(ErrorDetailSchema, { type, code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message: error.rawMessage });
     return new ConnectError(error.rawMessage, error.code, error.metadata, [{ desc: ErrorDetailSchema, value: detail }], error);
+  }
+  if (isDatabaseUnreachable(error)) {
+    return toConnectError(new DomainError("unavailable", [{ param: "", code: "database_unavailable", message: "the database is unreachable; retry" }], { cause: error }));
   }
   return internal(error);
 }

@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
@@ -9,7 +7,8 @@ import { openOrm } from "../../src/store/orm.js";
 import { client, startTestApp, type TestApp } from "../support/app.js";
 import { createTestDatabase } from "../support/database.js";
 import { runLoad, truth, type LoadResult } from "../support/load.js";
-import { freePort, startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
+import { startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
+import { startServerProcess } from "../support/server-process.js";
 import { promo } from "../support/rpc.js";
 
 // Faults in the middle of a hot run: Redis loses every key, Redis restarts, the server is killed
@@ -21,7 +20,6 @@ const CUSTOMERS = 1_000;
 const IN_FLIGHT = 64;
 const FAST_SWEEP = { RESERVATION_TTL_MS: "1000", SWEEP_INTERVAL_MS: "200" };
 const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 1000 } } }];
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -114,34 +112,10 @@ describe("faults in the middle of a run", () => {
   it("the server killed with SIGKILL mid-run and started again: stranded reservations are settled, the limit holds", async () => {
     const db = await createTestDatabase("faults_kill");
     cleanups.push(() => db.drop());
-    const port = await freePort();
     const prefix = `test:${db.name}:`;
-    const env = { ...process.env, DATABASE_URL: db.url, PORT: String(port), REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: "warn", ...FAST_SWEEP };
-    let child: ChildProcess | null = null;
-    const url = `http://127.0.0.1:${port}`;
-    const startServer = async () => {
-      child = spawn(`${ROOT}node_modules/.bin/node`, ["--import", "tsx", "src/main.ts", "serve"], { cwd: ROOT, env, stdio: "ignore" });
-      for (let i = 0; i < 200; i++) {
-        try {
-          const res = await fetch(`${url}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-          if (res.ok) return;
-        } catch {
-          // not up yet
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error("server did not come up");
-    };
-    const kill = async () => {
-      const running: ChildProcess | null = child;
-      if (!running) return;
-      await new Promise<void>((resolve) => {
-        running.once("exit", () => resolve());
-        running.kill("SIGKILL");
-      });
-    };
-    cleanups.push(kill);
-    await startServer();
+    const server = await startServerProcess({ DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, ...FAST_SWEEP });
+    cleanups.push(() => server.kill());
+    const url = server.url;
     const orm = await openOrm({ databaseUrl: db.url, poolMax: 2 });
     cleanups.push(() => orm.close());
     const keys = new ApiKeyStore(orm.em.fork());
@@ -149,8 +123,8 @@ describe("faults in the middle of a run", () => {
     const { key } = await keys.createKey(org.id, "kill test", ["read", "write", "redeem"]);
     const p = await hotPromotion(url, key, "KILLED");
     const loads = await faultyRun(url, key, "KILLED", async () => {
-      await kill();
-      await startServer();
+      await server.kill();
+      await server.start();
     }, 700);
     expect(loads[0]?.retried).toBeGreaterThan(0);
     const read = () => truth(orm.em.fork(), redis.url, prefix, p.id);
