@@ -3,7 +3,8 @@ import { CustomerSchema, SubscriptionSchema } from "../../gen/promotions/v1/cust
 import type { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
 import { create } from "@bufbuild/protobuf";
 import { validateCustomer, validateSubscription } from "../domain/billing-validation.js";
-import { assertValid } from "../domain/validation.js";
+import type { Violation } from "../domain/errors.js";
+import { assertValid, checkText, LIMITS } from "../domain/validation.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
 import { customerFromProto, customerToProto, subscriptionFromProto, subscriptionToProto } from "./billing-convert.js";
 import { ConversionProblems } from "./convert.js";
@@ -39,12 +40,24 @@ export function customerService(): ServiceImpl<typeof CustomerService> {
 
     async getCustomer(req, ctx) {
       const { em, actor } = requestScope(ctx);
+      assertValidId(req.id);
       return { customer: customerToProto(await new BillingContextStore(em).getCustomer(actor.organizationId, req.id)) };
     },
 
     async getSubscription(req, ctx) {
       const { em, actor } = requestScope(ctx);
+      assertValidId(req.id);
       return { subscription: subscriptionToProto(await new BillingContextStore(em).getSubscription(actor.organizationId, req.id)) };
     },
   };
+}
+
+/**
+ * An external id as the upserts accept it. Checked before the lookup: a NUL reaches Postgres as a
+ * protocol violation, which would be answered as an unreachable database.
+ */
+function assertValidId(id: string): void {
+  const out: Violation[] = [];
+  checkText(out, id, "id", { min: 1, max: LIMITS.idLength });
+  assertValid(out);
 }
