@@ -177,7 +177,9 @@ describe("hostile input", () => {
     const before = withoutOrganizations(await takeSnapshot(t, redis), others);
     const seeds = seedRequests(sandbox.world);
     const transports = Object.fromEntries(PROTOCOLS.map((p) => [p, transport(t.url, p, sandbox.key)])) as Record<RawProtocol, Transport>;
-    // Connect JSON goes over HTTP/1.1 without keep-alive: see "HTTP/1.1 keep-alive after an oversized body" below.
+    // Connect JSON goes over HTTP/1.1 without keep-alive: after an oversized body sent without a
+    // Content-Length, the next call on the same kept-alive socket stalls ~6 s and ends ECONNRESET
+    // (the server refuses before reading the body but keeps the connection; see src/server.ts).
     transports["connect-json"] = createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", interceptors: [bearer(sandbox.key)], nodeOptions: { agent: new http.Agent({ keepAlive: false }) } });
     const typed = await fuzz<{ kind: string; init: Init }>(
       (rpc) =>
