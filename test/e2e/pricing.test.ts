@@ -30,7 +30,8 @@ async function snapshot(): Promise<string> {
   const parts: unknown[] = [];
   for (const table of tables) parts.push(await conn.execute(`select * from ${table} order by 1, 2`));
   const redis = t.app.redis;
-  const keys = (await redis.keys(`${t.app.counters.prefix}*`)).sort();
+  // Rate-limit buckets (":rl:") are the caller's budget of calls, not promotion state: leave them out.
+  const keys = (await redis.keys(`${t.app.counters.prefix}*`)).filter((k) => !k.includes(":rl:")).sort();
   for (const key of keys) {
     const type = await redis.type(key);
     parts.push([key, type, type === "hash" ? await redis.hgetall(key) : type === "zset" ? await redis.zrange(key, "0", "-1", "WITHSCORES") : await redis.get(key)]);
