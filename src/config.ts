@@ -1,5 +1,6 @@
 // Environment, read and validated once into a frozen, typed object. Every other module takes
 // what it needs from here; nothing else reads process.env.
+import { availableParallelism } from "node:os";
 
 export interface Config {
   readonly databaseUrl: string;
@@ -30,6 +31,8 @@ export interface Config {
   readonly otlpEndpoint: string | null;
   /** OTEL_SERVICE_NAME: the service.name of exported spans. */
   readonly otelServiceName: string;
+  /** Server processes sharing the port (node:cluster); 1 = a single process, no cluster. */
+  readonly workers: number;
   /** Per-API-key abuse limits of ValidateCode and RedeemPromotion (src/api/rate-limit.ts). */
   readonly rateLimits: RateLimits;
 }
@@ -46,6 +49,7 @@ export interface RateLimits {
   readonly codeGuessBurst: number;
 }
 
+const MAX_WORKERS = 64;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export class ConfigError extends Error {
@@ -113,6 +117,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     otlpEndpoint,
     otelServiceName: env.OTEL_SERVICE_NAME || "promotions",
+    // Every core in production; one process elsewhere (tests, a laptop), where a cluster only
+    // multiplies connections to Postgres and Redis.
+    workers: int("WORKERS", env.NODE_ENV === "production" ? Math.min(availableParallelism(), MAX_WORKERS) : 1, 1, MAX_WORKERS),
     // A guard against runaway clients, not a quota: well above what one replica serves (the
     // bench: ~2,200 validations/s on 2 cores), so real checkout traffic never meets it.
     rateLimits: Object.freeze({

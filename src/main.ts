@@ -1,9 +1,11 @@
 // CLI: `serve` (default), `migrate`, `keys create|list|revoke`. Parses argv and calls into the rest.
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
-import { DependencyError, ensureFirstRunKey, startApp } from "./app.js";
+import { DependencyError, ensureFirstRunKey, startApp, type App } from "./app.js";
+import { ClusterStartError, reportListening, reportStartupFailure, runCluster } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { DomainError } from "./domain/errors.js";
-import { createLogger, flushLogs } from "./logger.js";
+import { createLogger, flushLogs, type Logger } from "./logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
 import { migrate, openOrm } from "./store/orm.js";
 
@@ -15,21 +17,63 @@ const USAGE = `usage:
   main.ts keys revoke <key-id>`;
 
 async function serve(config: Config): Promise<void> {
+  if (config.workers > 1) return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
   const logger = createLogger(config.logLevel);
   const started = performance.now();
   const app = await startApp(config, logger);
   const firstKey = await ensureFirstRunKey(app.orm);
-  if (firstKey) {
-    // Shown once, on stdout, never through the logger.
-    process.stdout.write(
-      `\nFirst run: created organization "default" and an API key with scopes read,write,redeem.\n` +
-        `It is shown only this once; keep it somewhere safe:\n\n  ${firstKey}\n\n`,
-    );
+  if (firstKey) printFirstRunKey(firstKey);
+  announce(logger, config, app.server.url, started);
+  stopOnSignals(app, logger);
+}
+
+/** WORKERS > 1, primary: the once-only work, then the workers (src/cluster.ts). Serves no calls itself. */
+async function servePrimary(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel).child({ pid: process.pid, role: "primary" });
+  const started = performance.now();
+  await migrate({ databaseUrl: config.databaseUrl });
+  const orm = await openOrm({ databaseUrl: config.databaseUrl, poolMax: 1 });
+  let firstKey: string | null;
+  try {
+    firstKey = await ensureFirstRunKey(orm);
+  } finally {
+    await orm.close();
   }
-  logger.info(
-    { url: app.server.url, protocols: ["connect", "grpc", "grpc-web"], transports: config.tls ? ["h2", "http/1.1"] : ["h2c", "http/1.1"], startup_ms: Math.round(performance.now() - started) },
-    `promotions service listening on ${app.server.url} (Connect, gRPC and gRPC-Web on one port)`,
+  await runCluster(config, logger, {
+    onListening(url, pids) {
+      if (firstKey) printFirstRunKey(firstKey);
+      announce(logger, config, url, started, { workers: pids.length, worker_pids: pids });
+    },
+  });
+}
+
+/** WORKERS > 1, worker: a whole server on the cluster's shared port; every log line names its pid. */
+async function serveWorker(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel).child({ pid: process.pid, worker: cluster.worker?.id ?? 0 });
+  const app = await startApp(config, logger);
+  logger.info({ url: app.server.url }, "worker listening");
+  reportListening(app.server.url);
+  stopOnSignals(app, logger);
+}
+
+function printFirstRunKey(key: string): void {
+  // Shown once, on stdout, never through the logger.
+  process.stdout.write(
+    `\nFirst run: created organization "default" and an API key with scopes read,write,redeem.\n` +
+      `It is shown only this once; keep it somewhere safe:\n\n  ${key}\n\n`,
   );
+}
+
+function announce(logger: Logger, config: Config, url: string, started: number, cluster?: { workers: number; worker_pids: number[] }): void {
+  const processes = cluster ? `; ${cluster.workers} worker processes` : "";
+  logger.info(
+    { url, protocols: ["connect", "grpc", "grpc-web"], transports: config.tls ? ["h2", "http/1.1"] : ["h2c", "http/1.1"], ...cluster, startup_ms: Math.round(performance.now() - started) },
+    `promotions service listening on ${url} (Connect, gRPC and gRPC-Web on one port${processes})`,
+  );
+}
+
+/** SIGTERM/SIGINT: drain in-flight calls, close the pools, exit 0. */
+function stopOnSignals(app: App, logger: Logger): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -118,8 +162,13 @@ async function main(argv: string[]): Promise<void> {
     else throw usage(`unknown command "${command}"`);
   } catch (error) {
     if (error instanceof UsageError) process.stderr.write(`error: ${error.message}\n${USAGE}\n`);
-    else if (error instanceof ConfigError || error instanceof DomainError || error instanceof DependencyError) process.stderr.write(`error: ${error.message}\n`);
-    else process.stderr.write(`error: ${explain(error, config)}\n`);
+    else {
+      const known = error instanceof ConfigError || error instanceof DomainError || error instanceof DependencyError || error instanceof ClusterStartError;
+      const message = known ? error.message : explain(error, config);
+      // A cluster worker leaves the reporting to the primary, so N workers failing print one line.
+      if (cluster.isWorker) await reportStartupFailure(message);
+      else process.stderr.write(`error: ${message}\n`);
+    }
     process.exit(1);
   }
 }
