@@ -23,6 +23,7 @@ import { requestIdKey } from "./api/context.js";
 import { HEALTH_SERVICE, HealthRegistry, ServingStatus, registerHealth } from "./api/health.js";
 import { REFLECTION_SERVICES, registerReflection } from "./api/reflection.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { reclassifyParseErrors } from "./api/parse-errors.js";
 
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -77,6 +78,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     routes: (router) => {
       opts.routes(router);
       registerBuiltins(router, health, draining.signal);
+      // Undecodable request bodies are the client's fault: INVALID_ARGUMENT, not INTERNAL.
+      router.handlers.forEach((handler, i) => (router.handlers[i] = reclassifyParseErrors(handler)));
     },
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,

@@ -48,20 +48,7 @@ function record(rpc: Rpc, protocol: string, kind: string, outcome: Outcome): voi
   bump(tally.kind, kind);
 }
 
-/**
- * Malformed protobuf is answered INTERNAL by connect-es itself: its binary parse error is raised
- * before any interceptor runs (so src/api/errors.ts never sees it) and gRPC's compressed flag
- * without grpc-encoding is INTERNAL by the gRPC spec. Counted, tolerated here, and pinned by the
- * `it.fails` below so the day it is fixed the tolerance is removed.
- */
-const UPSTREAM_INTERNAL = /^(proto:(bad-wire-type|field-zero|length-overrun|truncated-varint|stray-end-group|deep-groups-unclosed|invalid-utf8|random-bytes|truncated|bit-flip|deep-groups)|grpc:compressed-without-encoding)$/;
-let upstreamInternal = 0;
-
 function proper(kind: string, outcome: Outcome): boolean {
-  if (outcome === "internal" && UPSTREAM_INTERNAL.test(kind)) {
-    upstreamInternal++;
-    return true;
-  }
   // A second message on a unary gRPC call: connect-go answers UNIMPLEMENTED too.
   if (kind === "grpc:two-messages" && outcome === "unimplemented") return true;
   // Oversized uploads sent without a length may be cut off once the server has answered.
@@ -140,7 +127,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const line = (m: Map<string, number>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(" ");
   console.log(
-    `fuzz: ${tally.total} inputs over ${rpcs?.length ?? 0} RPCs | per protocol: ${line(tally.protocol)} | per family: ${line(tally.family)} | codes: ${line(tally.code)} | kinds: ${line(tally.kind)} | INTERNAL from connect-es' own protobuf parsing (tolerated, see it.fails): ${upstreamInternal}`,
+    `fuzz: ${tally.total} inputs over ${rpcs?.length ?? 0} RPCs | per protocol: ${line(tally.protocol)} | per family: ${line(tally.family)} | codes: ${line(tally.code)} | kinds: ${line(tally.kind)}`,
   );
   redis?.disconnect();
   await t?.stop();
@@ -208,10 +195,9 @@ describe("hostile input", () => {
     expect(after).toEqual(before);
   }, 120_000);
 
-  // connect-es raises its binary parse error as INTERNAL before any interceptor runs, so
-  // src/api/errors.ts cannot map it; the fix belongs where the handlers are built (src/server.ts).
-  // Remove UPSTREAM_INTERNAL above when this starts passing.
-  it.fails("answers malformed protobuf with INVALID_ARGUMENT over Connect binary and gRPC", async () => {
+  // connect-es raises its binary parse error as INTERNAL before any interceptor runs;
+  // src/api/parse-errors.ts rewrites exactly those answers where the handlers are built.
+  it("answers malformed protobuf with INVALID_ARGUMENT over Connect binary and gRPC", async () => {
     const rpc = rpcs.find((r) => r.method.name === "GetPromotion");
     if (!rpc) throw new Error("GetPromotion not found");
     const body = Uint8Array.from([0x0a, 0x64, 0x61]); // field 1, length 100, one byte
