@@ -74,7 +74,7 @@ async function connectRedis(config: Config): Promise<RedisClient> {
     redis.disconnect();
     const where = config.redisClusterNodes.length > 0 ? `the Redis Cluster at ${config.redisClusterNodes.join(",")}` : `Redis at ${new URL(config.redisUrl).host}`;
     throw new DependencyError(
-      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set REDIS_URL`,
+      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set ${config.redisClusterNodes.length > 0 ? "REDIS_CLUSTER_NODES" : "REDIS_URL"}`,
     );
   }
   return redis;
