@@ -29,6 +29,7 @@ import { promotionVersionService } from "./api/promotion-version-service.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { metricsSource } from "./cluster-metrics.js";
 import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
 import { migrate, openOrm, type MikroORM } from "./store/orm.js";
@@ -132,7 +133,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       shutdownGraceMs: config.shutdownGraceMs,
       routes,
       interceptors,
-      extraHttpRoutes: metricsRoute(metrics.registry),
+      extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
       logger,
     });
     sweeper.start();

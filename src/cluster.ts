@@ -7,6 +7,7 @@ import cluster, { type Worker } from "node:cluster";
 import net from "node:net";
 import type { Config } from "./config.js";
 import { flushLogs, type Logger } from "./logger.js";
+import { serveClusterMetrics } from "./cluster-metrics.js";
 
 /** What a worker tells the primary over the IPC channel. */
 type WorkerMessage = { kind: "listening"; url: string } | { kind: "failed"; message: string };
@@ -58,6 +59,7 @@ export async function runCluster(config: Config, logger: Logger, hooks: ClusterH
   // listening handle per address and port, and a PORT=0 handle disappears with its last worker,
   // so with PORT=0 the primary picks the port once and passes it down.
   const port = config.port === 0 ? await freePort(config.host) : config.port;
+  const answerMetrics = serveClusterMetrics();
   return new Promise<void>((resolve, reject) => {
     let phase: "starting" | "running" | "stopping" = "starting";
     /** Why the start was abandoned; the promise rejects with it once every worker is gone. */
@@ -73,7 +75,9 @@ export async function runCluster(config: Config, logger: Logger, hooks: ClusterH
     const fork = (): void => {
       const worker = cluster.fork({ PORT: String(port) });
       startedAt.set(worker, Date.now());
-      worker.on("message", (message: unknown) => onMessage(worker, message));
+      worker.on("message", (message: unknown) => {
+        if (!answerMetrics(worker, message)) onMessage(worker, message);
+      });
     };
 
     const abortStart = (message: string): void => {

@@ -58,16 +58,18 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
   const { redis, orm } = deps;
   new Gauge({
     name: "promotions_redis_up",
-    help: "1 while the Redis client is connected and ready, else 0.",
+    help: "1 while the Redis client is connected and ready, else 0 (with WORKERS > 1: of every worker).",
     registers,
+    aggregator: "min",
     collect() {
       this.set(redis.status === "ready" ? 1 : 0);
     },
   });
   new Gauge({
     name: "promotions_postgres_up",
-    help: `1 when Postgres answered select 1 within ${PG_PROBE_TIMEOUT_MS} ms at scrape time, else 0.`,
+    help: `1 when Postgres answered select 1 within ${PG_PROBE_TIMEOUT_MS} ms at scrape time, else 0 (with WORKERS > 1: of every worker).`,
     registers,
+    aggregator: "min",
     async collect() {
       this.set((await postgresAnswers(orm, PG_PROBE_TIMEOUT_MS)) ? 1 : 0);
     },

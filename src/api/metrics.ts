@@ -1,6 +1,5 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { Registry } from "prom-client";
 import type { Metrics } from "../metrics.js";
 import type { HttpRequest, HttpResponse } from "../server.js";
 
@@ -49,13 +48,13 @@ export async function* observeEnd<T>(messages: AsyncIterable<T>, done: (error: u
 }
 
 /** The `extraHttpRoutes` handler: answers GET /metrics from the registry, leaves everything else. */
-export function metricsRoute(registry: Registry): (req: HttpRequest, res: HttpResponse) => boolean {
+export function metricsRoute(contentType: string, collect: () => Promise<string>): (req: HttpRequest, res: HttpResponse) => boolean {
   return (req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") return false;
-    registry.metrics().then(
+    collect().then(
       (text) => {
         res.statusCode = 200;
-        res.setHeader("content-type", registry.contentType);
+        res.setHeader("content-type", contentType);
         res.end(text);
       },
       (error: unknown) => {

@@ -117,6 +117,26 @@ describe("WORKERS=2 (npm start on every core)", () => {
     expect([...servingPids()].sort()).toEqual([...workerPids].sort());
   });
 
+  it("GET /metrics on any worker reports the whole cluster", async () => {
+    const scrape = async () => {
+      const res = await fetch(`${url}/metrics`, { headers: { connection: "close" } });
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const listCalls = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith("promotions_rpc_calls_total{") && l.includes('method="ListPromotions"') && l.includes('code="ok"'))
+        .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    // Each scrape lands on one worker (a new connection each time); every answer counts the calls of both.
+    for (let i = 0; i < 4; i++) {
+      const text = await scrape();
+      expect(listCalls(text)).toBe(20);
+      expect(text).toMatch(/^promotions_redis_up 1$/m);
+      expect(text).toMatch(/^promotions_postgres_up 1$/m);
+    }
+  });
+
   it("replaces a worker that dies, says so, and keeps serving on the same port", async () => {
     const [victim, survivor] = workerPids as [number, number];
     process.kill(victim, "SIGKILL");
