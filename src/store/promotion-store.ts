@@ -247,8 +247,9 @@ export class PromotionStore {
     const rows = await this.em.find(PromotionVersion, { promotionId: id });
     // usage_count is counted from the ledger: every redemption made under the version, released or not.
     const usage = await this.em.getConnection().execute<{ promotion_version_id: string; n: string | number }[]>(
-      `select promotion_version_id, count(*) as n from redemptions where promotion_id = ? and status <> 'ABANDONED' group by promotion_version_id`,
-      [id],
+      `select promotion_version_id, count(*) as n from redemptions
+        where organization_id = ? and promotion_id = ? and status <> 'ABANDONED' group by promotion_version_id`,
+      [organizationId, id],
       "all",
     );
     const usageByVersion = new Map(usage.map((u) => [u.promotion_version_id, BigInt(String(u.n))]));

@@ -31,6 +31,8 @@ const seconds = (name: string, fallback: number): number => {
   return value * 1000;
 };
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+/** Connections of the multi-worker rows (one HTTP/2 connection is served by one worker). */
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const WARMUP_MS = seconds("BENCH_WARMUP_S", 2);
 const MEASURE_MS = seconds("BENCH_MEASURE_S", 8);
 const CALL: CallOptions = { timeoutMs: 30_000 };
@@ -114,6 +116,22 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const counted = promotionOf(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
     await children.stop(real.child);
 
+    // The same service with WORKERS=2 on the same database and Redis. One HTTP/2 connection stays
+    // on one worker, so these rows (and a 1-worker row to compare with) spread calls over
+    // CONNECTIONS connections.
+    const single = await startChild(children, "promotions service, 1 worker", ["src/main.ts", "serve"], serverEnv);
+    const redeemSpread1 = await measure(`RedeemPromotion, 1 worker, ${CONNECTIONS} connections`, single.child.pid, redeemCall(single.url, key, hot.id, `s-${run}`, CONNECTIONS));
+    await children.stop(single.child);
+    const workers = await startChild(children, "promotions service, 2 workers", ["src/main.ts", "serve"], { ...serverEnv, WORKERS: "2" });
+    const healthSpread = Array.from({ length: CONNECTIONS }, () => client(Health, workers.url, key, "grpc"));
+    const floor2 = await measure(`floor, 2 workers, ${CONNECTIONS} connections`, undefined, async (n) => {
+      const res = await (healthSpread[n % CONNECTIONS] ?? health).check({ service: "" }, CALL);
+      if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
+    });
+    const redeem2 = await measure(`RedeemPromotion, 2 workers, ${CONNECTIONS} connections`, undefined, redeemCall(workers.url, key, hot.id, `w-${run}`, CONNECTIONS));
+    const ledgerAfterWorkers = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
+    await children.stop(workers.child);
+
     // The baseline: same request, same client code, limits held by a Postgres row lock.
     const baseDb = databaseUrl(`promotions_bench_baseline_${run}`);
     await adminExecute(`create database "${baseDb.name}"`);
@@ -133,13 +151,14 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const checks = [
       { what: "real: ledger ACTIVE redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: ledger },
       { what: "real: promotion current_redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: Number(counted) },
+      { what: "real: ledger = every successful redeem of all runs (1 worker + 2 workers)", expected: redeem.okTotal + redeemSpread1.okTotal + redeem2.okTotal, actual: ledgerAfterWorkers },
       { what: "baseline: redemption rows = successful calls", expected: baseline.okTotal, actual: baselineLedger },
       { what: "baseline: counter row = successful calls", expected: baseline.okTotal, actual: baselineCounter },
     ].map((c) => ({ ...c, ok: c.expected === c.actual }));
     process.stdout.write("\nverification after the run\n");
     for (const c of checks) process.stdout.write(`  ${c.ok ? "ok      " : "MISMATCH"} ${c.what}: ${c.actual} (expected ${c.expected})\n`);
 
-    const phases = { floor, validate, redeem, baseline };
+    const phases = { floor, validate, redeem, baseline, redeemSpread1, floor2, redeem2 };
     const errors = Object.entries(phases).filter(([, m]) => m.errors > 0);
     for (const [name, m] of errors) process.stdout.write(`\n${name}: ${m.errors} failed calls\n${Object.entries(m.errorKinds).map(([k, n]) => `  ${n} × ${k}`).join("\n")}\n`);
 
@@ -163,6 +182,9 @@ export async function benchRedeem(): Promise<RedeemBench> {
       row("ValidateCode, one hot code", validate),
       { ...row("RedeemPromotion, Redis Lua + ledger", redeem), "redeem/baseline": redeem.callsPerSecond / baseline.callsPerSecond },
       row("RedeemPromotion, Postgres row lock (baseline)", baseline),
+      row(`RedeemPromotion, 1 worker, ${CONNECTIONS} connections`, redeemSpread1),
+      row(`Health/Check, WORKERS=2, ${CONNECTIONS} connections`, floor2),
+      { ...row(`RedeemPromotion, WORKERS=2, ${CONNECTIONS} connections`, redeem2), "2 workers / 1 worker": redeem2.callsPerSecond / redeemSpread1.callsPerSecond },
     ];
     return {
       rows,
@@ -176,6 +198,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
           redeemVsFloor: ratio(redeem),
           redeemVsBaseline: redeem.callsPerSecond / baseline.callsPerSecond,
           baselineP99OverRedeemP99: baseline.p99Ms / redeem.p99Ms,
+          redeemTwoWorkersVsOne: redeem2.callsPerSecond / redeemSpread1.callsPerSecond,
         },
         phases,
         checks,
@@ -190,9 +213,11 @@ export async function benchRedeem(): Promise<RedeemBench> {
 }
 
 /** The redeem request both servers get: a fresh customer and idempotency key per call. */
-function redeemCall(url: string, key: string, promotionId: string, prefix: string): (n: number) => Promise<void> {
-  const redemptions = client(RedemptionService, url, key, "grpc");
+function redeemCall(url: string, key: string, promotionId: string, prefix: string, connections = 1): (n: number) => Promise<void> {
+  const spread = Array.from({ length: connections }, () => client(RedemptionService, url, key, "grpc"));
   return async (n) => {
+    const redemptions = spread[n % connections];
+    if (!redemptions) throw new Error("no client");
     const res = await redemptions.redeemPromotion({ code: HOT_CODE, promotionId, customerId: `${prefix}-c${n}`, idempotencyKey: `${prefix}-k${n}` }, CALL);
     if (!res.redemption) throw new Error("no redemption in the response");
   };

@@ -7,6 +7,7 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { RedemptionService, RedemptionStatus } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
 import { promo, refusal } from "../support/rpc.js";
+import { PromotionVersionService } from "../../gen/promotions/v1/promotion_version_service_pb.js";
 
 // RedemptionService through the real server: every refusal code, idempotency, release, paging,
 // version pinning, scopes and tenancy.
@@ -209,6 +210,8 @@ describe("release, get, list", () => {
     expect(v1?.version).toBe(1);
     expect(v2?.version).toBe(2);
     expect((await redemptions().getRedemption({ id: v1?.id ?? "" })).redemption?.version).toBe(1);
+    const versions = await client(PromotionVersionService, t.url, tenant.key).listPromotionVersions({ id: p.id });
+    expect(versions.versions.map((v) => [Number(v.version), v.usageCount]).sort()).toEqual([[1, 1n], [2, 1n]]);
   });
 });
 

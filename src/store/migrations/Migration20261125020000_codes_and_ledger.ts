@@ -66,7 +66,6 @@ export class Migration20261125020000_codes_and_ledger extends Migration {
     this.addSql(`create unique index redemptions_org_idempotency_unique on redemptions (organization_id, idempotency_key) where idempotency_key is not null`);
     this.addSql(`create index redemptions_promotion_index on redemptions (organization_id, promotion_id, created_at desc, id desc)`);
     this.addSql(`create index redemptions_customer_index on redemptions (organization_id, customer_id, created_at desc, id desc)`);
-    this.addSql(`create index redemptions_version_index on redemptions (promotion_version_id) where status = 'ACTIVE'`);
     this.addSql(`create index redemptions_active_index on redemptions (promotion_id, customer_id, code_id) where status = 'ACTIVE'`);
     this.addSql(`
       create table invoices (
