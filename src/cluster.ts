@@ -6,7 +6,7 @@
 import cluster, { type Worker } from "node:cluster";
 import net from "node:net";
 import type { Config } from "./config.js";
-import { flushLogs, type Logger } from "./logger.js";
+import { drainLogs, type Logger } from "./logger.js";
 import { serveClusterMetrics } from "./cluster-metrics.js";
 
 /** What a worker tells the primary over the IPC channel. */
@@ -155,8 +155,7 @@ export async function runCluster(config: Config, logger: Logger, hooks: ClusterH
 
     const finish = (): void => {
       logger.info({ exit_code: exitCode }, "stopped");
-      flushLogs();
-      process.exit(exitCode);
+      void drainLogs().then(() => process.exit(exitCode));
     };
 
     for (let i = 0; i < config.workers; i++) fork();

@@ -2,12 +2,15 @@ import { pino, type Logger } from "pino";
 
 export type { Logger };
 
-/** The process's log stream: buffered for speed; flushLogs() empties it before the process exits. */
+/** The process's log stream: buffered for speed; drainLogs() empties it before the process exits. */
 const stdout = pino.destination({ dest: 1, sync: false, minLength: 0 });
 
-/** Writes out every buffered log line, in order; call before process.exit(). */
-export function flushLogs(): void {
-  stdout.flushSync();
+/**
+ * Resolves once every log line written so far is out, in order — including a write already in
+ * flight, which flushSync would overtake (the last lines could then arrive swapped).
+ */
+export function drainLogs(): Promise<void> {
+  return new Promise((resolve) => stdout.flush(() => resolve()));
 }
 
 /**

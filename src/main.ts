@@ -5,7 +5,7 @@ import { DependencyError, ensureFirstRunKey, startApp, type App } from "./app.js
 import { ClusterStartError, reportListening, reportStartupFailure, runCluster } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { DomainError } from "./domain/errors.js";
-import { createLogger, flushLogs, type Logger } from "./logger.js";
+import { createLogger, drainLogs, type Logger } from "./logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
 import { migrate, openOrm } from "./store/orm.js";
 
@@ -82,13 +82,11 @@ function stopOnSignals(app: App, logger: Logger): void {
     app.close().then(
       () => {
         logger.info("stopped");
-        flushLogs();
-        process.exit(0);
+        void drainLogs().then(() => process.exit(0));
       },
       (error: unknown) => {
         logger.error({ error: String(error) }, "shutdown failed");
-        flushLogs();
-        process.exit(1);
+        void drainLogs().then(() => process.exit(1));
       },
     );
   };
