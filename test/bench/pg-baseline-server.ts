@@ -13,7 +13,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { RedemptionService, RedemptionStatus, type RedeemPromotionResponse } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { createLogger, flushLogs } from "../../src/logger.js";
+import { createLogger, drainLogs } from "../../src/logger.js";
 import { startServer } from "../../src/server.js";
 import { openOrm } from "../../src/store/orm.js";
 
@@ -158,10 +158,7 @@ const stop = (): void => {
     .close()
     .then(() => orm.close())
     .then(
-      () => {
-        flushLogs();
-        process.exit(0);
-      },
+      () => void drainLogs().then(() => process.exit(0)),
       () => process.exit(1),
     );
 };
