@@ -105,6 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         // The body will not be read (or the server is leaving): do not reuse this connection.
         res.setHeader("connection", "close");
       }
+      if (isHttp1(req) && res instanceof http.ServerResponse) closeIfBodyUnread(req, res);
       if (applyCors(req, res, allowOrigin)) return;
       if (opts.extraHttpRoutes?.(req, res) === true) return;
       rpc(req, res);
@@ -319,6 +320,19 @@ class Connections {
       };
     });
   }
+}
+
+/**
+ * An HTTP/1.1 answer sent before the request body was read to its end (a body without a declared
+ * length refused as too large, say) must close the connection: the rest of that body would
+ * otherwise be read as the next request on it.
+ */
+function closeIfBodyUnread(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: http.ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (!req.complete && !this.headersSent) this.setHeader("connection", "close");
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
 }
 
 function isHttp1(req: HttpRequest): req is http.IncomingMessage {
