@@ -20,6 +20,7 @@ import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
 import { changeHookKey, emKey, invoicerKey, redeemerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
+import { nulGuardInterceptor } from "./api/nul-guard.js";
 import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
 import { tracingInterceptor } from "./api/tracing.js";
 import { promotionService } from "./api/promotion-service.js";
@@ -112,6 +113,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     metricsInterceptor(metrics),
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
+    nulGuardInterceptor(),
     rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
     (next) => async (req) => {
       req.contextValues.set(emKey, orm.em.fork());

@@ -6,6 +6,9 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { refusal } from "../support/rpc.js";
 import { client, startTestApp, transport, type TestApp } from "../support/app.js";
 import { codeName, envelope, messageArb, mayPassArb, mustFailArb, mutatedArb, sendRaw, toMessage, type Init, type Outcome, type RawInput, type RawProtocol } from "./support/hostile.js";
 import { promotionsRpcs, type Rpc } from "./support/rpcs.js";
@@ -209,5 +212,15 @@ describe("hostile input", () => {
     const customers = client(CustomerService, t.url, sandbox.key, "grpc");
     await expect(customers.getCustomer({ id: "a\u0000b" })).rejects.toMatchObject({ code: Code.InvalidArgument });
     await expect(customers.getSubscription({ id: "\u0000" })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    // Any string of any request: one guard names the field.
+    const redemptions = client(RedemptionService, t.url, sandbox.key, "connect-binary");
+    const listed = await refusal(redemptions.listRedemptions({ customerId: "a\u0000b" }));
+    expect(listed).toMatchObject({ code: Code.InvalidArgument, detail: { param: "customer_id", code: "invalid_character" } });
+    const created = await refusal(client(PromotionService, t.url, sandbox.key).createPromotion({ name: "ok", metadata: { k: "v\u0000" } }));
+    expect(created).toMatchObject({ code: Code.InvalidArgument, detail: { param: 'metadata["k"]' } });
+    const nested = await refusal(
+      client(PromotionService, t.url, sandbox.key).createPromotion({ name: "ok", conditions: [{ kind: { case: "plans", value: { include: ["p\u0000"] } } }] }),
+    );
+    expect(nested.detail?.param).toBe("conditions[0].plans.include[0]");
   });
 });
