@@ -35,16 +35,30 @@ const TYPE_OF_CODE = new Map<Code, string>([
   [Code.Unimplemented, "not_found"],
 ]);
 
+// Errors travel in headers and trailers (gRPC), which HTTP/2 caps: a message echoing a client's
+// 60,000-character id would break the response itself. Every error is clipped to these sizes.
+const MAX_MESSAGE = 300;
+const MAX_PARAM = 200;
+const MAX_DETAILS = 20;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /** Turns any thrown value into the ConnectError a client should see; the original stays in `cause` for logs. */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof DomainError) {
     const { code, type } = CODES[error.kind];
-    const details = error.details.map((d) => ({ desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { type, ...d }) }));
-    if (error.retryAfterMs === undefined) return new ConnectError(error.message, code, undefined, details, error);
+    const details = error.details.slice(0, MAX_DETAILS).map((d) => ({
+      desc: ErrorDetailSchema,
+      value: create(ErrorDetailSchema, { type, code: d.code, param: clip(d.param, MAX_PARAM), message: clip(d.message, MAX_MESSAGE) }),
+    }));
+    const message = clip(error.message, MAX_MESSAGE * 3);
+    if (error.retryAfterMs === undefined) return new ConnectError(message, code, undefined, details, error);
     // A retry hint travels twice: as the standard google.rpc.RetryInfo detail, and as a
     // `retry-after-ms` header (trailer in gRPC) for clients that read no details.
     const retryAfterMs = Math.max(1, Math.ceil(error.retryAfterMs));
-    const withRetry = new ConnectError(error.message, code, { "retry-after-ms": String(retryAfterMs) }, details, error);
+    const withRetry = new ConnectError(message, code, { "retry-after-ms": String(retryAfterMs) }, details, error);
     withRetry.details.push({ type: RETRY_INFO_TYPE, value: encodeRetryInfo(retryAfterMs) });
     return withRetry;
   }
@@ -53,8 +67,9 @@ export function toConnectError(error: unknown): ConnectError {
       return error.code === Code.Unknown ? internal(error) : error;
     }
     const type = TYPE_OF_CODE.get(error.code) ?? "internal";
-    const detail = create(ErrorDetailSchema, { type, code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message: error.rawMessage });
-    return new ConnectError(error.rawMessage, error.code, error.metadata, [{ desc: ErrorDetailSchema, value: detail }], error);
+    const message = clip(error.rawMessage, MAX_MESSAGE);
+    const detail = create(ErrorDetailSchema, { type, code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message });
+    return new ConnectError(message, error.code, error.metadata, [{ desc: ErrorDetailSchema, value: detail }], error);
   }
   if (isDatabaseUnreachable(error)) {
     return toConnectError(new DomainError("unavailable", [{ param: "", code: "database_unavailable", message: "the database is unreachable; retry" }], { cause: error }));
