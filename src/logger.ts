@@ -6,11 +6,19 @@ export type { Logger };
 const stdout = pino.destination({ dest: 1, sync: false, minLength: 0 });
 
 /**
- * Resolves once every log line written so far is out, in order — including a write already in
- * flight, which flushSync would overtake (the last lines could then arrive swapped).
+ * Resolves once every log line written so far is out, in order, and the stream is ended; call it
+ * right before process.exit(). (flushSync — what runs at exit otherwise — can overtake a write
+ * already in flight, so the last lines could arrive swapped.)
  */
 export function drainLogs(): Promise<void> {
-  return new Promise((resolve) => stdout.flush(() => resolve()));
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2_000);
+    stdout.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stdout.end();
+  });
 }
 
 /**
