@@ -20,7 +20,7 @@ export interface Bucket {
   take: number;
 }
 
-export type Decision = { admitted: true } | { admitted: false; retryAfterMs: number; bucket: number };
+export type Decision = { admitted: true; granted: number } | { admitted: false; retryAfterMs: number; bucket: number };
 
 /** rate_limit.lua: atomic refill + check + take over buckets that share one hash tag. */
 export class TokenBuckets {
@@ -45,16 +45,21 @@ export class TokenBuckets {
 
   /** `now` (ms) is for tests; by default the Redis server's clock, shared by every replica. */
   private async run(mode: "take" | "charge", buckets: readonly Bucket[], now: number | undefined): Promise<Decision> {
-    if (buckets.length === 0) return { admitted: true };
+    if (buckets.length === 0) return { admitted: true, granted: 0 };
     const args = buckets.flatMap((b) => [String(b.perSecond), String(b.burst), String(b.take)]);
     const reply = await this.script(buckets.length, ...buckets.map((b) => b.key), mode, now === undefined ? "" : String(now), ...args);
     if (!Array.isArray(reply) || reply.length < 3) throw new Error(`unexpected rate_limit reply: ${JSON.stringify(reply)}`);
-    const [admitted, retryAfterMs, bucket] = reply.map(Number);
-    return admitted === 1 ? { admitted: true } : { admitted: false, retryAfterMs: retryAfterMs ?? 1, bucket: (bucket ?? 1) - 1 };
+    const [admitted, retryAfterMs, bucket, granted] = reply.map(Number);
+    return admitted === 1 ? { admitted: true, granted: granted ?? 0 } : { admitted: false, retryAfterMs: retryAfterMs ?? 1, bucket: (bucket ?? 1) - 1 };
   }
 }
 
 export type Refusal = { reason: "rate_limited" | "too_many_invalid_codes"; retryAfterMs: number };
+
+/** How long leased call tokens stay usable. */
+const LEASE_MS = 1_000;
+/** How long a passed check of the code-guess bucket is trusted before Redis is asked again. */
+const GUESS_CHECK_MS = 100;
 
 /**
  * Per API key: every limited call takes a token from the key's `calls` bucket; a call that looks a
@@ -63,6 +68,7 @@ export type Refusal = { reason: "rate_limited" | "too_many_invalid_codes"; retry
  */
 export class RateLimiter {
   private readonly buckets: TokenBuckets;
+  private readonly leases = new Map<string, { tokens: number; until: number; guessesOkUntil: number }>();
 
   constructor(
     redis: RedisClient,
@@ -79,17 +85,47 @@ export class RateLimiter {
 
   /** Null when admitted (a token is taken from `calls`); else which limit refused and for how long. */
   async admit(apiKeyId: string, looksUpCode: boolean): Promise<Refusal | null> {
+    const now = Date.now();
+    const lease = this.leases.get(apiKeyId);
+    const guessesKnownOk = !looksUpCode || !this.guessesOn || (lease !== undefined && now < lease.guessesOkUntil);
+    if (this.callsOn && lease && lease.tokens > 0 && now < lease.until && guessesKnownOk) {
+      lease.tokens--;
+      return null;
+    }
+    const size = this.leaseSize;
     const judged: { bucket: Bucket; reason: Refusal["reason"] }[] = [];
-    if (this.callsOn) judged.push({ bucket: this.calls(apiKeyId, 1), reason: "rate_limited" });
+    if (this.callsOn) judged.push({ bucket: this.calls(apiKeyId, size), reason: "rate_limited" });
     if (looksUpCode && this.guessesOn) judged.push({ bucket: this.guesses(apiKeyId, 0), reason: "too_many_invalid_codes" });
     const decision = await this.buckets.take(judged.map((j) => j.bucket));
-    if (decision.admitted) return null;
+    if (decision.admitted) {
+      if (this.callsOn) {
+        if (this.leases.size >= 10_000 && !this.leases.has(apiKeyId)) this.leases.clear();
+        this.leases.set(apiKeyId, {
+          tokens: Math.max(0, decision.granted - 1),
+          until: now + LEASE_MS,
+          guessesOkUntil: looksUpCode ? now + GUESS_CHECK_MS : (lease?.guessesOkUntil ?? 0),
+        });
+      }
+      return null;
+    }
     return { reason: judged[decision.bucket]?.reason ?? "rate_limited", retryAfterMs: decision.retryAfterMs };
   }
 
   /** An unknown code was looked up with this key: one token less in its guesses bucket. */
   async countUnknownCode(apiKeyId: string): Promise<void> {
+    const lease = this.leases.get(apiKeyId);
+    if (lease) lease.guessesOkUntil = 0; // judge the next code lookup in Redis again
     if (this.guessesOn) await this.buckets.charge([this.guesses(apiKeyId, 1)]);
+  }
+
+  /**
+   * Tokens taken from Redis at once and spent locally: a hot key then costs one Redis call per
+   * lease instead of one per call. A lease is a few tokens of a large budget (1/50 of a second's
+   * refill, at most a tenth of the burst; 1 for small limits, which stay exact) and lapses after
+   * LEASE_MS, so a replica can run ahead of the shared bucket by at most one lease.
+   */
+  private get leaseSize(): number {
+    return Math.max(1, Math.min(Math.floor(this.limits.burst / 10), Math.floor(this.limits.perSecond / 50)));
   }
 
   private get callsOn(): boolean {

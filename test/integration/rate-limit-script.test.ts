@@ -179,6 +179,18 @@ describe("RateLimiter", () => {
     expect(await limiter.admit("b", true)).toBeNull();
   });
 
+  it("leases tokens of a large budget locally, never running ahead of the bucket by more than a lease per process", async () => {
+    // 1,000/s with a 2,000 burst: leases of 20, so a hot key costs one Redis call per 20 calls.
+    const big = { perSecond: 1000, burst: 2000, codeGuessesPerMinute: 0, codeGuessBurst: 0 };
+    const replicas = [new RateLimiter(redis, prefix, big), new RateLimiter(redis, prefix, big)];
+    let admitted = 0;
+    const started = Date.now();
+    for (let i = 0; i < 3000; i++) if ((await replicas[i % 2]?.admit("hot", false)) === null) admitted++;
+    const refilled = Math.ceil(((Date.now() - started) / 1000) * big.perSecond);
+    expect(admitted).toBeGreaterThanOrEqual(2000);
+    expect(admitted).toBeLessThanOrEqual(2000 + refilled + 2 * 20);
+  });
+
   it("does nothing in Redis when every limit is 0", async () => {
     const limiter = new RateLimiter(redis, prefix, { perSecond: 0, burst: 0, codeGuessesPerMinute: 0, codeGuessBurst: 0 });
     expect(limiter.disabled).toBe(true);

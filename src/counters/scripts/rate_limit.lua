@@ -17,7 +17,9 @@ then, for bucket i (i = 1..n), three values at ARGV[3i], ARGV[3i+1], ARGV[3i+2]:
   burst  capacity, tokens (>= 1)
   take   tokens to remove
 
-Returns {admitted, retry_ms, bucket}: {1, 0, 0} when admitted; {0, retry_ms, i} when refused, where
+Returns {admitted, retry_ms, bucket[, granted]}: {1, 0, 0, granted} when admitted, granted being the
+tokens taken from bucket 1 (in "take" mode never more than it held: a caller asking for several
+tokens at once — a lease — gets what is there); {0, retry_ms, i} when refused, where
 retry_ms (>= 1) is how long until every refusing bucket holds a token again, and i is the 1-based
 index of the bucket that needs the longest.
 ]]
@@ -50,8 +52,11 @@ for i = 1, #KEYS do
 end
 if wait > 0 then return {0, wait, worst} end
 
+local granted = 0
 for i = 1, #KEYS do
   local cost = tonumber(ARGV[3 * i + 2])
+  if take and cost > levels[i] then cost = math.floor(levels[i]) end -- never more than is there
+  if i == 1 then granted = cost end
   if cost > 0 then
     local rate = tonumber(ARGV[3 * i]) / 1000
     local burst = tonumber(ARGV[3 * i + 1])
@@ -61,4 +66,4 @@ for i = 1, #KEYS do
     redis.call("PEXPIRE", KEYS[i], math.ceil((burst - left) / rate) + 1000)
   end
 end
-return {1, 0, 0}
+return {1, 0, 0, granted}
