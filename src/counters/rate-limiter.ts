@@ -69,6 +69,7 @@ const GUESS_CHECK_MS = 100;
 export class RateLimiter {
   private readonly buckets: TokenBuckets;
   private readonly leases = new Map<string, { tokens: number; until: number; guessesOkUntil: number }>();
+  private readonly refills = new Map<string, Promise<Refusal | null>>();
 
   constructor(
     redis: RedisClient,
@@ -85,30 +86,56 @@ export class RateLimiter {
 
   /** Null when admitted (a token is taken from `calls`); else which limit refused and for how long. */
   async admit(apiKeyId: string, looksUpCode: boolean): Promise<Refusal | null> {
-    const now = Date.now();
-    const lease = this.leases.get(apiKeyId);
-    const guessesKnownOk = !looksUpCode || !this.guessesOn || (lease !== undefined && now < lease.guessesOkUntil);
-    if (this.callsOn && lease && lease.tokens > 0 && now < lease.until && guessesKnownOk) {
-      lease.tokens--;
-      return null;
+    if (!this.callsOn) return this.judge(apiKeyId, looksUpCode, 0);
+    // One lease refill per key at a time: concurrent calls wait for it and then spend its tokens,
+    // instead of each taking a lease from Redis and leaving most of them unused.
+    for (;;) {
+      if (this.spendLocally(apiKeyId, looksUpCode)) return null;
+      const pending = this.refills.get(apiKeyId);
+      if (pending) {
+        const refusal = await pending;
+        if (refusal) return refusal;
+        continue;
+      }
+      const refill = this.judge(apiKeyId, looksUpCode, this.leaseSize);
+      this.refills.set(apiKeyId, refill);
+      try {
+        return await refill;
+      } finally {
+        if (this.refills.get(apiKeyId) === refill) this.refills.delete(apiKeyId);
+      }
     }
-    const size = this.leaseSize;
+  }
+
+  /** Spends a leased token when the lease is live and, for a code lookup, the guess bucket was seen non-empty lately. */
+  private spendLocally(apiKeyId: string, looksUpCode: boolean): boolean {
+    const lease = this.leases.get(apiKeyId);
+    const now = Date.now();
+    if (!lease || lease.tokens <= 0 || now >= lease.until) return false;
+    if (looksUpCode && this.guessesOn && now >= lease.guessesOkUntil) return false;
+    lease.tokens--;
+    return true;
+  }
+
+  /** One Redis call: takes up to `lease` call tokens (one for this call, the rest leased) and checks the guess bucket. */
+  private async judge(apiKeyId: string, looksUpCode: boolean, lease: number): Promise<Refusal | null> {
     const judged: { bucket: Bucket; reason: Refusal["reason"] }[] = [];
-    if (this.callsOn) judged.push({ bucket: this.calls(apiKeyId, size), reason: "rate_limited" });
+    if (this.callsOn) judged.push({ bucket: this.calls(apiKeyId, lease), reason: "rate_limited" });
     if (looksUpCode && this.guessesOn) judged.push({ bucket: this.guesses(apiKeyId, 0), reason: "too_many_invalid_codes" });
     const decision = await this.buckets.take(judged.map((j) => j.bucket));
-    if (decision.admitted) {
-      if (this.callsOn) {
-        if (this.leases.size >= 10_000 && !this.leases.has(apiKeyId)) this.leases.clear();
-        this.leases.set(apiKeyId, {
-          tokens: Math.max(0, decision.granted - 1),
-          until: now + LEASE_MS,
-          guessesOkUntil: looksUpCode ? now + GUESS_CHECK_MS : (lease?.guessesOkUntil ?? 0),
-        });
-      }
-      return null;
+    if (!decision.admitted) return { reason: judged[decision.bucket]?.reason ?? "rate_limited", retryAfterMs: decision.retryAfterMs };
+    if (this.callsOn) {
+      const now = Date.now();
+      const current = this.leases.get(apiKeyId);
+      const live = current !== undefined && now < current.until;
+      if (this.leases.size >= 10_000 && !current) this.leases.clear();
+      this.leases.set(apiKeyId, {
+        tokens: (live ? current.tokens : 0) + Math.max(0, decision.granted - 1),
+        until: now + LEASE_MS,
+        guessesOkUntil: looksUpCode ? now + GUESS_CHECK_MS : live ? current.guessesOkUntil : 0,
+      });
     }
-    return { reason: judged[decision.bucket]?.reason ?? "rate_limited", retryAfterMs: decision.retryAfterMs };
+    return null;
   }
 
   /** An unknown code was looked up with this key: one token less in its guesses bucket. */
