@@ -205,12 +205,26 @@ describe("hostile input", () => {
 
   // connect-es raises its binary parse error as INTERNAL before any interceptor runs;
   // src/api/parse-errors.ts rewrites exactly those answers where the handlers are built.
-  it("answers malformed protobuf with INVALID_ARGUMENT over Connect binary and gRPC", async () => {
+  it("answers malformed protobuf with INVALID_ARGUMENT over Connect binary, gRPC and gRPC-Web", async () => {
     const rpc = rpcs.find((r) => r.method.name === "GetPromotion");
     if (!rpc) throw new Error("GetPromotion not found");
     const body = Uint8Array.from([0x0a, 0x64, 0x61]); // field 1, length 100, one byte
     expect(await sendRaw(t.url, "connect-binary", rpc.path, frozen.key, { kind: "proto:length-overrun", body }, TIMEOUT_MS)).toBe("invalid_argument");
     expect(await sendRaw(t.url, "grpc", rpc.path, frozen.key, { kind: "proto:length-overrun", body: envelope(body) }, TIMEOUT_MS)).toBe("invalid_argument");
+    // gRPC-Web carries the status in a trailer frame (flag 0x80) at the end of the body.
+    const res = await fetch(`${t.url}${rpc.path}`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", authorization: `Bearer ${frozen.key}` },
+      body: envelope(body),
+    });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    let trailer = "";
+    for (let at = 0; at + 5 <= bytes.length; ) {
+      const length = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+      if ((bytes[at] ?? 0) & 0x80) trailer = new TextDecoder().decode(bytes.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+    }
+    expect(trailer).toMatch(/grpc-status: ?3\r?\n/);
   });
 
   it("refuses a NUL in GetCustomer and GetSubscription ids as INVALID_ARGUMENT, not as an unreachable database", async () => {
