@@ -4,7 +4,7 @@ import type { CustomerService } from "../../gen/promotions/v1/customer_service_p
 import { create } from "@bufbuild/protobuf";
 import { validateCustomer, validateSubscription } from "../domain/billing-validation.js";
 import type { Violation } from "../domain/errors.js";
-import { assertValid, checkText, LIMITS } from "../domain/validation.js";
+import { assertValid, checkText, LIMITS } from "../domain/checks.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
 import { customerFromProto, customerToProto, subscriptionFromProto, subscriptionToProto } from "./billing-convert.js";
 import { ConversionProblems } from "./convert.js";

@@ -2,7 +2,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import type { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
 import { validateInvoice } from "../domain/billing-validation.js";
 import type { Violation } from "../domain/errors.js";
-import { assertValid, checkText } from "../domain/validation.js";
+import { assertValid, checkText } from "../domain/checks.js";
 import type { Invoicer } from "../counters/invoicer.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
 import { invoicerKey } from "./context.js";

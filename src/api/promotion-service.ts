@@ -7,7 +7,7 @@ import { parseFilters, PROMOTION_FILTER_FIELDS, type FilterClause } from "../dom
 import * as d from "../domain/terms.js";
 import { validateInvoice } from "../domain/billing-validation.js";
 import { evaluateEligibility, summarizeEffects } from "../domain/pipeline.js";
-import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../domain/validation.js";
+import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../domain/checks.js";
 import { candidateFrom, loadBillingContext } from "../store/pricing-context.js";
 import { findPromotionView, queryPromotionViews } from "../store/promotion-views.js";
 import { PromotionStore } from "../store/promotion-store.js";

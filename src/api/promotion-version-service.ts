@@ -3,7 +3,7 @@ import * as pb from "../../gen/promotions/v1/promotion_pb.js";
 import type { PromotionVersionService } from "../../gen/promotions/v1/promotion_version_service_pb.js";
 import { DomainError, type Violation } from "../domain/errors.js";
 import { VERSION_STATUSES, type VersionStatus } from "../domain/terms.js";
-import { assertValid, checkPageLimit } from "../domain/validation.js";
+import { assertValid, checkPageLimit } from "../domain/checks.js";
 import { PromotionStore } from "../store/promotion-store.js";
 import { ConversionProblems, termsMessage, versionToProto } from "./convert.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";

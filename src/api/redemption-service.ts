@@ -4,7 +4,7 @@ import { RedemptionStatus, type Redemption, type RedemptionService } from "../..
 import { validateInvoice } from "../domain/billing-validation.js";
 import { DomainError, type Violation } from "../domain/errors.js";
 import { validateRedeemRequest } from "../domain/redemption.js";
-import { assertValid, checkPageLimit } from "../domain/validation.js";
+import { assertValid, checkPageLimit } from "../domain/checks.js";
 import type { RedeemInput } from "../counters/redeemer.js";
 import { Ledger, type RedemptionRow } from "../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";

@@ -4,7 +4,7 @@ import { validateInvoice } from "../domain/billing-validation.js";
 import { DomainError, type Violation } from "../domain/errors.js";
 import { ImpactForecast } from "../domain/impact.js";
 import { priceInvoice } from "../domain/pipeline.js";
-import { assertValid, checkIntRange, checkUuid } from "../domain/validation.js";
+import { assertValid, checkIntRange, checkUuid } from "../domain/checks.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
 import { automaticPromotions, candidateFrom, loadBillingContext, loadPromotions } from "../store/pricing-context.js";
 import { findPromotionView } from "../store/promotion-views.js";

@@ -1,6 +1,6 @@
 import type { CustomerFacts, InvoiceDraft, SubscriptionFacts } from "./billing.js";
 import type { Violation } from "./errors.js";
-import { checkCurrency, checkIdList, checkIntRange, checkMetadata, checkText, LIMITS } from "./validation.js";
+import { checkCurrency, checkIdList, checkIntRange, checkMetadata, checkText, LIMITS } from "./checks.js";
 
 // The rules for billing context a caller pushes or sends inline, in the same collect-then-fail
 // style as validation.ts (whose field checks these reuse). Params are proto field paths.

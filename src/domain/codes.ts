@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Violation } from "./errors.js";
 import { normalizeCode } from "./terms.js";
-import { checkCode, checkLimit, checkMetadata, checkUuid, LIMITS } from "./validation.js";
+import { checkCode, checkLimit, checkMetadata, checkUuid, LIMITS } from "./checks.js";
 
 /** Bounds of the code requests; exported so the proto comments and tests quote the same numbers. */
 export const CODE_LIMITS = {

@@ -11,7 +11,7 @@ import {
   PROMOTION_STATUSES,
   VISIBILITIES,
 } from "./terms.js";
-import { isUuid } from "./validation.js";
+import { isUuid } from "./checks.js";
 
 export type FieldType = "string" | "int" | "bool" | "timestamp" | "uuid" | { enum: readonly string[] };
 export interface FieldSpec {

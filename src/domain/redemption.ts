@@ -3,7 +3,7 @@ import { evaluateConditions, invoiceSubtotal } from "./conditions.js";
 import { formatMoney } from "./money.js";
 import type { Violation } from "./errors.js";
 import type { PromotionTerms } from "./terms.js";
-import { checkMetadata, checkText, checkUuid } from "./validation.js";
+import { checkMetadata, checkText, checkUuid } from "./checks.js";
 
 // What a redemption is checked against besides the counters: the promotion's conditions and the
 // code's own restrictions, judged on the customer and the invoice the caller gave (if any). The

@@ -10,7 +10,7 @@ import {
 } from "../domain/codes.js";
 import { DomainError, type Violation } from "../domain/errors.js";
 import { normalizeCode } from "../domain/terms.js";
-import { assertValid, checkCode } from "../domain/validation.js";
+import { assertValid, checkCode } from "../domain/checks.js";
 import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 import { findTakenCodes, lockTenantCodes, sql, type TakenCode } from "./code-uniqueness.js";
 import { PromotionCode } from "./entities.js";

@@ -5,7 +5,8 @@ import { applyPatch, copyTerms, normalizeTerms, planUpdate, type TermsPatch, typ
 import { DomainError, type Violation } from "../domain/errors.js";
 import { ARCHIVED_REASON, versionLifecycles, type VersionLifecycle } from "../domain/lifecycle.js";
 import type { PromotionStatus, PromotionTerms, VersionStatus } from "../domain/terms.js";
-import { assertValid, validateTerms } from "../domain/validation.js";
+import { validateTerms } from "../domain/validation.js";
+import { assertValid } from "../domain/checks.js";
 import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 import { findTakenCodes, lockTenantCodes, retirePromotionCodes } from "./code-uniqueness.js";
 import { Promotion, PromotionVersion } from "./entities.js";

@@ -2,14 +2,8 @@ import { describe, expect, it } from "vitest";
 import { CURRENCIES, isKnownCurrency, minorUnits } from "../../src/domain/currency.js";
 import { DomainError, type Violation } from "../../src/domain/errors.js";
 import { defaultTerms, type Archetype, type Effect, type Phase, type PromotionTerms } from "../../src/domain/terms.js";
-import {
-  assertValid,
-  checkCode,
-  checkPageLimit,
-  checkTimestampNotPast,
-  checkUuid,
-  validateTerms,
-} from "../../src/domain/validation.js";
+import { validateTerms } from "../../src/domain/validation.js";
+import { assertValid, checkCode, checkPageLimit, checkTimestampNotPast, checkUuid } from "../../src/domain/checks.js";
 
 // ---- Builders: a valid promotion, and the pieces cases swap into it. ----
 
