@@ -5,7 +5,6 @@ import type { Violation } from "./errors.js";
 import { DEFAULT_PHASE_NAME, type AppliesTo, type Condition, type Effect, type PromotionTerms } from "./terms.js";
 import { checkCode, checkCurrency, checkIdList, checkIntRange, checkLimit, checkMetadata, checkMoney, checkText, checkWindow, formatBps, leaf, LIMITS, quote } from "./checks.js";
 
-
 /** Every violation of a promotion's terms; empty when they are valid. */
 export function validateTerms(terms: PromotionTerms, options: { effectsShorthand?: boolean } = {}): Violation[] {
   const out: Violation[] = [];
