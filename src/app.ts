@@ -33,6 +33,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { metricsSource } from "./cluster-metrics.js";
 import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
+import { LedgerBatcher } from "./store/ledger-batch.js";
 import { migrate, openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./tracing.js";
 
@@ -95,7 +96,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics({ redis, orm });
   const counters = new Counters(redis, config.redisKeyPrefix, (script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
   const cache = new TermsCache();
-  const redeemer = new Redeemer(counters, cache, config.reservationTtlMs);
+  const batcher = new LedgerBatcher(orm);
+  const redeemer = new Redeemer(counters, cache, config.reservationTtlMs, undefined, (row) => batcher.write(row));
   redeemer.onOutcome = (reason) => metrics.redemptions.inc({ reason });
   const invoicer = new Invoicer(counters, redeemer);
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);

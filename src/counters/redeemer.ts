@@ -6,7 +6,7 @@ import { summarizeEffects } from "../domain/pipeline.js";
 import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions } from "../domain/redemption.js";
 import type { Check } from "../domain/billing.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
-import { Ledger, type RedemptionRow } from "../store/ledger.js";
+import { Ledger, type RedemptionRow, type RedemptionWrite } from "../store/ledger.js";
 import type { Counters, ReserveRequest, ReserveResult } from "./counters.js";
 import { isRefusal, refusalError, refusalOf, ReserveOutcome } from "./outcomes.js";
 import type { TermsCache, TermsEntry } from "./terms-cache.js";
@@ -58,6 +58,8 @@ export class Redeemer {
     private readonly cache: TermsCache,
     readonly reservationTtlMs: number = RESERVATION_TTL_MS,
     private readonly clock: () => Date = () => new Date(),
+    /** Writes ledger rows (group commit in the app); by default one statement per row. */
+    private readonly writeLedger?: (row: RedemptionRow) => Promise<RedemptionWrite>,
   ) {}
 
   /** What redeem would answer now, with nothing moved. */
@@ -147,7 +149,7 @@ export class Redeemer {
       };
       let written;
       try {
-        written = await ledger.writeRedemption(row);
+        written = await (this.writeLedger ? this.writeLedger(row) : ledger.writeRedemption(row));
       } catch (error) {
         await this.giveBack(view.id, id);
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });

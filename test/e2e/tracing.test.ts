@@ -108,7 +108,7 @@ describe("tracing", () => {
       ]),
     );
     const children = spans.filter((s) => s.parentSpanId === rpc?.spanId).map((s) => s.name);
-    expect(children).toEqual(expect.arrayContaining(["lua.reserve", "Ledger.writeRedemption"]));
+    expect(children).toEqual(expect.arrayContaining(["lua.reserve", "Ledger.writeRedemptions"]));
     // close() unregistered the provider again.
     expect(trace.getTracer("probe").startSpan("probe").isRecording()).toBe(false);
   });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultTerms } from "../../src/domain/terms.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { Ledger, type RedemptionRow } from "../../src/store/ledger.js";
+import { LedgerBatcher } from "../../src/store/ledger-batch.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
 import { PromotionStore, type Actor } from "../../src/store/promotion-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -135,5 +136,27 @@ describe("sweeper tombstones", () => {
     expect(first.row.status).toBe("RELEASED");
     const again = await ledger.releaseRedemption(actor.organizationId, r.id, new Date());
     expect(again.changed).toBe(false);
+  });
+});
+
+describe("group commit (LedgerBatcher)", () => {
+  it("writes concurrent rows together and still tells fenced, tombstoned and duplicate-key rows apart", async () => {
+    const batcher = new LedgerBatcher(orm);
+    const ledger = new Ledger(orm.em.fork());
+    const { epoch } = await ledger.rebuild(promotionId);
+    const first = row(epoch, { idempotencyKey: "batch-key", requestHash: "h" });
+    await ledger.writeRedemption(first);
+    const tombstoned = row(epoch);
+    await ledger.settleRedemptionReservation(null, promotionId, tombstoned.id);
+    const good = Array.from({ length: 50 }, () => row(epoch));
+    const results = await Promise.all([
+      ...good.map((r) => batcher.write(r)),
+      batcher.write(row(epoch - 1n)),
+      batcher.write(tombstoned),
+      batcher.write(row(epoch, { idempotencyKey: "batch-key", requestHash: "h2" })),
+    ]);
+    expect(results.slice(0, 50).every((w) => w.kind === "written")).toBe(true);
+    expect(results.slice(50).map((w) => w.kind)).toEqual(["fenced", "tombstoned", "duplicate_key"]);
+    for (const r of good) expect((await ledger.findRedemption(actor.organizationId, r.id))?.status).toBe("ACTIVE");
   });
 });
