@@ -1,8 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
-import { validateInvoice } from "../domain/billing-validation.js";
-import type { Violation } from "../domain/errors.js";
-import { assertValid, checkText } from "../domain/checks.js";
+import { validateApplyRequest } from "../domain/billing-validation.js";
+import { assertValid } from "../domain/checks.js";
 import type { Invoicer } from "../counters/invoicer.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
 import { invoicerKey } from "./context.js";
@@ -22,16 +21,10 @@ export function invoiceService(): ServiceImpl<typeof InvoiceService> {
     async applyPromotions(req, ctx) {
       const { em, actor } = requestScope(ctx);
       const problems = new ConversionProblems();
-      const out: Violation[] = [];
-      checkText(out, req.invoiceId, "invoice_id", { min: 1, max: 200 });
-      checkText(out, req.customerId, "customer_id", { max: 200 });
-      checkText(out, req.subscriptionId, "subscription_id", { max: 200 });
       const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
-      if (invoice) out.push(...validateInvoice(invoice));
-      if (invoice && req.customerId === "") out.push({ param: "customer_id", code: "required", message: "customer_id is required with an inline invoice" });
       const periodStart = problems.date(req.billingPeriodStart, "billing_period_start");
       const periodEnd = problems.date(req.billingPeriodEnd, "billing_period_end");
-      assertValid([...problems.violations, ...out]);
+      assertValid([...problems.violations, ...validateApplyRequest({ invoiceId: req.invoiceId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice })]);
       const result = await invoicerOf(ctx).apply(em, actor.organizationId, {
         invoiceId: req.invoiceId,
         customerId: req.customerId,

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DomainError } from "../domain/errors.js";
+import type { Rebuilt } from "../store/ledger.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
 import type { RedisClient } from "./redis.js";
@@ -60,15 +61,6 @@ export interface CounterSnapshot {
   seq: bigint;
   redemptions: bigint;
   budgetUsed: bigint;
-}
-
-export interface Rebuilt {
-  epoch: bigint;
-  seq: bigint;
-  redemptions: bigint;
-  budgetUsed: bigint;
-  perCustomer: ReadonlyMap<string, bigint>;
-  perCode: ReadonlyMap<string, bigint>;
 }
 
 export interface PendingReservation {

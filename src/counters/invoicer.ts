@@ -1,7 +1,8 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Candidate, CandidatePromotion, InvoiceDraft, PricedInvoice, PromotionOutcome } from "../domain/billing.js";
 import { DomainError } from "../domain/errors.js";
+import { requestHash } from "../domain/request-hash.js";
 import { compareCandidates, priceInvoice } from "../domain/pipeline.js";
 import { InvoiceLedger, type ApplicationWrite, type RedemptionCandidate } from "../store/invoice-ledger.js";
 import { automaticPromotions, loadBillingContext } from "../store/pricing-context.js";
@@ -39,9 +40,9 @@ export class Invoicer {
 
   async apply(em: EntityManager, organizationId: string, input: ApplyInput): Promise<{ priced: PricedInvoice; replayed: boolean }> {
     const ledger = new InvoiceLedger(em);
-    const requestHash = hashRequest(input);
+    const hash = requestHash(input);
     const replay = await ledger.find(organizationId, input.invoiceId);
-    if (replay) return { priced: sameRequest(replay, requestHash), replayed: true };
+    if (replay) return { priced: sameRequest(replay, hash), replayed: true };
 
     const now = this.clock();
     const ctx = await loadBillingContext(em, organizationId, {
@@ -106,7 +107,7 @@ export class Invoicer {
       try {
         written = await ledger.write(
           organizationId,
-          { id: input.invoiceId, requestHash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
+          { id: input.invoiceId, requestHash: hash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
           applications,
         );
       } catch (error) {
@@ -118,7 +119,7 @@ export class Invoicer {
         return { priced, replayed: false };
       }
       await this.giveBack(reserved);
-      if (written.kind === "exists") return { priced: sameRequest(written.stored, requestHash), replayed: true };
+      if (written.kind === "exists") return { priced: sameRequest(written.stored, hash), replayed: true };
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters kept moving; retry");
   }
@@ -194,7 +195,3 @@ function sameRequest(stored: { requestHash: string; priced: PricedInvoice }, req
   return stored.priced;
 }
 
-function hashRequest(input: ApplyInput): string {
-  const canonical = JSON.stringify(input, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v instanceof Date ? v.toISOString() : v));
-  return createHash("sha256").update(canonical).digest("hex");
-}

@@ -1,7 +1,8 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { BillingContext, InvoiceDraft } from "../domain/billing.js";
 import { DomainError } from "../domain/errors.js";
+import { requestHash } from "../domain/request-hash.js";
 import { summarizeEffects } from "../domain/pipeline.js";
 import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions } from "../domain/redemption.js";
 import type { Check } from "../domain/billing.js";
@@ -106,7 +107,11 @@ export class Redeemer {
       const eligibility = await this.eligibility(em, organizationId, input, target, now);
 
       const id = randomUUID();
-      const result = await this.counters.reserve(this.reserveRequest("redeem", id, target, input, now, idempotencyKey));
+      // An ineligible request is judged without moving anything (check mode), so its answer keeps
+      // the precedence ValidateCode gives (a limit refusal first) and it never holds a slot that a
+      // concurrent eligible redemption at the limit would be refused for.
+      const mode = eligibility.eligible ? "redeem" : "check";
+      const result = await this.counters.reserve(this.reserveRequest(mode, id, target, input, now, idempotencyKey));
       if (await this.retryable(em, organizationId, target, result)) continue;
       if (result.outcome === ReserveOutcome.Duplicate) {
         const earlier = await this.awaitEarlier(ledger, organizationId, result.earlier);
@@ -119,14 +124,13 @@ export class Redeemer {
         this.onOutcome(refusalOf(result.outcome).code);
         throw refusalError(result.outcome);
       }
-      // Admitted: from here the reservation must be written or given back.
       if (!eligibility.eligible) {
-        await this.giveBack(target.terms.view.id, id);
         const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
         if (replay) return this.replay(replay, requestHash);
         this.onOutcome("not_eligible");
         throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(eligibility.checks)}` }]);
       }
+      // Admitted: from here the reservation must be written or given back.
       const { view } = target.terms;
       const row: RedemptionRow = {
         id,
@@ -173,7 +177,6 @@ export class Redeemer {
       const r = released.row;
       // If Redis is unreachable now, the slot stays taken until the next rebuild: never over the limit.
       await this.counters.release(r.promotionId, released.epoch, r.customerId, r.codeId).catch(() => false);
-      this.cache.forget(organizationId, r.promotionId);
     }
     return released.row;
   }
@@ -299,15 +302,7 @@ function sameRequest(row: RedemptionRow, requestHash: string): RedemptionRow {
 
 /** What makes two redeem requests "the same" for idempotency. */
 function hashRequest(input: RedeemInput): string {
-  const canonical = JSON.stringify([
-    input.code.toUpperCase(),
-    input.promotionId,
-    input.customerId,
-    input.subscriptionId,
-    input.invoice,
-    Object.entries(input.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-  ], (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-  return createHash("sha256").update(canonical).digest("hex");
+  return requestHash({ ...input, code: input.code.toUpperCase(), idempotencyKey: undefined });
 }
 
 function busy(): DomainError {

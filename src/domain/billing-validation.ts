@@ -78,3 +78,16 @@ export function validateInvoice(invoice: InvoiceDraft, param = "invoice"): Viola
   });
   return out;
 }
+
+/** An ApplyPromotions request: the invoice id, who it is for, and the inline invoice if any. */
+export function validateApplyRequest(r: { invoiceId: string; customerId: string; subscriptionId: string; invoice: InvoiceDraft | null }): Violation[] {
+  const out: Violation[] = [];
+  checkText(out, r.invoiceId, "invoice_id", { min: 1, max: LIMITS.idLength });
+  checkText(out, r.customerId, "customer_id", { max: LIMITS.idLength });
+  checkText(out, r.subscriptionId, "subscription_id", { max: LIMITS.idLength });
+  if (r.invoice) {
+    out.push(...validateInvoice(r.invoice));
+    if (r.customerId === "") out.push({ param: "customer_id", code: "required", message: "customer_id is required with an inline invoice" });
+  }
+  return out;
+}

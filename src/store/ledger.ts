@@ -1,8 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../domain/errors.js";
-import type { Rebuilt } from "../counters/counters.js";
 import { traced } from "../tracing.js";
-import { violatedUnique } from "./unique-violation.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
 // that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
@@ -29,6 +27,16 @@ export interface RedemptionRow {
   releasedAt: Date | null;
 }
 
+/** A promotion's counters as counted from the ledger under a new epoch (what Redis is rebuilt to). */
+export interface Rebuilt {
+  epoch: bigint;
+  seq: bigint;
+  redemptions: bigint;
+  budgetUsed: bigint;
+  perCustomer: ReadonlyMap<string, bigint>;
+  perCode: ReadonlyMap<string, bigint>;
+}
+
 export type RedemptionWrite =
   | { kind: "written" }
   /** The counter epoch moved (Redis was rebuilt): the reservation no longer counts. */
@@ -42,6 +50,7 @@ type Row = Record<string, unknown>;
 
 const COLUMNS = `id, organization_id, promotion_id, status, epoch, promotion_version_id, version, code_id, code,
   customer_id, subscription_id, idempotency_key, request_hash, cycles_used, metadata, created_at, released_at`;
+const COLUMNS_OF_V = COLUMNS.split(",").map((c) => `v.${c.trim()}`).join(", ");
 
 export class Ledger {
   constructor(private readonly em: EntityManager) {}
@@ -52,29 +61,63 @@ export class Ledger {
    * so the rebuild either counts it or this insert sees the new epoch and writes nothing.
    */
   async writeRedemption(row: RedemptionRow): Promise<RedemptionWrite> {
-    const conn = this.em.getConnection();
-    try {
-      const inserted = await traced("Ledger.writeRedemption", () => conn.execute<Row[]>(
-        `insert into redemptions (${COLUMNS})
-         select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?
-         where exists (select 1 from promotions where id = ? and organization_id = ? and counter_epoch = ? for key share)
-         returning id`,
-        [
-          row.id, row.organizationId, row.promotionId, row.status, row.epoch.toString(), row.promotionVersionId, row.version,
-          row.codeId, row.code, row.customerId, row.subscriptionId, row.idempotencyKey, row.requestHash, row.cyclesUsed,
-          JSON.stringify(row.metadata), row.createdAt, row.releasedAt, row.promotionId, row.organizationId, row.epoch.toString(),
-        ],
-        "all",
-      ));
-      return inserted.length === 1 ? { kind: "written" } : { kind: "fenced" };
-    } catch (error) {
-      const constraint = violatedUnique(error);
-      if (constraint === null) throw error;
-      if (constraint === "redemptions_pkey") return { kind: "tombstoned" };
-      const existing = row.idempotencyKey === null ? null : await this.findByIdempotencyKey(row.organizationId, row.idempotencyKey);
-      if (!existing) throw error;
-      return { kind: "duplicate_key", existing };
-    }
+    const written = await traced("Ledger.writeRedemption", () => this.insertRedemptions([row]));
+    return written.has(row.id) ? { kind: "written" } : this.whyNotWritten(row);
+  }
+
+  /**
+   * Inserts every row whose promotion (and organization) still has the row's counter epoch, each
+   * checked under FOR KEY SHARE, in one statement and one commit; a row that collides with an
+   * existing id or idempotency key is skipped. Returns the ids written.
+   */
+  async insertRedemptions(rows: readonly RedemptionRow[]): Promise<Set<string>> {
+    const records = rows.map((r) => ({
+      id: r.id,
+      organization_id: r.organizationId,
+      promotion_id: r.promotionId,
+      status: r.status,
+      epoch: r.epoch.toString(),
+      promotion_version_id: r.promotionVersionId,
+      version: r.version,
+      code_id: r.codeId,
+      code: r.code,
+      customer_id: r.customerId,
+      subscription_id: r.subscriptionId,
+      idempotency_key: r.idempotencyKey,
+      request_hash: r.requestHash,
+      cycles_used: r.cyclesUsed,
+      metadata: r.metadata,
+      created_at: r.createdAt.toISOString(),
+      released_at: r.releasedAt?.toISOString() ?? null,
+    }));
+    const inserted = await this.em.getConnection().execute<Row[]>(
+      `insert into redemptions (${COLUMNS})
+       select ${COLUMNS_OF_V}
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, organization_id uuid, promotion_id uuid, status varchar, epoch bigint,
+         promotion_version_id uuid, version int, code_id uuid, code varchar, customer_id varchar, subscription_id varchar,
+         idempotency_key varchar, request_hash varchar, cycles_used int, metadata jsonb, created_at timestamptz, released_at timestamptz)
+       where exists (
+         select 1 from promotions p
+         where p.id = v.promotion_id and p.organization_id = v.organization_id and p.counter_epoch = v.epoch
+         for key share)
+       on conflict do nothing
+       returning id`,
+      [JSON.stringify(records)],
+      "all",
+    );
+    return new Set(inserted.map((r) => String(r.id)));
+  }
+
+  /**
+   * Why insertRedemptions skipped a row: the sweeper's tombstone holds its id, another redemption
+   * holds its idempotency key, or else its epoch was no longer the promotion's. (A conflicting
+   * write still in flight was waited for by the insert, so what it left is committed.)
+   */
+  async whyNotWritten(row: RedemptionRow): Promise<RedemptionWrite> {
+    const taken = await this.em.getConnection().execute<Row[]>(`select 1 from redemptions where id = ?`, [row.id], "all");
+    if (taken.length > 0) return { kind: "tombstoned" };
+    const existing = row.idempotencyKey === null ? null : await this.findByIdempotencyKey(row.organizationId, row.idempotencyKey);
+    return existing ? { kind: "duplicate_key", existing } : { kind: "fenced" };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Counters, type Rebuilt, type ReserveRequest, type ReserveResult } from "../../src/counters/counters.js";
+import { Counters, type ReserveRequest, type ReserveResult } from "../../src/counters/counters.js";
+import type { Rebuilt } from "../../src/store/ledger.js";
 import { assertValidPrefix, promotionKeys } from "../../src/counters/keys.js";
 import { ReserveOutcome } from "../../src/counters/outcomes.js";
 import { createRedis, waitForRedis, type RedisClient } from "../../src/counters/redis.js";
