@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { PromotionService } from "../gen/promotions/v1/promotion_service_pb.js";
 import { PromotionVersionService } from "../gen/promotions/v1/promotion_version_service_pb.js";
 import { CustomerService } from "../gen/promotions/v1/customer_service_pb.js";
@@ -18,7 +18,7 @@ import type { PromotionChangeHook } from "./store/change-hook.js";
 import { customerService } from "./api/customer-service.js";
 import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
-import { changeHookKey, emKey, invoicerKey, redeemerKey } from "./api/context.js";
+import { changeHookKey, entityManagerKey, invoicerKey, redeemerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
 import { nulGuardInterceptor } from "./api/nul-guard.js";
 import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
@@ -108,25 +108,25 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await counters.publishSeq(promotionId, seq);
   };
   const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
+  // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
+  const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });
   // Order matters: logging sees the final code of everything below it, including auth refusals;
   // tracing and metrics sit outside it, so they see the code the client gets and time all of it.
   const interceptors: Interceptor[] = [
-    tracingInterceptor(),
+    ...(tracing ? [tracingInterceptor()] : []),
     metricsInterceptor(metrics),
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
     nulGuardInterceptor(),
     rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
-    (next) => async (req) => {
-      req.contextValues.set(emKey, orm.em.fork());
-      req.contextValues.set(changeHookKey, onChanged);
-      req.contextValues.set(redeemerKey, redeemer);
-      req.contextValues.set(invoicerKey, invoicer);
-      return next(req);
-    },
   ];
-  // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
-  const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });
+  // What every handler reaches through ctx.values; an EntityManager is forked only when one asks.
+  const contextValues = () =>
+    createContextValues()
+      .set(entityManagerKey, () => orm.em.fork())
+      .set(changeHookKey, onChanged)
+      .set(redeemerKey, redeemer)
+      .set(invoicerKey, invoicer);
   try {
     const server = await startServer({
       host: config.host,
@@ -137,6 +137,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       shutdownGraceMs: config.shutdownGraceMs,
       routes,
       interceptors,
+      contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
       logger,
     });

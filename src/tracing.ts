@@ -4,8 +4,11 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 
 // OpenTelemetry tracing. Code everywhere calls the API (`traced`, `tracer`); the SDK is registered
-// only when an OTLP endpoint is configured. Without it the API's no-op tracer answers: spans are
-// never recorded or exported, and a `traced` call costs one function call.
+// only when an OTLP endpoint is configured. Without it nothing is traced: `traced` just runs its
+// work (no span, no context switch), and the app leaves the RPC tracing interceptor out.
+
+/** Whether startTracing registered a provider that is still up. */
+let tracingOn = false;
 
 /** The tracer of this service's own spans. Resolved on each use so a provider registered later is seen. */
 export function tracer() {
@@ -13,7 +16,8 @@ export function tracer() {
 }
 
 /** Runs `work` inside a span named `name`; a throw marks the span as failed and is rethrown. */
-export async function traced<T>(name: string, work: () => Promise<T>, attributes?: Attributes): Promise<T> {
+export function traced<T>(name: string, work: () => Promise<T>, attributes?: Attributes): Promise<T> {
+  if (!tracingOn) return work();
   return tracer().startActiveSpan(name, attributes ? { attributes } : {}, async (span: Span) => {
     try {
       return await work();
@@ -44,10 +48,12 @@ export function startTracing(opts: { endpoint: string | null; serviceName: strin
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   provider.register();
+  tracingOn = true;
   let done: Promise<void> | undefined;
   return {
     shutdown: () =>
       (done ??= provider.shutdown().finally(() => {
+        tracingOn = false;
         trace.disable();
         context.disable();
         propagation.disable();

@@ -12,8 +12,8 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 /** The verified API key behind this call; set by the auth interceptor for every non-public RPC. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "caller" });
 
-/** This request's own MikroORM EntityManager fork (never the global one). */
-export const emKey = createContextKey<EntityManager | undefined>(undefined, { description: "entity manager" });
+/** Forks a MikroORM EntityManager for a request (never the global one); called once per handler call. */
+export const entityManagerKey = createContextKey<(() => EntityManager) | undefined>(undefined, { description: "entity manager" });
 
 /**
  * Called after a transaction that changed a promotion or its codes commits (cache invalidation);

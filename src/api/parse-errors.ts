@@ -15,7 +15,7 @@ export function reclassifyParseErrors(handler: UniversalHandler): UniversalHandl
     if (handler.protocolNames.includes("connect") && response.status === 500 && response.body) {
       return connectUnary(response);
     }
-    return { ...response, body: response.body ? watch(response) : response.body };
+    return { ...response, body: response.body ? watch(response, response.body) : response.body };
   };
   return Object.assign(wrapped, {
     protocolNames: handler.protocolNames,
@@ -43,10 +43,29 @@ function fixGrpcHeaders(headers: Headers | undefined): void {
   }
 }
 
-async function* watch(response: UniversalServerResponse): AsyncIterable<Uint8Array> {
+/**
+ * The body passed through chunk by chunk, with the status fixed wherever it travels. A plain
+ * iterator rather than an async generator: this sits on every call, and a generator costs every
+ * chunk several more promise hops.
+ */
+function watch(response: UniversalServerResponse, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   fixGrpcHeaders(response.header);
-  for await (const chunk of response.body ?? []) yield fixGrpcWebTrailerFrame(chunk);
-  fixGrpcHeaders(response.trailer);
+  return {
+    [Symbol.asyncIterator]() {
+      const chunks = body[Symbol.asyncIterator]();
+      return {
+        next: () =>
+          chunks.next().then((step): IteratorResult<Uint8Array> => {
+            if (step.done === true) {
+              fixGrpcHeaders(response.trailer);
+              return step;
+            }
+            return { done: false, value: fixGrpcWebTrailerFrame(step.value) };
+          }),
+        return: (value?: unknown) => chunks.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+      };
+    },
+  };
 }
 
 /** A gRPC-Web trailer frame (flag 0x80) carrying an INTERNAL client-fault status, rewritten. */

@@ -1,9 +1,9 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Actor } from "../store/promotion-store.js";
-import { emKey, principalKey } from "./context.js";
+import { entityManagerKey, principalKey } from "./context.js";
 
-/** What every authenticated handler works with: its own EntityManager fork, the caller, and a clock. */
+/** What every authenticated handler works with: its own EntityManager fork, the caller, and a clock. Build it once per call. */
 export interface RequestScope {
   em: EntityManager;
   actor: Actor;
@@ -13,9 +13,10 @@ export interface RequestScope {
 const systemClock = () => new Date();
 
 export function requestScope(ctx: HandlerContext): RequestScope {
-  const em = ctx.values.get(emKey);
+  const fork = ctx.values.get(entityManagerKey);
   const principal = ctx.values.get(principalKey);
-  // Both are set by interceptors for every non-public service; their absence is a wiring bug.
-  if (!em || !principal) throw new ConnectError("request scope missing", Code.Internal);
-  return { em, actor: { organizationId: principal.organizationId, keyId: principal.keyId }, clock: systemClock };
+  // The app sets the first for every request, auth the second for every non-public service; their
+  // absence is a wiring bug.
+  if (!fork || !principal) throw new ConnectError("request scope missing", Code.Internal);
+  return { em: fork(), actor: { organizationId: principal.organizationId, keyId: principal.keyId }, clock: systemClock };
 }
