@@ -57,15 +57,11 @@ export class LedgerBatcher {
       for (const p of batch) p.reject(error);
       return;
     }
-    await Promise.all(
-      batch.map(async (p) => {
-        if (written.has(p.row.id)) return p.resolve({ kind: "written" });
-        try {
-          p.resolve(await ledger.whyNotWritten(p.row));
-        } catch (error) {
-          p.reject(error);
-        }
-      }),
-    );
+    const skipped: Pending[] = [];
+    for (const p of batch) {
+      if (written.has(p.row.id)) p.resolve({ kind: "written" });
+      else skipped.push(p);
+    }
+    await Promise.all(skipped.map((p) => ledger.whyNotWritten(p.row).then(p.resolve, p.reject)));
   }
 }
