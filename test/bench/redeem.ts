@@ -2,15 +2,17 @@
 // Health/Check (the floor: what any call costs on this machine), ValidateCode and RedeemPromotion
 // on one hot promotion, and RedeemPromotion against a baseline that enforces the same limits with
 // nothing but Postgres row locks (pg-baseline-server.ts). Every row is driven by the same client
-// code: `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection, a warm-up, then a
-// measured window. Only successful calls count; errors are reported and make the run invalid.
+// code (grpc-load.ts): `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection. The four
+// main rows are measured in turns (a warm-up each, then short windows in A B B A order) with both
+// servers up, so the machine's own drift does not end up in the ratios. Only successful calls
+// count; errors are reported and make the run invalid.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Promotion } from "../../gen/promotions/v1/promotion_pb.js";
@@ -19,6 +21,7 @@ import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb
 import { openOrm } from "../../src/store/orm.js";
 import { client } from "../support/app.js";
 import { ADMIN_URL } from "../support/database.js";
+import { GrpcLoadClient } from "./grpc-load.js";
 import type { Row } from "./table.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -35,7 +38,11 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 const WARMUP_MS = seconds("BENCH_WARMUP_S", 2);
 const MEASURE_MS = seconds("BENCH_MEASURE_S", 8);
-const CALL: CallOptions = { timeoutMs: 30_000 };
+/** The measured time of each row is split into this many turns, taken in turn with the other rows'. */
+const ROUNDS = Math.max(1, Math.round(Number(process.env.BENCH_ROUNDS ?? 4)));
+/** Before each later turn: time for the calls in flight to refill before counting starts. */
+const LEAD_IN_MS = 250;
+const TIMEOUT_MS = 30_000;
 /** Large enough never to run out during a run. */
 const MAX_REDEMPTIONS = 1_000_000_000n;
 const MAX_BUDGET = 1_000_000_000_000n;
@@ -46,6 +53,8 @@ export interface Measurement {
   calls: number;
   windowMs: number;
   callsPerSecond: number;
+  /** calls/s of each measured window (the turns), in order. */
+  turnsCallsPerSecond: number[];
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -77,6 +86,12 @@ export async function benchRedeem(): Promise<RedeemBench> {
   const children = new Children();
   const databases: string[] = [];
   const redisPrefix = `bench:${run}:`;
+  const loads: GrpcLoadClient[] = [];
+  const loadClient = (url: string, key: string, connections = 1): GrpcLoadClient => {
+    const load = new GrpcLoadClient(url, key, connections);
+    loads.push(load);
+    return load;
+  };
   try {
     // The real service: the key CLI creates and migrates its database, `serve` runs it.
     const db = databaseUrl(`promotions_bench_redeem_${run}`);
@@ -100,39 +115,8 @@ export async function benchRedeem(): Promise<RedeemBench> {
     );
     const hot = promotionOf(await promotions.activatePromotion({ id: created.id }));
 
-    const health = client(Health, real.url, key, "grpc");
-    const floor = await measure("floor", real.child.pid, async () => {
-      const res = await health.check({ service: "" }, CALL);
-      if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
-    });
-    const validating = client(RedemptionService, real.url, key, "grpc");
-    const validate = await measure("ValidateCode", real.child.pid, async (n) => {
-      const res = await validating.validateCode({ code: HOT_CODE, customerId: `v-${run}-${n}` }, CALL);
-      if (!res.valid) throw new Error(`not valid: ${res.reason}`);
-    });
-    const redeem = await measure("RedeemPromotion", real.child.pid, redeemCall(real.url, key, hot.id, `r-${run}`));
-
-    const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
-    const counted = promotionOf(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
-    await children.stop(real.child);
-
-    // The same service with WORKERS=2 on the same database and Redis. One HTTP/2 connection stays
-    // on one worker, so these rows (and a 1-worker row to compare with) spread calls over
-    // CONNECTIONS connections.
-    const single = await startChild(children, "promotions service, 1 worker", ["src/main.ts", "serve"], serverEnv);
-    const redeemSpread1 = await measure(`RedeemPromotion, 1 worker, ${CONNECTIONS} connections`, single.child.pid, redeemCall(single.url, key, hot.id, `s-${run}`, CONNECTIONS));
-    await children.stop(single.child);
-    const workers = await startChild(children, "promotions service, 2 workers", ["src/main.ts", "serve"], { ...serverEnv, WORKERS: "2" });
-    const healthSpread = Array.from({ length: CONNECTIONS }, () => client(Health, workers.url, key, "grpc"));
-    const floor2 = await measure(`floor, 2 workers, ${CONNECTIONS} connections`, undefined, async (n) => {
-      const res = await (healthSpread[n % CONNECTIONS] ?? health).check({ service: "" }, CALL);
-      if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
-    });
-    const redeem2 = await measure(`RedeemPromotion, 2 workers, ${CONNECTIONS} connections`, undefined, redeemCall(workers.url, key, hot.id, `w-${run}`, CONNECTIONS));
-    const ledgerAfterWorkers = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
-    await children.stop(workers.child);
-
-    // The baseline: same request, same client code, limits held by a Postgres row lock.
+    // The baseline: same request, same client code, limits held by a Postgres row lock. Both
+    // servers run side by side and the rows are measured in turns (measureInTurns).
     const baseDb = databaseUrl(`promotions_bench_baseline_${run}`);
     await adminExecute(`create database "${baseDb.name}"`);
     databases.push(baseDb.name);
@@ -143,10 +127,42 @@ export async function benchRedeem(): Promise<RedeemBench> {
       BASELINE_MAX_PER_CUSTOMER: "1",
       BASELINE_MAX_BUDGET: MAX_BUDGET.toString(),
     });
-    const baseline = await measure("baseline", baselineServer.child.pid, redeemCall(baselineServer.url, key, hot.id, `b-${run}`));
+
+    const load = loadClient(real.url, key);
+    const [floor, validate, redeem, baseline] = await measureInTurns([
+      { label: "floor", serverPid: real.child.pid, call: healthCall(load) },
+      {
+        label: "ValidateCode",
+        serverPid: real.child.pid,
+        call: async (n) => {
+          const res = await load.unary(RedemptionService.method.validateCode, { code: HOT_CODE, customerId: `v-${run}-${n}` }, TIMEOUT_MS);
+          if (!res.valid) throw new Error(`not valid: ${res.reason}`);
+        },
+      },
+      { label: "RedeemPromotion", serverPid: real.child.pid, call: redeemCall(load, hot.id, `r-${run}`) },
+      { label: "baseline", serverPid: baselineServer.child.pid, call: redeemCall(loadClient(baselineServer.url, key), hot.id, `b-${run}`) },
+    ]);
+    if (!floor || !validate || !redeem || !baseline) throw new Error("a row was not measured");
+
+    const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
+    const counted = promotionOf(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
     const baselineLedger = await count(baseDb.url, `select count(*) as n from bench_redemptions where promotion_id = ?`, [hot.id]);
     const baselineCounter = await count(baseDb.url, `select redemptions as n from bench_counters where promotion_id = ?`, [hot.id]);
+    await children.stop(real.child);
     await children.stop(baselineServer.child);
+
+    // The same service with WORKERS=2 on the same database and Redis. One HTTP/2 connection stays
+    // on one worker, so these rows (and a 1-worker row to compare with) spread calls over
+    // CONNECTIONS connections.
+    const single = await startChild(children, "promotions service, 1 worker", ["src/main.ts", "serve"], serverEnv);
+    const redeemSpread1 = await measure(`RedeemPromotion, 1 worker, ${CONNECTIONS} connections`, single.child.pid, redeemCall(loadClient(single.url, key, CONNECTIONS), hot.id, `s-${run}`));
+    await children.stop(single.child);
+    const workers = await startChild(children, "promotions service, 2 workers", ["src/main.ts", "serve"], { ...serverEnv, WORKERS: "2" });
+    const spread = loadClient(workers.url, key, CONNECTIONS);
+    const floor2 = await measure(`floor, 2 workers, ${CONNECTIONS} connections`, undefined, healthCall(spread));
+    const redeem2 = await measure(`RedeemPromotion, 2 workers, ${CONNECTIONS} connections`, undefined, redeemCall(spread, hot.id, `w-${run}`));
+    const ledgerAfterWorkers = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
+    await children.stop(workers.child);
 
     const checks = [
       { what: "real: ledger ACTIVE redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: ledger },
@@ -192,7 +208,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
       results: {
         measuredAt: new Date().toISOString(),
         machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "", totalMemMiB: Math.round(os.totalmem() / 2 ** 20), platform: `${os.platform()} ${os.release()}`, node: process.version, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
-        settings: { concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, protocol: "grpc (h2c)", connectionsPerRow: 1 },
+        settings: { concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, rounds: ROUNDS, leadInMs: LEAD_IN_MS, protocol: "grpc (h2c)", connectionsPerRow: 1, loadGenerator: "grpc-load.ts (node:http2)" },
         ratios: {
           validateVsFloor: ratio(validate),
           redeemVsFloor: ratio(redeem),
@@ -206,73 +222,150 @@ export async function benchRedeem(): Promise<RedeemBench> {
       },
     };
   } finally {
+    for (const load of loads) load.close();
     await children.stopAll();
     await dropDatabases(databases);
     await deleteRedisKeys(redisPrefix);
   }
 }
 
+/** The floor: Health/Check, which touches neither Postgres nor Redis. */
+function healthCall(load: GrpcLoadClient): () => Promise<void> {
+  return async () => {
+    const res = await load.unary(Health.method.check, { service: "" }, TIMEOUT_MS);
+    if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
+  };
+}
+
 /** The redeem request both servers get: a fresh customer and idempotency key per call. */
-function redeemCall(url: string, key: string, promotionId: string, prefix: string, connections = 1): (n: number) => Promise<void> {
-  const spread = Array.from({ length: connections }, () => client(RedemptionService, url, key, "grpc"));
+function redeemCall(load: GrpcLoadClient, promotionId: string, prefix: string): (n: number) => Promise<void> {
   return async (n) => {
-    const redemptions = spread[n % connections];
-    if (!redemptions) throw new Error("no client");
-    const res = await redemptions.redeemPromotion({ code: HOT_CODE, promotionId, customerId: `${prefix}-c${n}`, idempotencyKey: `${prefix}-k${n}` }, CALL);
+    const res = await load.unary(RedemptionService.method.redeemPromotion, { code: HOT_CODE, promotionId, customerId: `${prefix}-c${n}`, idempotencyKey: `${prefix}-k${n}` }, TIMEOUT_MS);
     if (!res.redemption) throw new Error("no redemption in the response");
   };
 }
 
-/** CONCURRENCY loops calling `call` for WARMUP_MS, then MEASURE_MS; latencies of calls that end inside the window. */
-async function measure(label: string, serverPid: number | undefined, call: (n: number) => Promise<void>): Promise<Measurement> {
-  process.stdout.write(`bench redeem: ${label} (${CONCURRENCY} in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s)\n`);
-  let next = 0;
-  let okTotal = 0;
-  let errors = 0;
-  const errorKinds: Record<string, number> = {};
-  const latencies: number[] = [];
-  const from = performance.now() + WARMUP_MS;
-  const to = from + MEASURE_MS;
+/** One row of the table: calls of one kind against one server. */
+interface Phase {
+  label: string;
+  /** The server whose CPU is counted as "server" (undefined when it is several processes). */
+  serverPid: number | undefined;
+  call: (n: number) => Promise<void>;
+}
+
+/** What a phase's windows have added up to. */
+class Tally {
+  latencies: number[] = [];
+  okTotal = 0;
+  errors = 0;
+  errorKinds: Record<string, number> = {};
+  cpu = { server: 0, client: 0, postgres: 0, redis: 0, machineBusy: 0, machineTotal: 0 };
+  /** Calls that ended inside a window whose CPU counters were both read. */
+  cpuCalls = 0;
+  /** calls/s of each window, in order. */
+  turns: number[] = [];
+}
+
+/**
+ * Measures the phases in turns: each gets WARMUP_MS first, then ROUNDS windows of
+ * MEASURE_MS / ROUNDS, in A B B A order, so a machine that speeds up or slows down during the run
+ * (other tenants of the host) weighs on every phase alike and the ratios between them hold still.
+ */
+async function measureInTurns(phases: readonly Phase[]): Promise<Measurement[]> {
+  for (const p of phases) process.stdout.write(`bench redeem: ${p.label} (${CONCURRENCY} in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s in ${ROUNDS} turns)\n`);
+  const tallies = phases.map(() => new Tally());
+  let seq = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = phases.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      const phase = phases[i];
+      const tally = tallies[i];
+      if (!phase || !tally) continue;
+      // The first turn warms up; later ones only refill the calls in flight before counting.
+      seq = await runWindow(phase, tally, seq, round === 0 ? WARMUP_MS : LEAD_IN_MS, MEASURE_MS / ROUNDS);
+    }
+  }
+  return tallies.map(toMeasurement);
+}
+
+const measure = async (label: string, serverPid: number | undefined, call: (n: number) => Promise<void>): Promise<Measurement> => {
+  const [m] = await measureInTurns([{ label, serverPid, call }]);
+  if (!m) throw new Error("no measurement");
+  return m;
+};
+
+/** CONCURRENCY loops calling `call` for leadInMs, then windowMs; latencies of calls that end inside the window. Returns the next call number. */
+async function runWindow(phase: Phase, tally: Tally, firstCall: number, leadInMs: number, windowMs: number): Promise<number> {
+  let next = firstCall;
+  const from = performance.now() + leadInMs;
+  const to = from + windowMs;
+  let inWindow = 0;
   const loop = async (): Promise<void> => {
     for (;;) {
       const started = performance.now();
       if (started >= to) return;
       try {
-        await call(next++);
-        okTotal++;
+        await phase.call(next++);
+        tally.okTotal++;
         const ended = performance.now();
-        if (ended >= from && ended < to) latencies.push(ended - started);
+        if (ended >= from && ended < to) {
+          tally.latencies.push(ended - started);
+          inWindow++;
+        }
       } catch (error) {
-        errors++;
+        tally.errors++;
         const e = ConnectError.from(error);
         const kind = `${Code[e.code]}: ${e.rawMessage}`;
-        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+        tally.errorKinds[kind] = (tally.errorKinds[kind] ?? 0) + 1;
       }
     }
   };
   // CPU counters are read when the window opens and closes, by timers that may fire a little late.
   let cpuFrom: CpuSnapshot | undefined;
   let cpuTo: CpuSnapshot | undefined;
-  const opening = setTimeout(() => (cpuFrom = cpuSnapshot(serverPid)), WARMUP_MS);
-  const closing = setTimeout(() => (cpuTo = cpuSnapshot(serverPid)), WARMUP_MS + MEASURE_MS);
+  const opening = setTimeout(() => (cpuFrom = cpuSnapshot(phase.serverPid)), leadInMs);
+  const closing = setTimeout(() => (cpuTo = cpuSnapshot(phase.serverPid)), leadInMs + windowMs);
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));
   clearTimeout(opening);
   clearTimeout(closing);
-  const cpu = cpuBetween(cpuFrom, cpuTo, latencies.length / (MEASURE_MS / 1000));
-  const sorted = Float64Array.from(latencies).sort();
+  tally.turns.push(Math.round(inWindow / (windowMs / 1000)));
+  if (cpuFrom && cpuTo) {
+    const a = cpuFrom;
+    const b = cpuTo;
+    // The counters span (b.at - a.at), a little more than the window when a timer fired late.
+    tally.cpuCalls += inWindow * ((b.at - a.at) / windowMs);
+    for (const k of ["server", "client", "machineBusy", "machineTotal"] as const) tally.cpu[k] += b[k] - a[k];
+    tally.cpu.postgres += grown(a.postgres, b.postgres);
+    tally.cpu.redis += grown(a.redis, b.redis);
+  }
+  return next;
+}
+
+function toMeasurement(t: Tally): Measurement {
+  const sorted = Float64Array.from(t.latencies).sort();
   const at = (q: number) => round3(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN);
+  const perCall = (ms: number) => (t.cpuCalls > 0 ? round3(ms / t.cpuCalls) : Number.NaN);
   return {
     calls: sorted.length,
     windowMs: MEASURE_MS,
     callsPerSecond: sorted.length / (MEASURE_MS / 1000),
+    turnsCallsPerSecond: t.turns,
     p50Ms: at(0.5),
     p90Ms: at(0.9),
     p99Ms: at(0.99),
     maxMs: round3(sorted.at(-1) ?? Number.NaN),
-    okTotal,
-    errors,
-    errorKinds,
-    ...cpu,
+    okTotal: t.okTotal,
+    errors: t.errors,
+    errorKinds: t.errorKinds,
+    cpuMsPerCall: {
+      server: perCall(t.cpu.server),
+      client: perCall(t.cpu.client),
+      postgres: perCall(t.cpu.postgres),
+      redis: perCall(t.cpu.redis),
+      machine: perCall(t.cpu.machineBusy),
+    },
+    machineBusy: t.cpu.machineTotal > 0 ? round3(t.cpu.machineBusy / t.cpu.machineTotal) : Number.NaN,
   };
 }
 
@@ -281,9 +374,9 @@ interface CpuSnapshot {
   /** ms of CPU used by the server process so far (NaN off Linux). */
   server: number;
   client: number;
-  /** ms of CPU used so far by the processes named postgres / redis-server (NaN off Linux). */
-  postgres: number;
-  redis: number;
+  /** ms of CPU used so far by each process named postgres / redis-server, by pid (empty off Linux). */
+  postgres: Map<string, number>;
+  redis: Map<string, number>;
   /** ms of busy and of total CPU time of the machine, all cores (NaN off Linux). */
   machineBusy: number;
   machineTotal: number;
@@ -307,18 +400,16 @@ function processCpu(pid: string): { name: string; ms: number } | null {
 function cpuSnapshot(serverPid: number | undefined): CpuSnapshot {
   const usage = process.cpuUsage();
   let server = Number.NaN;
-  let postgres = Number.NaN;
-  let redis = Number.NaN;
+  const postgres = new Map<string, number>();
+  const redis = new Map<string, number>();
   let machineBusy = Number.NaN;
   let machineTotal = Number.NaN;
   try {
     if (serverPid !== undefined) server = processCpu(String(serverPid))?.ms ?? Number.NaN;
-    postgres = 0;
-    redis = 0;
     for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
       const p = processCpu(pid);
-      if (p?.name === "postgres") postgres += p.ms;
-      else if (p?.name === "redis-server") redis += p.ms;
+      if (p?.name === "postgres") postgres.set(pid, p.ms);
+      else if (p?.name === "redis-server") redis.set(pid, p.ms);
     }
     const [, ...ticks] = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).map(Number);
     const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
@@ -330,22 +421,15 @@ function cpuSnapshot(serverPid: number | undefined): CpuSnapshot {
   return { at: performance.now(), server, client: (usage.user + usage.system) / 1000, postgres, redis, machineBusy, machineTotal };
 }
 
-function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined, callsPerSecond: number): Pick<Measurement, "cpuMsPerCall" | "machineBusy"> {
-  if (!a || !b || callsPerSecond === 0) {
-    return { cpuMsPerCall: { server: Number.NaN, client: Number.NaN, postgres: Number.NaN, redis: Number.NaN, machine: Number.NaN }, machineBusy: Number.NaN };
-  }
-  const calls = callsPerSecond * ((b.at - a.at) / 1000);
-  return {
-    cpuMsPerCall: {
-      server: round3((b.server - a.server) / calls),
-      client: round3((b.client - a.client) / calls),
-      // Backends that exit inside the window take their ticks with them: a lower bound.
-      postgres: round3((b.postgres - a.postgres) / calls),
-      redis: round3((b.redis - a.redis) / calls),
-      machine: round3((b.machineBusy - a.machineBusy) / calls),
-    },
-    machineBusy: round3((b.machineBusy - a.machineBusy) / (b.machineTotal - a.machineTotal)),
-  };
+/**
+ * CPU the processes alive at `b` used since `a` (all of it for those started since). A process
+ * that exited in between takes its time with it, so this is a lower bound, never negative.
+ */
+function grown(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): number {
+  let ms = 0;
+  // (A pid reused by a new process in between would look like one that went back: counted as 0.)
+  for (const [pid, now] of b) ms += Math.max(0, now - (a.get(pid) ?? 0));
+  return ms;
 }
 
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
