@@ -18,7 +18,7 @@ import type { PromotionChangeHook } from "./store/change-hook.js";
 import { customerService } from "./api/customer-service.js";
 import { simulationService } from "./api/simulation-service.js";
 import { authInterceptor, cachedVerifier } from "./api/auth.js";
-import { changeHookKey, entityManagerKey, invoicerKey, redeemerKey } from "./api/context.js";
+import { entityManagerKey } from "./api/context.js";
 import { loggingInterceptor } from "./api/logging.js";
 import { nulGuardInterceptor } from "./api/nul-guard.js";
 import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
@@ -29,38 +29,43 @@ import { RateLimiter } from "./counters/rate-limiter.js";
 import { promotionVersionService } from "./api/promotion-version-service.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
-import { createMetrics, type Metrics } from "./metrics.js";
+import { createMetrics } from "./metrics.js";
 import { metricsSource } from "./cluster-metrics.js";
 import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
 import { LedgerBatcher } from "./store/ledger-batch.js";
-import { migrate, openOrm, type MikroORM } from "./store/orm.js";
+import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./tracing.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
-// concerns (signals, exit codes); tests call startApp directly on a free port.
+// concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
 
 export interface App {
   server: RunningServer;
   orm: MikroORM;
   redis: RedisClient;
   counters: Counters;
-  redeemer: Redeemer;
-  sweeper: Sweeper;
-  /** What GET /metrics serves. */
-  metrics: Metrics;
   /** Graceful stop: drain calls, then close the pool. */
   close(): Promise<void>;
 }
 
+/** What the services are built on, besides the per-request EntityManager. */
+interface ServiceDeps {
+  redeemer: Redeemer;
+  invoicer: Invoicer;
+  onChanged: PromotionChangeHook;
+}
+
 /** The application's services, as registered on the router. */
-export function routes(router: ConnectRouter): void {
-  router.service(PromotionService, promotionService());
-  router.service(PromotionVersionService, promotionVersionService());
-  router.service(CustomerService, customerService());
-  router.service(SimulationService, simulationService());
-  router.service(RedemptionService, redemptionService());
-  router.service(InvoiceService, invoiceService());
+function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(PromotionService, promotionService(deps.onChanged));
+    router.service(PromotionVersionService, promotionVersionService());
+    router.service(CustomerService, customerService());
+    router.service(SimulationService, simulationService());
+    router.service(RedemptionService, redemptionService(deps.redeemer));
+    router.service(InvoiceService, invoiceService(deps.invoicer));
+  };
 }
 
 /** A dependency the service cannot start without is unreachable; the message says how to fix it. */
@@ -83,8 +88,8 @@ async function connectRedis(config: Config): Promise<RedisClient> {
   return redis;
 }
 
+/** Starts the service on a migrated database (`main.ts serve` migrates first). */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
-  await migrate({ databaseUrl: config.databaseUrl });
   const orm = await openOrm({ databaseUrl: config.databaseUrl });
   let redis: RedisClient;
   try {
@@ -120,13 +125,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     nulGuardInterceptor(),
     rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
   ];
-  // What every handler reaches through ctx.values; an EntityManager is forked only when one asks.
-  const contextValues = () =>
-    createContextValues()
-      .set(entityManagerKey, () => orm.em.fork())
-      .set(changeHookKey, onChanged)
-      .set(redeemerKey, redeemer)
-      .set(invoicerKey, invoicer);
+  // Handlers reach their EntityManager through ctx.values; one is forked only when a handler asks.
+  const fork = () => orm.em.fork();
+  const contextValues = () => createContextValues().set(entityManagerKey, fork);
   try {
     const server = await startServer({
       host: config.host,
@@ -135,7 +136,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
-      routes,
+      routes: routes({ redeemer, invoicer, onChanged }),
       interceptors,
       contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
@@ -147,9 +148,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       orm,
       redis,
       counters,
-      redeemer,
-      sweeper,
-      metrics,
       async close() {
         await server.close();
         await sweeper.stop();

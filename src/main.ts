@@ -8,6 +8,7 @@ import { DomainError } from "./domain/errors.js";
 import { createLogger, drainLogs, type Logger } from "./logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
 import { migrate, openOrm } from "./store/orm.js";
+import { isUuid } from "./domain/checks.js";
 
 const USAGE = `usage:
   main.ts serve                                   start the service (migrates first)
@@ -20,6 +21,7 @@ async function serve(config: Config): Promise<void> {
   if (config.workers > 1) return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
   const logger = createLogger(config.logLevel);
   const started = performance.now();
+  await migrate({ databaseUrl: config.databaseUrl });
   const app = await startApp(config, logger);
   const firstKey = await ensureFirstRunKey(app.orm);
   if (firstKey) printFirstRunKey(firstKey);
@@ -122,7 +124,7 @@ async function keys(config: Config, args: string[]): Promise<void> {
       }
     } else if (action === "revoke") {
       if (!target) throw usage("keys revoke needs a key id");
-      if (!/^[0-9a-f-]{36}$/i.test(target)) throw usage(`"${target}" is not a key id (a UUID from \`keys list\`)`);
+      if (!isUuid(target)) throw usage(`"${target}" is not a key id (a UUID from \`keys list\`)`);
       if (!(await store.revokeKey(target))) throw usage(`no key with id ${target}`);
       process.stdout.write(`revoked key ${target}\n`);
     } else {

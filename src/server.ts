@@ -44,8 +44,6 @@ export interface ServerOptions {
   interceptors?: Interceptor[];
   /** Request-scoped values; the server adds `requestIdKey` to whatever this returns. */
   contextValues?: (req: HttpRequest) => ContextValues;
-  /** Runs once headers are in, before the body is read: the cheap place to refuse a caller. */
-  requestGate?: (ctx: HandlerContext) => void | Promise<void>;
   /** Plain HTTP routes (e.g. GET /metrics); return true when the request was handled. */
   extraHttpRoutes?: (req: HttpRequest, res: HttpResponse) => boolean;
   logger: Logger;
@@ -84,10 +82,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,
     shutdownSignal: cutoff.signal,
-    requestGate: async (ctx) => {
-      refuseDeclaredOversize(ctx, opts.maxBodyBytes);
-      await opts.requestGate?.(ctx);
-    },
+    // Runs once headers are in, before the body is read.
+    requestGate: (ctx) => refuseDeclaredOversize(ctx, opts.maxBodyBytes),
     contextValues: (req) => {
       const values = opts.contextValues?.(req) ?? createContextValues();
       return values.set(requestIdKey, requestIds.get(req) ?? randomUUID());

@@ -4,6 +4,7 @@
 // It is not signed: the decoded position is client-controlled, so callers validate its parts
 // (a UUID, a timestamp) like any other input before they use them.
 
+import { isUuid } from "../domain/checks.js";
 import { DomainError } from "../domain/errors.js";
 
 const FORMAT_VERSION = 1;
@@ -82,13 +83,19 @@ export function decodeTimeIdCursor(kind: string, cursor: string): TimeIdPosition
   const position = decodeCursor(kind, cursor);
   const [createdAt, id] = position;
   const date = new Date(createdAt ?? "");
-  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !/^[0-9a-f-]{36}$/i.test(id)) {
+  if (position.length !== 2 || id === undefined || Number.isNaN(date.getTime()) || !isUuid(id)) {
     throw invalid("cursor", "cursor is not one this service issued; pass next_cursor from the previous page unchanged");
   }
   return { createdAt: date, id };
 }
 
-/** The next_cursor after `last`, or "" when there is no next page. */
-export function encodeTimeIdCursor(kind: string, last: TimeIdPosition | undefined, more: boolean): string {
-  return more && last ? encodeCursor(kind, [last.createdAt.toISOString(), last.id]) : "";
+/**
+ * One page of list `kind` from `rows`, which were fetched with `limit + 1` to tell whether more
+ * follow: the rows to show, and the next_cursor ("" on the last page).
+ */
+export function timeIdPage<T extends TimeIdPosition>(kind: string, rows: readonly T[], limit: number): { shown: readonly T[]; nextCursor: string } {
+  if (rows.length <= limit) return { shown: rows, nextCursor: "" };
+  const shown = rows.slice(0, limit);
+  const last = shown.at(-1);
+  return { shown, nextCursor: last ? encodeCursor(kind, [last.createdAt.toISOString(), last.id]) : "" };
 }

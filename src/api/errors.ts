@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { DomainError, type FailureKind } from "../domain/errors.js";
 import { isDatabaseUnreachable } from "../store/unreachable.js";
@@ -68,7 +69,7 @@ export function toConnectError(error: unknown): ConnectError {
     }
     const type = TYPE_OF_CODE.get(error.code) ?? "internal";
     const message = clip(error.rawMessage, MAX_MESSAGE);
-    const detail = create(ErrorDetailSchema, { type, code: Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), message });
+    const detail = create(ErrorDetailSchema, { type, code: codeToString(error.code), message });
     return new ConnectError(message, error.code, error.metadata, [{ desc: ErrorDetailSchema, value: detail }], error);
   }
   if (isDatabaseUnreachable(error)) {

@@ -1,22 +1,15 @@
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
 import { validateApplyRequest } from "../domain/billing-validation.js";
 import { assertValid } from "../domain/checks.js";
 import type { Invoicer } from "../counters/invoicer.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
-import { invoicerKey } from "./context.js";
 import { ConversionProblems } from "./convert.js";
 import { requestScope } from "./scope.js";
 
 // promotions.v1.InvoiceService: maps messages, calls the Invoicer (src/counters/invoicer.ts).
 
-function invoicerOf(ctx: HandlerContext): Invoicer {
-  const invoicer = ctx.values.get(invoicerKey);
-  if (!invoicer) throw new ConnectError("invoicer missing", Code.Internal);
-  return invoicer;
-}
-
-export function invoiceService(): ServiceImpl<typeof InvoiceService> {
+export function invoiceService(invoicer: Invoicer): ServiceImpl<typeof InvoiceService> {
   return {
     async applyPromotions(req, ctx) {
       const { em, actor } = requestScope(ctx);
@@ -25,7 +18,7 @@ export function invoiceService(): ServiceImpl<typeof InvoiceService> {
       const periodStart = problems.date(req.billingPeriodStart, "billing_period_start");
       const periodEnd = problems.date(req.billingPeriodEnd, "billing_period_end");
       assertValid([...problems.violations, ...validateApplyRequest({ invoiceId: req.invoiceId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice })]);
-      const result = await invoicerOf(ctx).apply(em, actor.organizationId, {
+      const result = await invoicer.apply(em, actor.organizationId, {
         invoiceId: req.invoiceId,
         customerId: req.customerId,
         subscriptionId: req.subscriptionId,

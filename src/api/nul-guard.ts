@@ -7,7 +7,8 @@ import { DomainError } from "../domain/errors.js";
 
 export function nulGuardInterceptor(): Interceptor {
   return (next) => async (req) => {
-    if (!req.stream) {
+    // The plain search runs on every call; the path is worked out only for a request that has one.
+    if (!req.stream && containsNul(req.message)) {
       const path = findNul(req.message, "");
       if (path !== null) {
         throw DomainError.of("invalid_argument", "invalid_character", `${path || "request"} contains a NUL character`, path);
@@ -15,6 +16,17 @@ export function nulGuardInterceptor(): Interceptor {
     }
     return next(req);
   };
+}
+
+/** True when any string (or object key) under `value` holds U+0000; builds nothing on the way. */
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return false;
+  if (Array.isArray(value)) return value.some(containsNul);
+  for (const key in value) {
+    if (key.includes("\u0000") || containsNul((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
 }
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

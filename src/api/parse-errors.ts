@@ -12,10 +12,13 @@ const INVALID_ARGUMENT_GRPC = "3";
 export function reclassifyParseErrors(handler: UniversalHandler): UniversalHandler {
   const wrapped = async (request: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     const response = await handler(request);
-    if (handler.protocolNames.includes("connect") && response.status === 500 && response.body) {
-      return connectUnary(response);
-    }
-    return { ...response, body: response.body ? watch(response, response.body) : response.body };
+    if (!response.body) return response;
+    const contentType = response.header?.get("content-type") ?? "";
+    // gRPC-Web carries the status in a trailer frame of the body, gRPC in the HTTP trailers (or
+    // the headers), Connect unary in the HTTP status and a JSON body.
+    if (contentType.startsWith("application/grpc-web")) return { ...response, body: watch(response, response.body, true) };
+    if (contentType.startsWith("application/grpc")) return { ...response, body: watch(response, response.body, false) };
+    return response.status === 500 ? connectUnary(response) : response;
   };
   return Object.assign(wrapped, {
     protocolNames: handler.protocolNames,
@@ -48,7 +51,7 @@ function fixGrpcHeaders(headers: Headers | undefined): void {
  * iterator rather than an async generator: this sits on every call, and a generator costs every
  * chunk several more promise hops.
  */
-function watch(response: UniversalServerResponse, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+function watch(response: UniversalServerResponse, body: AsyncIterable<Uint8Array>, trailerFrames: boolean): AsyncIterable<Uint8Array> {
   fixGrpcHeaders(response.header);
   return {
     [Symbol.asyncIterator]() {
@@ -60,7 +63,7 @@ function watch(response: UniversalServerResponse, body: AsyncIterable<Uint8Array
               fixGrpcHeaders(response.trailer);
               return step;
             }
-            return { done: false, value: fixGrpcWebTrailerFrame(step.value) };
+            return trailerFrames ? { done: false, value: fixGrpcWebTrailerFrame(step.value) } : step;
           }),
         return: (value?: unknown) => chunks.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
       };

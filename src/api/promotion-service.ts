@@ -12,13 +12,13 @@ import { candidateFrom, loadBillingContext } from "../store/pricing-context.js";
 import { findPromotionView, queryPromotionViews } from "../store/promotion-views.js";
 import { PromotionStore } from "../store/promotion-store.js";
 import { CodeStore } from "../store/code-store.js";
+import type { PromotionChangeHook } from "../store/change-hook.js";
 import { checkCodePageLimit, validateUpdateCode } from "../domain/codes.js";
 import { requestScope } from "./scope.js";
-import { changeHookKey } from "./context.js";
 import { codeToProto, createCodesFromProto, updateCodeFromProto } from "./code-convert.js";
 import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";
-import { decodeTimeIdCursor, encodeTimeIdCursor } from "./cursor.js";
+import { decodeTimeIdCursor, timeIdPage } from "./cursor.js";
 
 // promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
 
@@ -33,16 +33,16 @@ export function promotionId(id: string, param = "id"): string {
   return id;
 }
 
-function storeFor(ctx: HandlerContext) {
+function storeFor(ctx: HandlerContext, onChanged: PromotionChangeHook) {
   const { em, actor, clock } = requestScope(ctx);
-  const onChanged = ctx.values.get(changeHookKey);
   return { store: new PromotionStore(em, clock, { onChanged }), codes: new CodeStore(em, clock, { onChanged }), actor, em, clock };
 }
 
-export function promotionService(): ServiceImpl<typeof PromotionService> {
+/** `onChanged` runs after a change to a promotion or its codes commits (cache invalidation). */
+export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<typeof PromotionService> {
   return {
     async createPromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       const problems = new ConversionProblems();
       const effectsShorthand = req.effects.length > 0;
       if (effectsShorthand && req.phases.length > 0) {
@@ -77,12 +77,12 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     },
 
     async getPromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       return { promotion: promotionToProto(await store.get(actor.organizationId, promotionId(req.id))) };
     },
 
     async listPromotions(req, ctx) {
-      const { em, actor, clock } = storeFor(ctx);
+      const { em, actor, clock } = storeFor(ctx, onChanged);
       const out: Violation[] = [];
       const limit = checkPageLimit(out, req.limit);
       assertValid(out);
@@ -95,17 +95,12 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
       }
       const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor) ?? undefined;
       const page = await queryPromotionViews(em, { organizationId: actor.organizationId, now: clock(), filters, after, limit: limit + 1 });
-      const more = page.length > limit;
-      const shown = more ? page.slice(0, limit) : page;
-      const last = shown.at(-1);
-      return {
-        promotions: shown.map(promotionToProto),
-        nextCursor: encodeTimeIdCursor(CURSOR_KIND, last, more),
-      };
+      const { shown, nextCursor } = timeIdPage(CURSOR_KIND, page, limit);
+      return { promotions: shown.map(promotionToProto), nextCursor };
     },
 
     async updatePromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       const id = promotionId(req.id);
       const problems = new ConversionProblems();
       const patch: TermsPatch = {};
@@ -147,17 +142,17 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     },
 
     async activatePromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       return { promotion: promotionToProto(await store.activate(actor, promotionId(req.id))) };
     },
 
     async deactivatePromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       return { promotion: promotionToProto(await store.deactivate(actor, promotionId(req.id))) };
     },
 
     async copyPromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       const problems = new ConversionProblems();
       const overrides = {
         name: req.name,
@@ -170,12 +165,12 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     },
 
     async deletePromotion(req, ctx) {
-      const { store, actor } = storeFor(ctx);
+      const { store, actor } = storeFor(ctx, onChanged);
       return { promotion: promotionToProto(await store.softDelete(actor, promotionId(req.id))) };
     },
 
     async previewPromotionEligibility(req, ctx) {
-      const { em, actor, clock } = storeFor(ctx);
+      const { em, actor, clock } = storeFor(ctx, onChanged);
       const id = promotionId(req.promotionId, "promotion_id");
       const problems = new ConversionProblems();
       const at = problems.date(req.at, "at") ?? clock();
@@ -212,7 +207,7 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     },
 
     async createPromotionCodes(req, ctx) {
-      const { codes, actor } = storeFor(ctx);
+      const { codes, actor } = storeFor(ctx, onChanged);
       const problems = new ConversionProblems();
       checkUuid(problems.violations, req.promotionId, "promotion_id");
       const input = createCodesFromProto(req, problems);
@@ -221,24 +216,19 @@ export function promotionService(): ServiceImpl<typeof PromotionService> {
     },
 
     async listPromotionCodes(req, ctx) {
-      const { codes, actor } = storeFor(ctx);
+      const { codes, actor } = storeFor(ctx, onChanged);
       const out: Violation[] = [];
       checkUuid(out, req.promotionId, "promotion_id");
       const limit = checkCodePageLimit(out, req.limit);
       assertValid(out);
       const after = decodeTimeIdCursor(CODES_CURSOR_KIND, req.cursor);
       const page = await codes.list(actor.organizationId, req.promotionId, { active: req.active ?? null, after, limit: limit + 1 });
-      const more = page.length > limit;
-      const shown = more ? page.slice(0, limit) : page;
-      const last = shown.at(-1);
-      return {
-        codes: shown.map(codeToProto),
-        nextCursor: encodeTimeIdCursor(CODES_CURSOR_KIND, last, more),
-      };
+      const { shown, nextCursor } = timeIdPage(CODES_CURSOR_KIND, page, limit);
+      return { codes: shown.map(codeToProto), nextCursor };
     },
 
     async updatePromotionCode(req, ctx) {
-      const { codes, actor } = storeFor(ctx);
+      const { codes, actor } = storeFor(ctx, onChanged);
       const problems = new ConversionProblems();
       const { violations, patch } = validateUpdateCode(updateCodeFromProto(req, problems));
       assertValid([...problems.violations, ...violations]);

@@ -1,4 +1,4 @@
-import { isMessage } from "@bufbuild/protobuf";
+import { isMessage, type DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import {
@@ -39,19 +39,17 @@ interface LimitedMethod {
   unknownCode(outcome: { response: unknown } | { error: unknown }): boolean;
 }
 
-const key = (m: { parent: { typeName: string }; name: string }): string => `${m.parent.typeName}/${m.name}`;
-
-/** The limited methods; add a row to limit another one. */
-const LIMITED = new Map<string, LimitedMethod>([
+/** The limited methods, by descriptor (the router hands interceptors these same objects); add a row to limit another one. */
+const LIMITED = new Map<DescMethod, LimitedMethod>([
   [
-    key(RedemptionService.method.validateCode),
+    RedemptionService.method.validateCode,
     {
       code: (req) => (isMessage(req, ValidateCodeRequestSchema) ? req.code.trim() : ""),
       unknownCode: (o) => "response" in o && isMessage(o.response, ValidateCodeResponseSchema) && o.response.reason === UNKNOWN_CODE,
     },
   ],
   [
-    key(RedemptionService.method.redeemPromotion),
+    RedemptionService.method.redeemPromotion,
     {
       code: (req) => (isMessage(req, RedeemPromotionRequestSchema) ? req.code.trim() : ""),
       unknownCode: (o) => "error" in o && errorCode(o.error) === UNKNOWN_CODE,
@@ -94,7 +92,7 @@ export function rateLimitInterceptor(limiter: RateLimiter, logger: Logger): Inte
   };
 
   return (next) => async (req) => {
-    const method = LIMITED.get(key(req.method));
+    const method = LIMITED.get(req.method);
     const principal = req.contextValues.get(principalKey);
     if (!method || !principal || req.stream || limiter.disabled || Date.now() < skipUntil) return next(req);
 

@@ -1,15 +1,13 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { RedemptionStatus, type Redemption, type RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { validateInvoice } from "../domain/billing-validation.js";
 import { DomainError, type Violation } from "../domain/errors.js";
-import { validateRedeemRequest } from "../domain/redemption.js";
+import { checkRedemptionListScope, validateRedeemRequest } from "../domain/redemption.js";
 import { assertValid, checkPageLimit } from "../domain/checks.js";
-import type { RedeemInput } from "../counters/redeemer.js";
+import type { RedeemInput, Redeemer } from "../counters/redeemer.js";
 import { Ledger, type RedemptionRow } from "../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "./billing-convert.js";
-import { redeemerKey } from "./context.js";
-import { decodeTimeIdCursor, encodeTimeIdCursor } from "./cursor.js";
+import { decodeTimeIdCursor, timeIdPage } from "./cursor.js";
 import { promotionId } from "./promotion-service.js";
 import { requestScope } from "./scope.js";
 
@@ -28,28 +26,17 @@ interface RedeemFields {
 }
 
 function redeemInput(req: RedeemFields): RedeemInput {
-  const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
-  const metadata = req.metadata ?? {};
-  const idempotencyKey = req.idempotencyKey ?? "";
-  assertValid([
-    ...validateRedeemRequest({
-      code: req.code.trim(),
-      promotionId: req.promotionId,
-      customerId: req.customerId,
-      subscriptionId: req.subscriptionId,
-      hasInvoice: invoice !== null,
-      idempotencyKey,
-      metadata,
-    }),
-    ...(invoice ? validateInvoice(invoice) : []),
-  ]);
-  return { code: req.code.trim(), promotionId: req.promotionId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice, idempotencyKey, metadata };
-}
-
-function redeemerOf(ctx: HandlerContext) {
-  const redeemer = ctx.values.get(redeemerKey);
-  if (!redeemer) throw new ConnectError("redeemer missing", Code.Internal);
-  return redeemer;
+  const input: RedeemInput = {
+    code: req.code.trim(),
+    promotionId: req.promotionId,
+    customerId: req.customerId,
+    subscriptionId: req.subscriptionId,
+    invoice: req.invoice ? invoiceFromProto(req.invoice) : null,
+    idempotencyKey: req.idempotencyKey ?? "",
+    metadata: req.metadata ?? {},
+  };
+  assertValid(validateRedeemRequest(input));
+  return input;
 }
 
 export function redemptionToProto(r: RedemptionRow): Redemption {
@@ -71,11 +58,11 @@ export function redemptionToProto(r: RedemptionRow): Redemption {
   };
 }
 
-export function redemptionService(): ServiceImpl<typeof RedemptionService> {
+export function redemptionService(redeemer: Redeemer): ServiceImpl<typeof RedemptionService> {
   return {
     async validateCode(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const v = await redeemerOf(ctx).validate(em, actor.organizationId, redeemInput(req));
+      const v = await redeemer.validate(em, actor.organizationId, redeemInput(req));
       return {
         valid: v.valid,
         reason: v.reason,
@@ -90,13 +77,13 @@ export function redemptionService(): ServiceImpl<typeof RedemptionService> {
 
     async redeemPromotion(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const row = await redeemerOf(ctx).redeem(em, actor.organizationId, redeemInput(req));
+      const row = await redeemer.redeem(em, actor.organizationId, redeemInput(req));
       return { redemption: redemptionToProto(row) };
     },
 
     async releaseRedemption(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const row = await redeemerOf(ctx).release(em, actor.organizationId, promotionId(req.id));
+      const row = await redeemer.release(em, actor.organizationId, promotionId(req.id));
       return { redemption: redemptionToProto(row) };
     },
 
@@ -111,9 +98,7 @@ export function redemptionService(): ServiceImpl<typeof RedemptionService> {
     async listRedemptions(req, ctx) {
       const { em, actor } = requestScope(ctx);
       const out: Violation[] = [];
-      if (req.promotionId === "" && req.customerId === "") {
-        out.push({ param: "promotion_id", code: "required", message: "give promotion_id or customer_id" });
-      }
+      checkRedemptionListScope(out, req);
       const limit = checkPageLimit(out, req.limit);
       assertValid(out);
       const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor);
@@ -124,13 +109,8 @@ export function redemptionService(): ServiceImpl<typeof RedemptionService> {
         after,
         limit: limit + 1,
       });
-      const more = rows.length > limit;
-      const shown = more ? rows.slice(0, limit) : rows;
-      const last = shown.at(-1);
-      return {
-        redemptions: shown.map(redemptionToProto),
-        nextCursor: encodeTimeIdCursor(CURSOR_KIND, last, more),
-      };
+      const { shown, nextCursor } = timeIdPage(CURSOR_KIND, rows, limit);
+      return { redemptions: shown.map(redemptionToProto), nextCursor };
     },
   };
 }

@@ -41,7 +41,7 @@ export function assertValid(violations: readonly Violation[]): void {
 // ---- Reusable field checks: each pushes into `out` and returns nothing (or the value to use). ----
 
 /** Shape rules for a free-text field; lengths count characters (code points), not bytes. */
-export interface TextRule {
+interface TextRule {
   /** 0 (default) allows "", 1+ makes the field required (blank counts as missing). */
   min?: number;
   max: number;
@@ -143,16 +143,21 @@ export function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);
 }
 
-/** A page size: 0 means the default (20), 1..100 is used as is; returns the size to use. */
-export function checkPageLimit(out: Violation[], limit: number, param = "limit"): number {
-  if (limit === 0) return LIMITS.defaultPageLimit;
-  if (Number.isInteger(limit) && limit >= 1 && limit <= LIMITS.maxPageLimit) return limit;
+/** A page size: 0 means the default (20), 1..100 is used as is (other lists pass their own bounds); returns the size to use. */
+export function checkPageLimit(
+  out: Violation[],
+  limit: number,
+  param = "limit",
+  bounds: { defaultLimit: number; maxLimit: number } = { defaultLimit: LIMITS.defaultPageLimit, maxLimit: LIMITS.maxPageLimit },
+): number {
+  if (limit === 0) return bounds.defaultLimit;
+  if (Number.isInteger(limit) && limit >= 1 && limit <= bounds.maxLimit) return limit;
   out.push({
     param,
     code: "out_of_range",
-    message: `${leaf(param)} must be between 1 and ${LIMITS.maxPageLimit} (got ${limit}); 0 means the default ${LIMITS.defaultPageLimit}`,
+    message: `${leaf(param)} must be between 1 and ${bounds.maxLimit} (got ${limit}); 0 means the default ${bounds.defaultLimit}`,
   });
-  return LIMITS.defaultPageLimit;
+  return bounds.defaultLimit;
 }
 
 /**
@@ -256,7 +261,7 @@ export function leaf(param: string): string {
   return dot < 0 ? param : param.slice(dot + 1);
 }
 
-export function charLength(value: string): number {
+function charLength(value: string): number {
   let n = 0;
   for (const _ of value) n++;
   return n;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Violation } from "./errors.js";
 import { normalizeCode } from "./terms.js";
-import { checkCode, checkLimit, checkMetadata, checkUuid, LIMITS } from "./checks.js";
+import { checkCode, checkLimit, checkMetadata, checkPageLimit, checkUuid, LIMITS } from "./checks.js";
 
 /** Bounds of the code requests; exported so the proto comments and tests quote the same numbers. */
 export const CODE_LIMITS = {
@@ -125,14 +125,7 @@ export function validateUpdateCode(input: UpdateCodeInput): { violations: Violat
 
 /** Checks a ListPromotionCodes page size: 0 is the default (100), else 1..1000; returns the size to use. */
 export function checkCodePageLimit(out: Violation[], limit: number): number {
-  if (limit === 0) return CODE_LIMITS.defaultPageLimit;
-  if (Number.isInteger(limit) && limit >= 1 && limit <= CODE_LIMITS.maxPageLimit) return limit;
-  out.push({
-    param: "limit",
-    code: "out_of_range",
-    message: `limit must be between 1 and ${CODE_LIMITS.maxPageLimit} (got ${limit}); 0 means the default ${CODE_LIMITS.defaultPageLimit}`,
-  });
-  return CODE_LIMITS.defaultPageLimit;
+  return checkPageLimit(out, limit, "limit", { defaultLimit: CODE_LIMITS.defaultPageLimit, maxLimit: CODE_LIMITS.maxPageLimit });
 }
 
 /**

@@ -1,9 +1,10 @@
-import type { BillingContext, Check } from "./billing.js";
+import type { BillingContext, Check, InvoiceDraft } from "./billing.js";
+import { validateInvoice } from "./billing-validation.js";
 import { evaluateConditions, invoiceSubtotal } from "./conditions.js";
 import { formatMoney } from "./money.js";
 import type { Violation } from "./errors.js";
 import type { PromotionTerms } from "./terms.js";
-import { checkMetadata, checkText, checkUuid } from "./checks.js";
+import { checkMetadata, checkText, checkUuid, LIMITS } from "./checks.js";
 
 // What a redemption is checked against besides the counters: the promotion's conditions and the
 // code's own restrictions, judged on the customer and the invoice the caller gave (if any). The
@@ -65,22 +66,39 @@ export function failedChecksText(checks: readonly Check[]): string {
     .join("; ");
 }
 
+/** A redeem or validate request, its code already trimmed. */
+export interface RedeemRequest {
+  code: string;
+  promotionId: string;
+  customerId: string;
+  subscriptionId: string;
+  invoice: InvoiceDraft | null;
+  idempotencyKey: string;
+  metadata: Record<string, string>;
+}
+
 /** The shape of a redeem or validate request: every problem at once, each naming its field. */
-export function validateRedeemRequest(
-  r: { code: string; promotionId: string; customerId: string; subscriptionId: string; hasInvoice: boolean; idempotencyKey: string; metadata: Record<string, string> },
-): Violation[] {
+export function validateRedeemRequest(r: RedeemRequest): Violation[] {
   const out: Violation[] = [];
   if (r.code === "" && r.promotionId === "") {
     out.push({ param: "code", code: "required", message: "give the code the customer entered, or promotion_id" });
   }
-  if (r.code !== "") checkText(out, r.code, "code", { max: 64 });
+  if (r.code !== "") checkText(out, r.code, "code", { max: LIMITS.codeMaxLength });
   if (r.promotionId !== "") checkUuid(out, r.promotionId, "promotion_id");
-  checkText(out, r.customerId, "customer_id", { min: 1, max: 200 });
-  checkText(out, r.subscriptionId, "subscription_id", { max: 200 });
-  if (r.subscriptionId !== "" && r.hasInvoice) {
+  checkText(out, r.customerId, "customer_id", { min: 1, max: LIMITS.idLength });
+  checkText(out, r.subscriptionId, "subscription_id", { max: LIMITS.idLength });
+  if (r.subscriptionId !== "" && r.invoice !== null) {
     out.push({ param: "invoice", code: "exclusive", message: "give subscription_id or invoice, not both" });
   }
-  checkText(out, r.idempotencyKey, "idempotency_key", { max: 200 });
+  checkText(out, r.idempotencyKey, "idempotency_key", { max: LIMITS.idLength });
   checkMetadata(out, r.metadata);
+  if (r.invoice !== null) out.push(...validateInvoice(r.invoice));
   return out;
+}
+
+/** ListRedemptions lists one promotion's or one customer's redemptions: it needs one of them. */
+export function checkRedemptionListScope(out: Violation[], r: { promotionId: string; customerId: string }): void {
+  if (r.promotionId === "" && r.customerId === "") {
+    out.push({ param: "promotion_id", code: "required", message: "give promotion_id or customer_id" });
+  }
 }

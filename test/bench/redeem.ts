@@ -9,18 +9,18 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import type { Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { openOrm } from "../../src/store/orm.js";
 import { client } from "../support/app.js";
 import { ADMIN_URL } from "../support/database.js";
+import { freePort } from "../support/redis-server.js";
+import { promo } from "../support/rpc.js";
 import { GrpcLoadClient } from "./grpc-load.js";
 import type { Row } from "./table.js";
 
@@ -102,7 +102,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const real = await startChild(children, "promotions service", [...profile, "src/main.ts", "serve"], serverEnv);
 
     const promotions = client(PromotionService, real.url, key, "grpc");
-    const created = promotionOf(
+    const created = promo(
       await promotions.createPromotion({
         name: "Bench hot promotion",
         code: HOT_CODE,
@@ -113,7 +113,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
         maxBudget: MAX_BUDGET,
       }),
     );
-    const hot = promotionOf(await promotions.activatePromotion({ id: created.id }));
+    const hot = promo(await promotions.activatePromotion({ id: created.id }));
 
     // The baseline: same request, same client code, limits held by a Postgres row lock. Both
     // servers run side by side and the rows are measured in turns (measureInTurns).
@@ -145,7 +145,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     if (!floor || !validate || !redeem || !baseline) throw new Error("a row was not measured");
 
     const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
-    const counted = promotionOf(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
+    const counted = promo(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
     const baselineLedger = await count(baseDb.url, `select count(*) as n from bench_redemptions where promotion_id = ?`, [hot.id]);
     const baselineCounter = await count(baseDb.url, `select redemptions as n from bench_counters where promotion_id = ?`, [hot.id]);
     await children.stop(real.child);
@@ -439,11 +439,6 @@ function otherCpu(m: Measurement): number {
   return round3(c.machine - c.server - c.postgres - c.redis - c.client);
 }
 
-function promotionOf(res: { promotion?: Promotion }): Promotion {
-  if (!res.promotion) throw new Error("response carries no promotion");
-  return res.promotion;
-}
-
 function lastLine(text: string): string {
   const line = text.trim().split("\n").at(-1)?.trim();
   if (!line) throw new Error("the command printed nothing");
@@ -525,16 +520,6 @@ async function startChild(children: Children, label: string, args: string[], env
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 // ---- databases and Redis -----------------------------------------------------------------------
 
