@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
 import { DomainError } from "../domain/errors.js";
 import type { Rebuilt } from "../store/ledger.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
-import type { RedisClient } from "./redis.js";
+import { defineScript, type RedisClient, type ScriptFn } from "./redis.js";
 import { traced } from "../tracing.js";
 
 // The typed face of the Lua scripts in ./scripts (one file per script; each names its KEYS, ARGV
@@ -20,7 +19,6 @@ const SCRIPTS = {
   publish_seq: 1,
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** How long confirms wait to be sent together. */
@@ -63,6 +61,14 @@ export interface CounterSnapshot {
   budgetUsed: bigint;
 }
 
+/** A pending reservation's details (the `{p:P}:d` hash). */
+export interface ReservationDetails {
+  /** "r" (a redemption) or "a" (budget for an invoice); null when unreadable. */
+  kind: "r" | "a" | null;
+  /** The idempotency marker key the reservation set; "" for none (or unreadable). */
+  marker: string;
+}
+
 export interface PendingReservation {
   id: string;
   deadline: number;
@@ -82,17 +88,7 @@ export class Counters {
     /** Told how long each script call took (metrics). */
     private readonly onScript: (script: ScriptName, seconds: number) => void = () => undefined,
   ) {
-    const dir = new URL("./scripts/", import.meta.url);
-    for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
-      redis.defineCommand(`prm_${name}`, { lua: readFileSync(new URL(`${name}.lua`, dir), "utf8"), numberOfKeys });
-    }
-    const client = redis as unknown as Record<string, ScriptFn>;
-    const bind = (name: ScriptName): ScriptFn => {
-      const fn = client[`prm_${name}`];
-      if (!fn) throw new Error(`script ${name} was not defined`);
-      return fn.bind(redis);
-    };
-    this.run = Object.fromEntries(Object.keys(SCRIPTS).map((n) => [n, bind(n as ScriptName)])) as Record<ScriptName, ScriptFn>;
+    this.run = Object.fromEntries(Object.entries(SCRIPTS).map(([name, numberOfKeys]) => [name, defineScript(redis, name, numberOfKeys)])) as Record<ScriptName, ScriptFn>;
   }
 
   keys(promotionId: string): PromotionKeys {
@@ -163,11 +159,15 @@ export class Counters {
     );
   }
 
-  /** give_back.lua: returns a pending reservation's counters; false when it was not pending. */
-  async giveBack(promotionId: string, reservationId: string): Promise<boolean> {
+  /**
+   * give_back.lua: returns a pending reservation's counters; false when it was not pending.
+   * `marker` is the idempotency marker key its details name ("" for none: a reservation made
+   * without an idempotency key, or budget); when the caller does not know it, it is read from the
+   * details. give_back.lua clears the marker only if it is the one in the details.
+   */
+  async giveBack(promotionId: string, reservationId: string, marker?: string): Promise<boolean> {
     const k = this.keys(promotionId);
-    const details = await this.guard(() => this.redis.hget(k.details, reservationId));
-    const marker = details === null ? "" : markerOf(details);
+    marker ??= (await this.details(promotionId, reservationId))?.marker ?? "";
     return Number(await this.call("give_back", [k.state, k.customers, k.codes, k.pending, k.details, marker || k.state, reservationId])) === 1;
   }
 
@@ -224,17 +224,10 @@ export class Counters {
     return Number(reply) === 1;
   }
 
-  /** What a pending reservation holds: "r" (a redemption) or "a" (budget for an invoice); null when unknown. */
-  async kindOf(promotionId: string, reservationId: string): Promise<"r" | "a" | null> {
-    const details = await this.guard(() => this.redis.hget(this.keys(promotionId).details, reservationId));
-    if (details === null) return null;
-    try {
-      const parsed: unknown = JSON.parse(details);
-      if (parsed && typeof parsed === "object" && "k" in parsed && (parsed.k === "r" || parsed.k === "a")) return parsed.k;
-    } catch {
-      // fall through
-    }
-    return null;
+  /** What a pending reservation holds and which idempotency marker it set; null when it is not pending. */
+  async details(promotionId: string, reservationId: string): Promise<ReservationDetails | null> {
+    const json = await this.guard(() => this.redis.hget(this.keys(promotionId).details, reservationId));
+    return json === null ? null : parseDetails(json);
   }
 
   /** Pending reservations whose deadline has passed. */
@@ -285,12 +278,17 @@ function tuple(reply: unknown, n: number): unknown[] {
   return reply;
 }
 
-function markerOf(details: string): string {
+/** The JSON reserve.lua and consume_budget.lua store per pending reservation; unreadable parts read as unknown. */
+function parseDetails(json: string): ReservationDetails {
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(details);
-    if (parsed && typeof parsed === "object" && "i" in parsed && typeof parsed.i === "string") return parsed.i;
+    parsed = JSON.parse(json);
   } catch {
-    // Unreadable details: no marker to clear.
+    return { kind: null, marker: "" };
   }
-  return "";
+  if (!parsed || typeof parsed !== "object") return { kind: null, marker: "" };
+  return {
+    kind: "k" in parsed && (parsed.k === "r" || parsed.k === "a") ? parsed.k : null,
+    marker: "i" in parsed && typeof parsed.i === "string" ? parsed.i : "",
+  };
 }

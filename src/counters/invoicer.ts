@@ -164,7 +164,8 @@ export class Invoicer {
   }
 
   private async giveBack(reserved: readonly Reservation[]): Promise<void> {
-    for (const r of reserved) await this.counters.giveBack(r.promotionId, r.id).catch(() => false);
+    // Budget reservations set no idempotency marker (consume_budget.lua).
+    for (const r of reserved) await this.counters.giveBack(r.promotionId, r.id, "").catch(() => false);
   }
 }
 

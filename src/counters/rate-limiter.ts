@@ -1,13 +1,9 @@
-import { readFileSync } from "node:fs";
 import type { RateLimits } from "../config.js";
 import { rateLimitKey } from "./keys.js";
-import type { RedisClient } from "./redis.js";
+import { defineScript, type RedisClient, type ScriptFn } from "./redis.js";
 
 // The typed face of rate_limit.lua (token buckets in Redis) and the per-API-key policy built on
 // it: a bucket of calls, and a much smaller bucket of unknown codes that stops code enumeration.
-
-const COMMAND = "prm_rate_limit";
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 /** One bucket of one script call. */
 export interface Bucket {
@@ -27,10 +23,7 @@ export class TokenBuckets {
   private readonly script: ScriptFn;
 
   constructor(readonly redis: RedisClient) {
-    redis.defineCommand(COMMAND, { lua: readFileSync(new URL("./scripts/rate_limit.lua", import.meta.url), "utf8") });
-    const fn = (redis as unknown as Record<string, ScriptFn | undefined>)[COMMAND];
-    if (!fn) throw new Error("script rate_limit was not defined");
-    this.script = fn.bind(redis);
+    this.script = defineScript(redis, "rate_limit");
   }
 
   /** Admits only if every bucket holds a token, then takes from each; a refusal moves nothing. */

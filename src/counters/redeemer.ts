@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { BillingContext, InvoiceDraft } from "../domain/billing.js";
+import { invoiceOf, type BillingContext, type InvoiceDraft } from "../domain/billing.js";
 import { DomainError } from "../domain/errors.js";
+import { max } from "../domain/money.js";
 import { requestHash } from "../domain/request-hash.js";
 import { summarizeEffects } from "../domain/pipeline.js";
-import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions } from "../domain/redemption.js";
+import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions, type RedeemRequest } from "../domain/redemption.js";
 import type { Check } from "../domain/billing.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
 import { Ledger, type RedemptionRow, type RedemptionWrite } from "../store/ledger.js";
@@ -22,15 +23,8 @@ export const RESERVATION_TTL_MS = 10_000;
 /** Rebuilds, stale terms and fenced writes are retried this many times before UNAVAILABLE. */
 const MAX_ATTEMPTS = 50;
 
-export interface RedeemInput {
-  code: string;
-  promotionId: string;
-  customerId: string;
-  subscriptionId: string;
-  invoice: InvoiceDraft | null;
-  idempotencyKey: string;
-  metadata: Record<string, string>;
-}
+/** A redeem or validate request as the domain checked it (validateRedeemRequest). */
+export type RedeemInput = RedeemRequest;
 
 export interface Validation {
   valid: boolean;
@@ -59,8 +53,8 @@ export class Redeemer {
     private readonly cache: TermsCache,
     readonly reservationTtlMs: number = RESERVATION_TTL_MS,
     private readonly clock: () => Date = () => new Date(),
-    /** Writes ledger rows (group commit in the app); by default one statement per row. */
-    private readonly writeLedger?: (row: RedemptionRow) => Promise<RedemptionWrite>,
+    /** Writes ledger rows (group commit in the app: ledger-batch.ts). */
+    private readonly writeLedger: (row: RedemptionRow) => Promise<RedemptionWrite>,
   ) {}
 
   /** What redeem would answer now, with nothing moved. */
@@ -78,9 +72,10 @@ export class Redeemer {
         effectSummary: summarizeEffects(view.terms),
       };
       const eligibility = await this.eligibility(em, organizationId, input, target, now);
-      const result = await this.counters.reserve(this.reserveRequest("check", randomUUID(), target, input, now, null));
+      // Check mode reads no reservation id (reserve.lua returns before it would).
+      const result = await this.counters.reserve(this.reserveRequest("check", "", target, input, now, null));
       if (await this.retryable(em, organizationId, target, result)) continue;
-      const remaining = view.terms.maxRedemptions === null ? null : maxZero(view.terms.maxRedemptions - result.redemptions);
+      const remaining = view.terms.maxRedemptions === null ? null : max(view.terms.maxRedemptions - result.redemptions, 0n);
       if (isRefusal(result.outcome)) {
         const r = refusalOf(result.outcome);
         return { ...base, valid: false, reason: r.code, message: r.message, checks: eligibility.checks, remainingRedemptions: remaining };
@@ -106,11 +101,12 @@ export class Redeemer {
       }
       const eligibility = await this.eligibility(em, organizationId, input, target, now);
 
-      const id = randomUUID();
       // An ineligible request is judged without moving anything (check mode), so its answer keeps
       // the precedence ValidateCode gives (a limit refusal first) and it never holds a slot that a
-      // concurrent eligible redemption at the limit would be refused for.
+      // concurrent eligible redemption at the limit would be refused for. Check mode reads no
+      // reservation id.
       const mode = eligibility.eligible ? "redeem" : "check";
+      const id = mode === "redeem" ? randomUUID() : "";
       const result = await this.counters.reserve(this.reserveRequest(mode, id, target, input, now, idempotencyKey));
       if (await this.retryable(em, organizationId, target, result)) continue;
       if (result.outcome === ReserveOutcome.Duplicate) {
@@ -118,15 +114,16 @@ export class Redeemer {
         if (!earlier) continue; // given back meanwhile: decide afresh
         return this.replay(earlier, requestHash);
       }
-      if (isRefusal(result.outcome)) {
+      // Refused (a limit first, then eligibility): an earlier redemption with this idempotency key
+      // still answers; else the refusal does.
+      const outcome = result.outcome;
+      if (isRefusal(outcome) || !eligibility.eligible) {
         const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
         if (replay) return this.replay(replay, requestHash);
-        this.onOutcome(refusalOf(result.outcome).code);
-        throw refusalError(result.outcome);
-      }
-      if (!eligibility.eligible) {
-        const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
-        if (replay) return this.replay(replay, requestHash);
+        if (isRefusal(outcome)) {
+          this.onOutcome(refusalOf(outcome).code);
+          throw refusalError(outcome);
+        }
         this.onOutcome("not_eligible");
         throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(eligibility.checks)}` }]);
       }
@@ -153,9 +150,9 @@ export class Redeemer {
       };
       let written;
       try {
-        written = await (this.writeLedger ? this.writeLedger(row) : ledger.writeRedemption(row));
+        written = await this.writeLedger(row);
       } catch (error) {
-        await this.giveBack(view.id, id);
+        await this.giveBack(view.id, id, idempotencyKey);
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });
       }
       if (written.kind === "written") {
@@ -163,7 +160,7 @@ export class Redeemer {
         this.onOutcome("admitted");
         return row;
       }
-      await this.giveBack(view.id, id);
+      await this.giveBack(view.id, id, idempotencyKey);
       if (written.kind === "duplicate_key") return this.replay(written.existing, requestHash);
       // fenced or tombstoned: the counters moved under us; decide afresh.
     }
@@ -261,10 +258,7 @@ export class Redeemer {
     const store = new BillingContextStore(em);
     const customer = await store.findCustomer(organizationId, input.customerId);
     const subscription = input.subscriptionId === "" ? null : await store.getSubscription(organizationId, input.subscriptionId);
-    const invoice: InvoiceDraft = input.invoice ?? {
-      currency: subscription?.currency ?? terms.currency,
-      lines: (subscription?.items ?? []).map((item, i) => ({ id: `item-${i + 1}`, ...item, description: "" })),
-    };
+    const invoice: InvoiceDraft = input.invoice ?? (subscription ? invoiceOf(subscription) : { currency: terms.currency, lines: [] });
     const ctx: BillingContext = { customer, subscription, invoice, periodStart: now, periodEnd: now, at: now };
     return redemptionEligibility(terms, restrictions, ctx);
   }
@@ -275,18 +269,20 @@ export class Redeemer {
     return sameRequest(row, requestHash);
   }
 
-  private async giveBack(promotionId: string, id: string): Promise<void> {
+  /** Gives back an admitted reservation; its idempotency marker is known from the key it was made with. */
+  private async giveBack(promotionId: string, id: string, idempotencyKey: string | null): Promise<void> {
+    const marker = idempotencyKey === null ? "" : this.counters.keys(promotionId).idempotency(idempotencyKey);
     // When Redis is unreachable the reservation stays pending and the sweeper settles it.
-    await this.counters.giveBack(promotionId, id).catch(() => false);
+    await this.counters.giveBack(promotionId, id, marker).catch(() => false);
   }
 
   /** Waits for the ledger row of an earlier reservation with the same idempotency key. */
   private async awaitEarlier(ledger: Ledger, organizationId: string, id: string): Promise<RedemptionRow | null> {
     const deadline = Date.now() + this.reservationTtlMs + 2_000;
     while (Date.now() < deadline) {
-      const row = await ledger.findRedemption(organizationId, id);
+      const { row, abandoned } = await ledger.findReservation(organizationId, id);
       if (row) return row;
-      if (await ledger.isAbandoned(id)) return null;
+      if (abandoned) return null;
       await sleep(15);
     }
     return null;
@@ -307,10 +303,6 @@ function hashRequest(input: RedeemInput): string {
 
 function busy(): DomainError {
   return DomainError.of("unavailable", "counters_busy", "the promotion's counters are being rebuilt; retry");
-}
-
-function maxZero(v: bigint): bigint {
-  return v < 0n ? 0n : v;
 }
 
 function sleep(ms: number): Promise<void> {

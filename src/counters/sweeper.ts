@@ -55,12 +55,13 @@ export class Sweeper {
     const rows = await em.getConnection().execute<{ id: string }[]>(`select id from promotions where status <> 'DRAFT'`, [], "all");
     for (const { id: promotionId } of rows) {
       for (const reservation of await this.counters.overdue(promotionId, now)) {
-        const kind = await this.counters.kindOf(promotionId, reservation.id);
-        const outcome = kind === "a"
+        // Read once: the kind picks the ledger table, the marker is what give_back.lua clears.
+        const details = await this.counters.details(promotionId, reservation.id);
+        const outcome = details?.kind === "a"
           ? await ledger.settleBudgetReservation(promotionId, reservation.id)
-          : await ledger.settleRedemptionReservation(null, promotionId, reservation.id);
+          : await ledger.settleRedemptionReservation(promotionId, reservation.id);
         if (outcome === "abandoned") {
-          if (await this.counters.giveBack(promotionId, reservation.id)) result.abandoned++;
+          if (await this.counters.giveBack(promotionId, reservation.id, details?.marker ?? "")) result.abandoned++;
         } else if (await this.counters.confirm(promotionId, reservation.id)) {
           result.confirmed++;
         }

@@ -1,4 +1,3 @@
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import {
   CODE_LIMITS,
@@ -15,7 +14,9 @@ import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 import { findTakenCodes, lockTenantCodes, sql, type TakenCode } from "./code-uniqueness.js";
 import { PromotionCode } from "./entities.js";
 import type { Actor } from "./promotion-store.js";
+import { asBig, asDate } from "./row-values.js";
 import { sequentialUuids } from "./sequential-ids.js";
+import { violatedUnique } from "./unique-violation.js";
 
 // A promotion's extra codes: bulk creation (explicit lists, or up to 100,000 generated in one
 // set-based INSERT), keyset listing, per-code updates, and the redemption hot path's lookup of a
@@ -265,7 +266,7 @@ export class CodeStore {
     try {
       return await this.em.transactional(work);
     } catch (error) {
-      if (error instanceof UniqueConstraintViolationException && /promotion_codes_org_code_unique/.test(error.message)) {
+      if (violatedUnique(error) === "promotion_codes_org_code_unique") {
         throw new DomainError("already_exists", [{ param: "codes", code: "code_taken", message: "a code is already used by another live promotion of this organization" }], { cause: error });
       }
       throw error;
@@ -348,9 +349,6 @@ function codesTaken(taken: readonly TakenCode[], promotionId: string): DomainErr
     })),
   );
 }
-
-const asDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
-const asBig = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(String(v)));
 
 function toRecord(row: Row): PromotionCodeRecord {
   return {

@@ -2,6 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { CompiledQuery } from "kysely";
 import { DomainError } from "../domain/errors.js";
 import { traced } from "../tracing.js";
+import { asDate } from "./row-values.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
 // that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
@@ -130,23 +131,24 @@ export class Ledger {
    * with the reservation's id unless a real row is there. Returns "abandoned" when the reservation
    * never reached the ledger (give it back), "written" when it did (confirm it).
    */
-  async settleRedemptionReservation(organizationId: string | null, promotionId: string, id: string): Promise<"abandoned" | "written"> {
-    return this.settle("redemptions", promotionId, id, organizationId);
+  async settleRedemptionReservation(promotionId: string, id: string): Promise<"abandoned" | "written"> {
+    return this.settle("redemptions", promotionId, id);
   }
 
   async settleBudgetReservation(promotionId: string, id: string): Promise<"abandoned" | "written"> {
-    return this.settle("invoice_applications", promotionId, id, null);
+    return this.settle("invoice_applications", promotionId, id);
   }
 
-  private async settle(table: "redemptions" | "invoice_applications", promotionId: string, id: string, organizationId: string | null): Promise<"abandoned" | "written"> {
+  /** The tombstone takes the organization of the promotion. */
+  private async settle(table: "redemptions" | "invoice_applications", promotionId: string, id: string): Promise<"abandoned" | "written"> {
     const conn = this.em.getConnection();
     const tombstone = "ABANDONED";
     const rows = await conn.execute<Row[]>(
       `insert into ${table} (id, organization_id, promotion_id, status, epoch, created_at)
-       select ?, coalesce(?, p.organization_id), p.id, ?, 0, now() from promotions p where p.id = ?
+       select ?, p.organization_id, p.id, ?, 0, now() from promotions p where p.id = ?
        on conflict (id) do nothing
        returning id`,
-      [id, organizationId, tombstone, promotionId],
+      [id, tombstone, promotionId],
       "all",
     );
     if (rows.length === 1) return "abandoned";
@@ -161,9 +163,17 @@ export class Ledger {
     return rows[0] ? toRow(rows[0]) : null;
   }
 
-  async isAbandoned(id: string): Promise<boolean> {
-    const rows = await this.em.getConnection().execute<Row[]>(`select 1 from redemptions where id = ? and status = 'ABANDONED'`, [id], "all");
-    return rows.length > 0;
+  /**
+   * What the ledger holds under a reservation's id, in one read: the redemption (null when there is
+   * none in this organization, or it is the sweeper's tombstone) and whether the sweeper abandoned
+   * the reservation (an ABANDONED tombstone holds its id).
+   */
+  async findReservation(organizationId: string, id: string): Promise<{ row: RedemptionRow | null; abandoned: boolean }> {
+    const rows = await this.em.getConnection().execute<Row[]>(`select ${COLUMNS} from redemptions where id = ?`, [id], "all");
+    const found = rows[0];
+    if (!found) return { row: null, abandoned: false };
+    if (found.status === "ABANDONED") return { row: null, abandoned: true };
+    return { row: String(found.organization_id) === organizationId ? toRow(found) : null, abandoned: false };
   }
 
   async findByIdempotencyKey(organizationId: string, key: string): Promise<RedemptionRow | null> {
@@ -283,18 +293,6 @@ export class Ledger {
       };
     }));
   }
-
-  /** Counts straight from the ledger (tests and reconciliation compare Redis with these). */
-  async totals(promotionId: string): Promise<{ redemptions: bigint; budgetUsed: bigint }> {
-    const conn = this.em.getConnection();
-    const [r] = await conn.execute<Row[]>(`select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [promotionId], "all");
-    const [b] = await conn.execute<Row[]>(
-      `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and status = 'APPLIED'`,
-      [promotionId],
-      "all",
-    );
-    return { redemptions: BigInt(String(r?.n ?? 0)), budgetUsed: BigInt(String(b?.b ?? 0)) };
-  }
 }
 
 function toRow(r: Row): RedemptionRow {
@@ -315,6 +313,6 @@ function toRow(r: Row): RedemptionRow {
     cyclesUsed: Number(r.cycles_used ?? 0),
     metadata: (r.metadata ?? {}) as Record<string, string>,
     createdAt: r.created_at instanceof Date ? r.created_at : new Date(String(r.created_at)),
-    releasedAt: r.released_at == null ? null : r.released_at instanceof Date ? r.released_at : new Date(String(r.released_at)),
+    releasedAt: asDate(r.released_at),
   };
 }

@@ -4,6 +4,7 @@ import type { FilterClause } from "../domain/filter.js";
 import type { DerivedStatus, PromotionStatus, PromotionTerms } from "../domain/terms.js";
 import { termsFromColumns } from "./terms-codec.js";
 import { filterToSql } from "./promotion-filter-sql.js";
+import { asBig, asDate } from "./row-values.js";
 
 // Reading promotions as clients see them: the promotion row joined with the version in force at
 // `now`. The join is computed per query, so a scheduled version is live the moment its time
@@ -115,9 +116,6 @@ export async function findPromotionView(
   const [view] = await queryPromotionViews(em, { organizationId, id, now, includeDeleted });
   return view;
 }
-
-const asDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
-const asBig = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(String(v)));
 
 function toView(row: Row, now: Date): PromotionView {
   const terms = termsFromColumns({

@@ -328,7 +328,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await codes(promotionId)).toEqual({ code_1: "5" });
       expect(await redis.zrange(k.pending, 0, "-1", "WITHSCORES")).toEqual([id, String(NOW + 12_345)]);
       expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "code_1", a: 0, i: k.idempotency("idem-A") });
-      expect(await counters.kindOf(promotionId, id)).toBe("r");
+      expect((await counters.details(promotionId, id))?.kind ?? null).toBe("r");
       expect(await redis.get(k.idempotency("idem-A"))).toBe(id);
       const ttl = await redis.pttl(k.idempotency("idem-A"));
       expect(ttl).toBeGreaterThan(DAY_MS - 60_000);
@@ -487,7 +487,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       if (granted > 0n) {
         expect(await redis.zscore(k.pending, id)).toBe(String(DEADLINE));
         expect(await details(promotionId, id)).toEqual({ k: "a", c: "", code: "", a: granted.toString(), i: "" });
-        expect(await counters.kindOf(promotionId, id)).toBe("a");
+        expect((await counters.details(promotionId, id))?.kind ?? null).toBe("a");
       } else {
         expect(await redis.exists(k.pending, k.details)).toBe(0);
       }
@@ -509,7 +509,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
       expect(await counters.giveBack(promotionId, id)).toBe(false);
       expect(await state(promotionId)).toMatchObject({ b: "700", n: "2" });
-      expect(await counters.kindOf(promotionId, id)).toBeNull();
+      expect((await counters.details(promotionId, id))?.kind ?? null).toBeNull();
     });
   });
 
@@ -605,7 +605,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     });
   });
 
-  describe("overdue() and kindOf()", () => {
+  describe("overdue() and details()", () => {
     it("lists only pending reservations whose deadline has passed, oldest first", async () => {
       const promotionId = await hydrated();
       const [a, b, c, budget, confirmed] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
@@ -625,10 +625,10 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await counters.overdue(promotionId, NOW + 25, 1)).toEqual([{ id: a, deadline: NOW + 10 }]);
       expect(await counters.overdue(randomUUID(), NOW + 25)).toEqual([]);
 
-      expect(await counters.kindOf(promotionId, a)).toBe("r");
-      expect(await counters.kindOf(promotionId, budget)).toBe("a");
-      expect(await counters.kindOf(promotionId, confirmed)).toBeNull();
-      expect(await counters.kindOf(promotionId, randomUUID())).toBeNull();
+      expect((await counters.details(promotionId, a))?.kind ?? null).toBe("r");
+      expect((await counters.details(promotionId, budget))?.kind ?? null).toBe("a");
+      expect((await counters.details(promotionId, confirmed))?.kind ?? null).toBeNull();
+      expect((await counters.details(promotionId, randomUUID()))?.kind ?? null).toBeNull();
     });
   });
 

@@ -105,14 +105,14 @@ describe("sweeper tombstones", () => {
     const ledger = new Ledger(orm.em.fork());
     const { epoch } = await ledger.rebuild(promotionId);
     const late = row(epoch);
-    expect(await ledger.settleRedemptionReservation(null, promotionId, late.id)).toBe("abandoned");
-    expect(await ledger.settleRedemptionReservation(null, promotionId, late.id)).toBe("abandoned");
+    expect(await ledger.settleRedemptionReservation(promotionId, late.id)).toBe("abandoned");
+    expect(await ledger.settleRedemptionReservation(promotionId, late.id)).toBe("abandoned");
     expect(await ledger.writeRedemption(late)).toEqual({ kind: "tombstoned" });
     expect(await ledger.findRedemption(actor.organizationId, late.id)).toBeNull();
 
     const written = row(epoch);
     expect(await ledger.writeRedemption(written)).toEqual({ kind: "written" });
-    expect(await ledger.settleRedemptionReservation(null, promotionId, written.id)).toBe("written");
+    expect(await ledger.settleRedemptionReservation(promotionId, written.id)).toBe("written");
     expect((await ledger.findRedemption(actor.organizationId, written.id))?.status).toBe("ACTIVE");
   });
 
@@ -147,7 +147,7 @@ describe("group commit (LedgerBatcher)", () => {
     const first = row(epoch, { idempotencyKey: "batch-key", requestHash: "h" });
     await ledger.writeRedemption(first);
     const tombstoned = row(epoch);
-    await ledger.settleRedemptionReservation(null, promotionId, tombstoned.id);
+    await ledger.settleRedemptionReservation(promotionId, tombstoned.id);
     const good = Array.from({ length: 50 }, () => row(epoch));
     const results = await Promise.all([
       ...good.map((r) => batcher.write(r)),
