@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { CodeStore, type ResolvedCode } from "../store/code-store.js";
-import { findPromotionView, type PromotionView } from "../store/promotion-views.js";
+import { findTermsInForce, type TermsInForce } from "../store/promotion-views.js";
 
 // In-process caches of what the hot path needs from Postgres: a promotion's terms in force and a
 // code's settings. Each entry carries the promotion's terms_seq as read *before* the data, and
@@ -9,7 +9,7 @@ import { findPromotionView, type PromotionView } from "../store/promotion-views.
 // reloads. A version scheduled for later ends the entry at its effective time.
 
 export interface TermsEntry {
-  view: PromotionView;
+  view: TermsInForce;
   seq: bigint;
   /** ms since epoch when a scheduled version takes effect; Infinity when none. */
   until: number;
@@ -24,6 +24,8 @@ const MAX_ENTRIES = 10_000;
 
 export class TermsCache {
   private readonly terms = new Map<string, TermsEntry>();
+  /** Loads in flight: calls that miss together (every call in flight after a terms change) share one. */
+  private readonly loading = new Map<string, Promise<TermsEntry | null>>();
   private readonly codes = new Map<string, CodeEntry>();
 
   /** The promotion's terms in force at `now`, or null when it does not exist for this tenant. */
@@ -31,13 +33,29 @@ export class TermsCache {
     const key = `${organizationId}/${promotionId}`;
     const hit = this.terms.get(key);
     if (hit && now.getTime() < hit.until) return hit;
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const loaded: Promise<TermsEntry | null> = this.read(em, organizationId, promotionId, now).then((entry) => {
+      // Kept only if forget() did not drop this load while it ran.
+      if (this.loading.get(key) === loaded) {
+        this.loading.delete(key);
+        if (entry) remember(this.terms, key, entry);
+      }
+      return entry;
+    }, (error: unknown) => {
+      if (this.loading.get(key) === loaded) this.loading.delete(key);
+      throw error;
+    });
+    this.loading.set(key, loaded);
+    return loaded;
+  }
+
+  private async read(em: EntityManager, organizationId: string, promotionId: string, now: Date): Promise<TermsEntry | null> {
     const seq = await readSeq(em, organizationId, promotionId);
     if (seq === null) return null;
-    const view = await findPromotionView(em, organizationId, promotionId, now);
+    const view = await findTermsInForce(em, organizationId, promotionId, now);
     if (!view) return null;
-    const entry = { view, seq, until: await nextVersionAt(em, promotionId, now) };
-    remember(this.terms, key, entry);
-    return entry;
+    return { view, seq, until: await nextVersionAt(em, promotionId, now) };
   }
 
   /**
@@ -66,6 +84,7 @@ export class TermsCache {
   /** Drops what is cached about a promotion (and the codes pointing at it). */
   forget(organizationId: string, promotionId: string): void {
     this.terms.delete(`${organizationId}/${promotionId}`);
+    this.loading.delete(`${organizationId}/${promotionId}`); // later callers read afresh
     for (const [key, entry] of this.codes) if (entry.resolved.promotionId === promotionId) this.codes.delete(key);
   }
 }

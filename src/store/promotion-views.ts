@@ -12,11 +12,17 @@ import { asBig, asDate } from "./row-values.js";
 // from the ledger (the truth Redis is rebuilt from), so they are exact once a call has returned.
 
 /** A promotion with the terms of the version in force. */
-export interface PromotionView {
+export interface PromotionView extends TermsInForce {
+  derivedStatus: DerivedStatus;
+  currentRedemptions: bigint;
+  currentBudgetUsed: bigint;
+}
+
+/** A promotion and the terms of its version in force, without the ledger counts (checkout reads these). */
+export interface TermsInForce {
   id: string;
   organizationId: string;
   status: PromotionStatus;
-  derivedStatus: DerivedStatus;
   version: number;
   headVersionId: string;
   liveVersion: number;
@@ -24,8 +30,6 @@ export interface PromotionView {
   liveVersionId: string;
   publishedAt: Date | null;
   publishedBy: string | null;
-  currentRedemptions: bigint;
-  currentBudgetUsed: bigint;
   createdAt: Date;
   updatedAt: Date;
   archivedAt: Date | null;
@@ -51,14 +55,14 @@ export interface ViewQuery {
 
 // The version in force: a draft promotion's draft; otherwise the newest published version that
 // has started and was not cancelled. Mirrors domain/lifecycle.ts versionInForce.
-const SELECT = `
-  select p.id, p.organization_id, p.status, p.version, p.head_version_id, rc.n as current_redemptions,
-         bc.b as current_budget_used, p.created_at, p.updated_at, p.archived_at, p.deleted_at,
+const TERMS_COLUMNS = `p.id, p.organization_id, p.status, p.version, p.head_version_id,
+         p.created_at, p.updated_at, p.archived_at, p.deleted_at,
          v.version as live_version, v.id as live_version_id, v.published_at, v.published_by, v.name, v.description,
          v.public_description, v.code, v.archetype, v.visibility, v.stackable, v.priority,
          v.application_timing, v.condition_mode, v.conditions, v.is_phased, v.phases, v.currency,
          v.max_budget, v.budget_behavior, v.max_redemptions, v.max_redemptions_per_customer,
-         v.valid_from, v.valid_to, v.requires_continuous_coverage, v.metadata
+         v.valid_from, v.valid_to, v.requires_continuous_coverage, v.metadata`;
+const IN_FORCE = `
   from promotions p
   join lateral (
     select * from promotion_versions v
@@ -67,7 +71,10 @@ const SELECT = `
         or (p.status <> 'DRAFT' and v.state = 'published' and v.archived_reason is null and v.effective_from <= ?))
     order by v.version desc
     limit 1
-  ) v on true
+  ) v on true`;
+const SELECT_TERMS = `select ${TERMS_COLUMNS} ${IN_FORCE}`;
+const SELECT = `
+  select ${TERMS_COLUMNS}, rc.n as current_redemptions, bc.b as current_budget_used ${IN_FORCE}
   cross join lateral (
     select count(*) as n from redemptions r where r.promotion_id = p.id and r.status = 'ACTIVE'
   ) rc
@@ -117,7 +124,31 @@ export async function findPromotionView(
   return view;
 }
 
+/**
+ * The terms in force of one promotion of the tenant (not deleted), without counting its ledger:
+ * the hot path's cache loads this after every terms change, on a promotion that may have millions
+ * of redemptions.
+ */
+export async function findTermsInForce(em: EntityManager, organizationId: string, id: string, now: Date): Promise<TermsInForce | undefined> {
+  const rows = await em
+    .getConnection()
+    .execute<Row[]>(`${SELECT_TERMS} where p.organization_id = ? and p.deleted_at is null and p.id = ?`, [now, organizationId, id], "all", em.getTransactionContext());
+  return rows[0] ? toTermsInForce(rows[0]) : undefined;
+}
+
 function toView(row: Row, now: Date): PromotionView {
+  const base = toTermsInForce(row);
+  const currentRedemptions = asBig(row.current_redemptions) ?? 0n;
+  const currentBudgetUsed = asBig(row.current_budget_used) ?? 0n;
+  return {
+    ...base,
+    derivedStatus: derivedStatus({ status: base.status, ...base.terms, currentRedemptions, currentBudgetUsed }, now),
+    currentRedemptions,
+    currentBudgetUsed,
+  };
+}
+
+function toTermsInForce(row: Row): TermsInForce {
   const terms = termsFromColumns({
     name: String(row.name),
     description: String(row.description),
@@ -142,22 +173,16 @@ function toView(row: Row, now: Date): PromotionView {
     requiresContinuousCoverage: Boolean(row.requires_continuous_coverage),
     metadata: (row.metadata ?? {}) as Record<string, string>,
   });
-  const status = String(row.status) as PromotionStatus;
-  const currentRedemptions = asBig(row.current_redemptions) ?? 0n;
-  const currentBudgetUsed = asBig(row.current_budget_used) ?? 0n;
   return {
     id: String(row.id),
     organizationId: String(row.organization_id),
-    status,
-    derivedStatus: derivedStatus({ status, ...terms, currentRedemptions, currentBudgetUsed }, now),
+    status: String(row.status) as PromotionStatus,
     version: Number(row.version),
     headVersionId: String(row.head_version_id),
     liveVersion: Number(row.live_version),
     liveVersionId: String(row.live_version_id),
     publishedAt: asDate(row.published_at),
     publishedBy: row.published_by === null ? null : String(row.published_by),
-    currentRedemptions,
-    currentBudgetUsed,
     createdAt: asDate(row.created_at) ?? new Date(0),
     updatedAt: asDate(row.updated_at) ?? new Date(0),
     archivedAt: asDate(row.archived_at),
