@@ -1,13 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { PromotionService } from "../gen/promotions/v1/promotion_service_pb.js";
-import { PromotionVersionService } from "../gen/promotions/v1/promotion_version_service_pb.js";
-import { CustomerService } from "../gen/promotions/v1/customer_service_pb.js";
-import { SimulationService } from "../gen/promotions/v1/simulation_service_pb.js";
-import { RedemptionService } from "../gen/promotions/v1/redemption_service_pb.js";
-import { redemptionService } from "./api/redemption-service.js";
-import { InvoiceService } from "../gen/promotions/v1/invoice_service_pb.js";
-import { invoiceService } from "./api/invoice-service.js";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { Invoicer } from "./counters/invoicer.js";
 import { Counters } from "./counters/counters.js";
 import { Redeemer } from "./counters/redeemer.js";
@@ -15,27 +7,25 @@ import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js
 import { Sweeper } from "./counters/sweeper.js";
 import { TermsCache } from "./counters/terms-cache.js";
 import type { PromotionChangeHook } from "./store/change-hook.js";
-import { customerService } from "./api/customer-service.js";
-import { simulationService } from "./api/simulation-service.js";
-import { authInterceptor, cachedVerifier } from "./api/auth.js";
-import { entityManagerKey } from "./api/context.js";
-import { loggingInterceptor } from "./api/logging.js";
-import { nulGuardInterceptor } from "./api/nul-guard.js";
-import { metricsInterceptor, metricsRoute } from "./api/metrics.js";
-import { tracingInterceptor } from "./api/tracing.js";
-import { promotionService } from "./api/promotion-service.js";
-import { rateLimitInterceptor } from "./api/rate-limit.js";
+import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
+import { entityManagerKey } from "./api/context-keys.js";
+import { loggingInterceptor } from "./api/interceptors/logging.js";
+import { nulGuardInterceptor } from "./api/interceptors/nul-guard.js";
+import { metricsInterceptor } from "./api/interceptors/metrics.js";
+import { routes } from "./api/routes.js";
+import { metricsRoute } from "./observability/metrics-route.js";
+import { tracingInterceptor } from "./api/interceptors/tracing.js";
+import { rateLimitInterceptor } from "./api/interceptors/rate-limit.js";
 import { RateLimiter } from "./counters/rate-limiter.js";
-import { promotionVersionService } from "./api/promotion-version-service.js";
 import type { Config } from "./config.js";
-import type { Logger } from "./logger.js";
-import { createMetrics } from "./metrics.js";
-import { metricsSource } from "./cluster-metrics.js";
-import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server.js";
+import type { Logger } from "./observability/logger.js";
+import { createMetrics } from "./observability/metrics.js";
+import { metricsSource } from "./observability/cluster-metrics.js";
+import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server/server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
 import { LedgerBatcher } from "./store/ledger-batch.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
-import { startTracing } from "./tracing.js";
+import { startTracing } from "./observability/tracing.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -47,25 +37,6 @@ export interface App {
   counters: Counters;
   /** Graceful stop: drain calls, then close the pool. */
   close(): Promise<void>;
-}
-
-/** What the services are built on, besides the per-request EntityManager. */
-interface ServiceDeps {
-  redeemer: Redeemer;
-  invoicer: Invoicer;
-  onChanged: PromotionChangeHook;
-}
-
-/** The application's services, as registered on the router. */
-function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
-  return (router) => {
-    router.service(PromotionService, promotionService(deps.onChanged));
-    router.service(PromotionVersionService, promotionVersionService());
-    router.service(CustomerService, customerService());
-    router.service(SimulationService, simulationService());
-    router.service(RedemptionService, redemptionService(deps.redeemer));
-    router.service(InvoiceService, invoiceService(deps.invoicer));
-  };
 }
 
 /** A dependency the service cannot start without is unreachable; the message says how to fix it. */

@@ -6,8 +6,8 @@
 import cluster, { type Worker } from "node:cluster";
 import net from "node:net";
 import type { Config } from "./config.js";
-import { drainLogs, type Logger } from "./logger.js";
-import { serveClusterMetrics } from "./cluster-metrics.js";
+import { drainLogs, type Logger } from "./observability/logger.js";
+import { serveClusterMetrics } from "./observability/cluster-metrics.js";
 
 /** What a worker tells the primary over the IPC channel. */
 type WorkerMessage = { kind: "listening"; url: string } | { kind: "failed"; message: string };

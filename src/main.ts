@@ -5,7 +5,7 @@ import { DependencyError, ensureFirstRunKey, startApp, type App } from "./app.js
 import { ClusterStartError, reportListening, reportStartupFailure, runCluster } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { DomainError } from "./domain/errors.js";
-import { createLogger, drainLogs, type Logger } from "./logger.js";
+import { createLogger, drainLogs, type Logger } from "./observability/logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
 import { migrate, openOrm } from "./store/orm.js";
 import { isUuid } from "./domain/checks.js";

@@ -3,7 +3,7 @@ import type { Rebuilt } from "../store/ledger.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
 import { defineScript, type RedisClient, type ScriptFn } from "./redis.js";
-import { traced } from "../tracing.js";
+import { traced } from "../observability/tracing.js";
 
 // The typed face of the Lua scripts in ./scripts (one file per script; each names its KEYS, ARGV
 // and return values in its header). Nothing else in the service talks to these keys.

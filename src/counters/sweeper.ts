@@ -1,5 +1,5 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
-import type { Logger } from "../logger.js";
+import type { Logger } from "../observability/logger.js";
 import { Ledger } from "../store/ledger.js";
 import type { Counters } from "./counters.js";
 

@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from "../logger.js";
+import { createLogger, type Logger } from "../observability/logger.js";
 
 // Change notification: stores call this after a transaction that changed a promotion or its codes
 // has committed, with the promotion's new `terms_seq`, so caches of terms and codes (Redis) can

@@ -3,7 +3,7 @@ import type { CandidatePromotion, PricedInvoice } from "../domain/billing.js";
 import type { PromotionStatus } from "../domain/terms.js";
 import { Promotion, PromotionVersion, Redemption } from "./entities.js";
 import { termsFromColumns } from "./terms-codec.js";
-import { traced } from "../tracing.js";
+import { traced } from "../observability/tracing.js";
 import { violatedUnique } from "./unique-violation.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the

@@ -1,5 +1,5 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { traced } from "../tracing.js";
+import { traced } from "../observability/tracing.js";
 import { Ledger, type RedemptionRow, type RedemptionWrite } from "./ledger.js";
 
 // Group commit for the checkout ledger: redemptions that arrive while a write is in flight are

@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { CompiledQuery } from "kysely";
 import { DomainError } from "../domain/errors.js";
-import { traced } from "../tracing.js";
+import { traced } from "../observability/tracing.js";
 import { asDate } from "./row-values.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write

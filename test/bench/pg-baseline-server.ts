@@ -13,8 +13,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { RedemptionService, RedemptionStatus, type RedeemPromotionResponse } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { createLogger, drainLogs } from "../../src/logger.js";
-import { startServer } from "../../src/server.js";
+import { createLogger, drainLogs } from "../../src/observability/logger.js";
+import { startServer } from "../../src/server/server.js";
 import { openOrm } from "../../src/store/orm.js";
 
 const SCHEMA = [

@@ -5,7 +5,7 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { requiredScope } from "../../src/api/scopes.js";
+import { requiredScope } from "../../src/api/method-scopes.js";
 import { ApiKeyStore, hashKey, SCOPES, type Scope } from "../../src/store/api-keys.js";
 import { client, startTestApp, transport, type Protocol, type TestApp } from "../support/app.js";
 import { codeName, toMessage, type Init } from "./support/hostile.js";

@@ -6,7 +6,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import type { RunningServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server/server.js";
 import { startTestServer } from "./support/test-server.js";
 
 let server: RunningServer;

@@ -12,7 +12,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { GetPromotionRequestSchema, PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
-import type { RunningServer } from "../../src/server.js";
+import type { RunningServer } from "../../src/server/server.js";
 import { bufCurl, grpcEnvelope, grpcJsUnary, rawH2Request, rawRequest, sendRawBytes } from "./support/clients.js";
 import { startTestServer, type Observed } from "./support/test-server.js";
 

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectError, createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { pino } from "pino";
 import { PromotionService, type GetPromotionRequest } from "../../../gen/promotions/v1/promotion_service_pb.js";
-import { requestIdKey } from "../../../src/api/context.js";
-import { startServer, type RunningServer, type ServerOptions } from "../../../src/server.js";
+import { requestIdKey } from "../../../src/api/context-keys.js";
+import { startServer, type RunningServer, type ServerOptions } from "../../../src/server/server.js";
 
 /** A context value the test sets through `contextValues`, to prove the server keeps it. */
 export const tenantKey = createContextKey<string>("", { description: "test tenant" });

@@ -1,14 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import * as pb from "../../gen/promotions/v1/promotion_pb.js";
-import type { PromotionVersionService } from "../../gen/promotions/v1/promotion_version_service_pb.js";
-import { DomainError, type Violation } from "../domain/errors.js";
-import { VERSION_STATUSES, type VersionStatus } from "../domain/terms.js";
-import { assertValid, checkPageLimit } from "../domain/checks.js";
-import { PromotionStore } from "../store/promotion-store.js";
-import { ConversionProblems, termsMessage, versionToProto } from "./convert.js";
-import { decodeCursor, encodeCursor } from "./cursor.js";
+import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
+import type { PromotionVersionService } from "../../../gen/promotions/v1/promotion_version_service_pb.js";
+import { DomainError, type Violation } from "../../domain/errors.js";
+import { VERSION_STATUSES, type VersionStatus } from "../../domain/terms.js";
+import { assertValid, checkPageLimit } from "../../domain/checks.js";
+import { PromotionStore } from "../../store/promotion-store.js";
+import { ConversionProblems, termsMessage, versionToProto } from "../convert/promotion.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { promotionId } from "./promotion-service.js";
-import { requestScope } from "./scope.js";
+import { requestScope } from "../request-scope.js";
 
 // promotions.v1.PromotionVersionService: the edit-as-publish history of a promotion.
 

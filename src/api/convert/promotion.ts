@@ -1,11 +1,11 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import * as pb from "../../gen/promotions/v1/promotion_pb.js";
-import * as types from "../../gen/promotions/v1/types_pb.js";
-import type { Violation } from "../domain/errors.js";
-import * as d from "../domain/terms.js";
-import type { PromotionView } from "../store/promotion-views.js";
-import type { VersionRecord } from "../store/promotion-store.js";
+import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
+import * as types from "../../../gen/promotions/v1/types_pb.js";
+import type { Violation } from "../../domain/errors.js";
+import * as d from "../../domain/terms.js";
+import type { PromotionView } from "../../store/promotion-views.js";
+import type { VersionRecord } from "../../store/promotion-store.js";
 
 // protobuf messages <-> domain values. Nothing here decides anything: unknown enum numbers and
 // unreadable timestamps are reported as violations for the validation module to fail with.

@@ -1,11 +1,11 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
-import { validateApplyRequest } from "../domain/billing-validation.js";
-import { assertValid } from "../domain/checks.js";
-import type { Invoicer } from "../counters/invoicer.js";
-import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
-import { ConversionProblems } from "./convert.js";
-import { requestScope } from "./scope.js";
+import type { InvoiceService } from "../../../gen/promotions/v1/invoice_service_pb.js";
+import { validateApplyRequest } from "../../domain/billing-validation.js";
+import { assertValid } from "../../domain/checks.js";
+import type { Invoicer } from "../../counters/invoicer.js";
+import { invoiceFromProto, pricedInvoiceToProto } from "../convert/billing.js";
+import { ConversionProblems } from "../convert/promotion.js";
+import { requestScope } from "../request-scope.js";
 
 // promotions.v1.InvoiceService: maps messages, calls the Invoicer (src/counters/invoicer.ts).
 

@@ -9,7 +9,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckRequest,
   type HealthCheckResponse,
-} from "../../gen/grpc/health/v1/health_pb.js";
+} from "../../../gen/grpc/health/v1/health_pb.js";
 
 export { ServingStatus };
 

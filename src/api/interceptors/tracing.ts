@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter } from "@opentelemetry/api";
-import { tracer } from "../tracing.js";
+import { tracer } from "../../observability/tracing.js";
 import { observeEnd } from "./metrics.js";
 
 // One server span per RPC, named by procedure ("promotions.v1.RedemptionService/RedeemPromotion")

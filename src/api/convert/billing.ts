@@ -1,10 +1,10 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import * as cpb from "../../gen/promotions/v1/customer_pb.js";
-import * as ipb from "../../gen/promotions/v1/invoice_pb.js";
-import * as d from "../domain/billing.js";
-import type { StoredCustomer, StoredSubscription } from "../store/billing-context-store.js";
-import type { ConversionProblems } from "./convert.js";
+import * as cpb from "../../../gen/promotions/v1/customer_pb.js";
+import * as ipb from "../../../gen/promotions/v1/invoice_pb.js";
+import * as d from "../../domain/billing.js";
+import type { StoredCustomer, StoredSubscription } from "../../store/billing-context-store.js";
+import type { ConversionProblems } from "./promotion.js";
 
 // Customers, subscriptions and invoices: protobuf <-> domain values.
 

@@ -1,14 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { CustomerSchema, SubscriptionSchema } from "../../gen/promotions/v1/customer_pb.js";
-import type { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
+import { CustomerSchema, SubscriptionSchema } from "../../../gen/promotions/v1/customer_pb.js";
+import type { CustomerService } from "../../../gen/promotions/v1/customer_service_pb.js";
 import { create } from "@bufbuild/protobuf";
-import { validateCustomer, validateSubscription } from "../domain/billing-validation.js";
-import type { Violation } from "../domain/errors.js";
-import { assertValid, checkText, LIMITS } from "../domain/checks.js";
-import { BillingContextStore } from "../store/billing-context-store.js";
-import { customerFromProto, customerToProto, subscriptionFromProto, subscriptionToProto } from "./billing-convert.js";
-import { ConversionProblems } from "./convert.js";
-import { requestScope } from "./scope.js";
+import { validateCustomer, validateSubscription } from "../../domain/billing-validation.js";
+import type { Violation } from "../../domain/errors.js";
+import { assertValid, checkText, LIMITS } from "../../domain/checks.js";
+import { BillingContextStore } from "../../store/billing-context-store.js";
+import { customerFromProto, customerToProto, subscriptionFromProto, subscriptionToProto } from "../convert/billing.js";
+import { ConversionProblems } from "../convert/promotion.js";
+import { requestScope } from "../request-scope.js";
 
 // promotions.v1.CustomerService: the billing context other services push in.
 

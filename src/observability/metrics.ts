@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { RedisClient } from "./counters/redis.js";
-import type { MikroORM } from "./store/orm.js";
+import type { RedisClient } from "../counters/redis.js";
+import type { MikroORM } from "../store/orm.js";
 
 // Every Prometheus metric of one running app, in a registry of its own (never prom-client's global
 // one: tests start several apps in one process). GET /metrics serves it (src/api/metrics.ts).

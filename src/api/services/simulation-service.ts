@@ -1,17 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
-import { validateInvoice } from "../domain/billing-validation.js";
-import { DomainError, type Violation } from "../domain/errors.js";
-import { ImpactForecast } from "../domain/impact.js";
-import { priceInvoice } from "../domain/pipeline.js";
-import { assertValid, checkIntRange, checkUuid } from "../domain/checks.js";
-import { BillingContextStore } from "../store/billing-context-store.js";
-import { automaticPromotions, candidateFrom, loadBillingContext, loadPromotions } from "../store/pricing-context.js";
-import { findPromotionView } from "../store/promotion-views.js";
-import { invoiceFromProto, pricedInvoiceToProto } from "./billing-convert.js";
-import { ConversionProblems } from "./convert.js";
+import type { SimulationService } from "../../../gen/promotions/v1/simulation_service_pb.js";
+import { validateInvoice } from "../../domain/billing-validation.js";
+import { DomainError, type Violation } from "../../domain/errors.js";
+import { ImpactForecast } from "../../domain/impact.js";
+import { priceInvoice } from "../../domain/pipeline.js";
+import { assertValid, checkIntRange, checkUuid } from "../../domain/checks.js";
+import { BillingContextStore } from "../../store/billing-context-store.js";
+import { automaticPromotions, candidateFrom, loadBillingContext, loadPromotions } from "../../store/pricing-context.js";
+import { findPromotionView } from "../../store/promotion-views.js";
+import { invoiceFromProto, pricedInvoiceToProto } from "../convert/billing.js";
+import { ConversionProblems } from "../convert/promotion.js";
 import { promotionId } from "./promotion-service.js";
-import { requestScope } from "./scope.js";
+import { requestScope } from "../request-scope.js";
 
 // promotions.v1.SimulationService: dry runs of the one pricing pipeline. Reads only; nothing here
 // writes or moves a counter.

@@ -1,24 +1,24 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import * as pb from "../../gen/promotions/v1/promotion_pb.js";
-import type { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
-import { shorthandPhases, type TermsPatch } from "../domain/editing.js";
-import { DomainError, type Violation } from "../domain/errors.js";
-import { parseFilters, PROMOTION_FILTER_FIELDS, type FilterClause } from "../domain/filter.js";
-import * as d from "../domain/terms.js";
-import { validateInvoice } from "../domain/billing-validation.js";
-import { evaluateEligibility, summarizeEffects } from "../domain/pipeline.js";
-import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../domain/checks.js";
-import { candidateFrom, loadBillingContext } from "../store/pricing-context.js";
-import { findPromotionView, queryPromotionViews } from "../store/promotion-views.js";
-import { PromotionStore } from "../store/promotion-store.js";
-import { CodeStore } from "../store/code-store.js";
-import type { PromotionChangeHook } from "../store/change-hook.js";
-import { checkCodePageLimit, validateUpdateCode } from "../domain/codes.js";
-import { requestScope } from "./scope.js";
-import { codeToProto, createCodesFromProto, updateCodeFromProto } from "./code-convert.js";
-import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "./convert.js";
-import { checkToProto, invoiceFromProto } from "./billing-convert.js";
-import { decodeTimeIdCursor, timeIdPage } from "./cursor.js";
+import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
+import type { PromotionService } from "../../../gen/promotions/v1/promotion_service_pb.js";
+import { shorthandPhases, type TermsPatch } from "../../domain/editing.js";
+import { DomainError, type Violation } from "../../domain/errors.js";
+import { parseFilters, PROMOTION_FILTER_FIELDS, type FilterClause } from "../../domain/filter.js";
+import * as d from "../../domain/terms.js";
+import { validateInvoice } from "../../domain/billing-validation.js";
+import { evaluateEligibility, summarizeEffects } from "../../domain/pipeline.js";
+import { assertValid, checkIntRange, checkPageLimit, checkUuid } from "../../domain/checks.js";
+import { candidateFrom, loadBillingContext } from "../../store/pricing-context.js";
+import { findPromotionView, queryPromotionViews } from "../../store/promotion-views.js";
+import { PromotionStore } from "../../store/promotion-store.js";
+import { CodeStore } from "../../store/code-store.js";
+import type { PromotionChangeHook } from "../../store/change-hook.js";
+import { checkCodePageLimit, validateUpdateCode } from "../../domain/codes.js";
+import { requestScope } from "../request-scope.js";
+import { codeToProto, createCodesFromProto, updateCodeFromProto } from "../convert/code.js";
+import { ConversionProblems, conditionsFromProto, effectFromProto, phasesFromProto, promotionToProto } from "../convert/promotion.js";
+import { checkToProto, invoiceFromProto } from "../convert/billing.js";
+import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
 
 // promotions.v1.PromotionService: maps messages to domain values, calls the store, maps back.
 

@@ -1,10 +1,9 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { Metrics } from "../metrics.js";
-import type { HttpRequest, HttpResponse } from "../server.js";
+import type { Metrics } from "../../observability/metrics.js";
 
-// Transport side of the Prometheus metrics: the interceptor that counts and times every RPC, and
-// the plain HTTP route that serves the registry. GET /metrics needs no API key (like health).
+// The RPC side of the Prometheus metrics: counts and times every call (the registry is served by
+// src/observability/metrics-route.ts).
 
 /** Counts and times each call by procedure and final code. Streams are measured to their end. */
 export function metricsInterceptor(metrics: Metrics): Interceptor {
@@ -45,24 +44,4 @@ export async function* observeEnd<T>(messages: AsyncIterable<T>, done: (error: u
   } finally {
     done(error);
   }
-}
-
-/** The `extraHttpRoutes` handler: answers GET /metrics from the registry, leaves everything else. */
-export function metricsRoute(contentType: string, collect: () => Promise<string>): (req: HttpRequest, res: HttpResponse) => boolean {
-  return (req, res) => {
-    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") return false;
-    collect().then(
-      (text) => {
-        res.statusCode = 200;
-        res.setHeader("content-type", contentType);
-        res.end(text);
-      },
-      (error: unknown) => {
-        res.statusCode = 500;
-        res.setHeader("content-type", "text/plain");
-        res.end(`metrics collection failed: ${error instanceof Error ? error.message : String(error)}\n`);
-      },
-    );
-    return true;
-  };
 }

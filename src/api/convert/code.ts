@@ -1,13 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import * as pb from "../../gen/promotions/v1/promotion_pb.js";
+import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
 import type {
   CreatePromotionCodesRequest,
   UpdatePromotionCodeRequest,
-} from "../../gen/promotions/v1/promotion_service_pb.js";
-import type { CreateCodesInput, UpdateCodeInput } from "../domain/codes.js";
-import type { PromotionCodeRecord } from "../store/code-store.js";
-import type { ConversionProblems } from "./convert.js";
+} from "../../../gen/promotions/v1/promotion_service_pb.js";
+import type { CreateCodesInput, UpdateCodeInput } from "../../domain/codes.js";
+import type { PromotionCodeRecord } from "../../store/code-store.js";
+import type { ConversionProblems } from "./promotion.js";
 
 // PromotionCode messages <-> domain values; decisions (limits, exclusivity) live in domain/codes.ts.
 

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { Logger } from "../logger.js";
-import { principalKey, requestIdKey } from "./context.js";
-import { toConnectError } from "./errors.js";
+import type { Logger } from "../../observability/logger.js";
+import { principalKey, requestIdKey } from "../context-keys.js";
+import { toConnectError } from "../errors.js";
 
 // One JSON log line per call (method, code, duration, organization, request id), and the single
 // point where thrown errors are mapped to what the client sees. Causes of INTERNAL errors are

@@ -1,15 +1,15 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { RedemptionStatus, type Redemption, type RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { DomainError, type Violation } from "../domain/errors.js";
-import { checkRedemptionListScope, validateRedeemRequest } from "../domain/redemption.js";
-import { assertValid, checkPageLimit } from "../domain/checks.js";
-import type { RedeemInput, Redeemer } from "../counters/redeemer.js";
-import { Ledger, type RedemptionRow } from "../store/ledger.js";
-import { checkToProto, invoiceFromProto } from "./billing-convert.js";
-import { decodeTimeIdCursor, timeIdPage } from "./cursor.js";
+import { RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { DomainError, type Violation } from "../../domain/errors.js";
+import { checkRedemptionListScope, validateRedeemRequest } from "../../domain/redemption.js";
+import { assertValid, checkPageLimit } from "../../domain/checks.js";
+import type { RedeemInput, Redeemer } from "../../counters/redeemer.js";
+import { Ledger, type RedemptionRow } from "../../store/ledger.js";
+import { checkToProto, invoiceFromProto } from "../convert/billing.js";
+import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
 import { promotionId } from "./promotion-service.js";
-import { requestScope } from "./scope.js";
+import { requestScope } from "../request-scope.js";
 
 // promotions.v1.RedemptionService: maps messages, calls the Redeemer (src/counters/redeemer.ts).
 

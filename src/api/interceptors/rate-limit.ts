@@ -1,16 +1,16 @@
 import { isMessage, type DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
+import { ErrorDetailSchema } from "../../../gen/promotions/v1/errors_pb.js";
 import {
   RedeemPromotionRequestSchema,
   RedemptionService,
   ValidateCodeRequestSchema,
   ValidateCodeResponseSchema,
-} from "../../gen/promotions/v1/redemption_service_pb.js";
-import type { RateLimiter, Refusal } from "../counters/rate-limiter.js";
-import { DomainError } from "../domain/errors.js";
-import type { Logger } from "../logger.js";
-import { principalKey } from "./context.js";
+} from "../../../gen/promotions/v1/redemption_service_pb.js";
+import type { RateLimiter, Refusal } from "../../counters/rate-limiter.js";
+import { DomainError } from "../../domain/errors.js";
+import type { Logger } from "../../observability/logger.js";
+import { principalKey } from "../context-keys.js";
 
 // Per-API-key abuse limits on the checkout methods, after auth (the buckets are the caller key's).
 //

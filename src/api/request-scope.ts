@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Actor } from "../store/promotion-store.js";
-import { entityManagerKey, principalKey } from "./context.js";
+import { entityManagerKey, principalKey } from "./context-keys.js";
 
 /** What every authenticated handler works with: its own EntityManager fork, the caller, and a clock. Build it once per call. */
 export interface RequestScope {

@@ -1,8 +1,8 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { DomainError } from "../domain/errors.js";
-import type { Principal } from "../store/api-keys.js";
-import { principalKey } from "./context.js";
-import { requiredScope } from "./scopes.js";
+import { DomainError } from "../../domain/errors.js";
+import type { Principal } from "../../store/api-keys.js";
+import { principalKey } from "../context-keys.js";
+import { requiredScope } from "../method-scopes.js";
 
 // API key authentication and scope checks for every RPC except health and reflection.
 

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { DomainError } from "../domain/errors.js";
+import { DomainError } from "../../domain/errors.js";
 
 // A NUL character is valid UTF-8 and valid protobuf, but Postgres cannot store it in text and
 // answers with a protocol error. One guard refuses it in any string of any request, naming the

@@ -1,0 +1,122 @@
+// The one listening socket. Plaintext serves HTTP/1.1 and h2c (prior knowledge) on the same port,
+// as connect-go's h2c handler does: the first bytes of each connection say which server gets it.
+// With TLS, ALPN picks h2 or http/1.1 and one http2 server with allowHTTP1 serves both.
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import type { Connections } from "./draining.js";
+import type { HttpRequest, HttpResponse } from "./http.js";
+
+type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const SNIFF_TIMEOUT_MS = 10_000;
+
+/** Plaintext: peek at the first bytes of each connection and hand it to the h2c or HTTP/1.1 server. */
+export function plaintextListener(onRequest: OnRequest, connections: Connections, log: Logger): { server: net.Server; secure: false } {
+  const h1 = http.createServer(onRequest);
+  // http.Server starts its headers/request timeout checks on "listening"; it never listens itself
+  // (sockets are handed to it), so start them here or slow-header clients are never cut off.
+  h1.emit("listening");
+  const h2 = http2.createServer(onRequest);
+  h1.on("clientError", refuseMalformedHttp1(log));
+  h2.on("sessionError", (err) => log.debug({ err }, "h2 session error"));
+  h2.on("session", (session) => connections.addSession(session));
+  const server = net.createServer((socket) => {
+    connections.addSocket(socket);
+    sniff(socket, log, (isH2) => {
+      if (isH2) {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        // http.Server reads through the socket's 'data' events only while it flows.
+        socket.resume();
+      }
+    });
+  });
+  server.on("close", () => h1.close());
+  return { server, secure: false };
+}
+
+function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void): void {
+  let head = Buffer.alloc(0);
+  const stop = (): void => {
+    socket.off("data", onData).off("error", onError).off("end", onEnd).off("timeout", onTimeout);
+    socket.setTimeout(0);
+  };
+  const onData = (chunk: Buffer): void => {
+    head = Buffer.concat([head, chunk]);
+    const n = Math.min(head.length, H2_PREFACE.length);
+    const maybeH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (maybeH2 && head.length < H2_PREFACE.length) return; // a prefix of the preface: wait for more
+    stop();
+    socket.pause();
+    socket.unshift(head); // the chosen server must see the bytes we peeked at
+    handOff(maybeH2);
+  };
+  const onError = (err: Error): void => {
+    log.debug({ err }, "connection error before the first request");
+    stop();
+    socket.destroy();
+  };
+  const onEnd = (): void => {
+    stop();
+    socket.destroy();
+  };
+  const onTimeout = (): void => {
+    stop();
+    socket.destroy();
+  };
+  socket.on("data", onData).on("error", onError).on("end", onEnd).on("timeout", onTimeout);
+  socket.setTimeout(SNIFF_TIMEOUT_MS);
+}
+
+/** TLS: ALPN chooses h2 or http/1.1, and http2's allowHTTP1 serves both from one server. */
+export function secureListener(
+  tls: { cert: Buffer; key: Buffer },
+  onRequest: OnRequest,
+  connections: Connections,
+  log: Logger,
+): { server: net.Server; secure: true } {
+  const server = http2.createSecureServer(
+    { cert: tls.cert, key: tls.key, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+    onRequest,
+  );
+  server.on("connection", (socket: net.Socket) => connections.addSocket(socket));
+  server.on("session", (session) => connections.addSession(session));
+  server.on("sessionError", (err) => log.debug({ err }, "h2 session error"));
+  server.on("tlsClientError", (err) => log.debug({ err }, "tls client error"));
+  server.on("clientError", refuseMalformedHttp1(log)); // HTTP/1.1 over TLS
+  return { server, secure: true };
+}
+
+/** Replaces Node's default 'clientError' handling so a bad request is logged, answered and closed. */
+function refuseMalformedHttp1(log: Logger): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    log.debug({ err }, "malformed http/1.1 request");
+    if (socket.writable) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  };
+}
+
+export function listen(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+/** A dialable host for the URL: wildcard binds become loopback, IPv6 gets brackets. */
+export function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
