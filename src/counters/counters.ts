@@ -2,23 +2,27 @@ import { DomainError } from "../domain/errors.js";
 import type { Rebuilt } from "../store/ledger.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
-import { defineScript, type RedisClient, type ScriptFn } from "./redis.js";
+import type { RedisClient } from "./redis.js";
+import { defineScript, type ScriptFn } from "./scripts.js";
 import { traced } from "../observability/tracing.js";
 
 // The typed face of the Lua scripts in ./scripts (one file per script; each names its KEYS, ARGV
 // and return values in its header). Nothing else in the service talks to these keys.
 
-const SCRIPTS = {
-  reserve: 6,
-  consume_budget: 3,
-  confirm: 2,
-  give_back: 6,
-  release: 3,
-  hydrate: 1,
-  reset_for_rebuild: 5,
-  publish_seq: 1,
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
+/** The scripts this face calls; each file's name carries its key count (scripts.ts). */
+export const SCRIPT_NAMES = ["reserve", "consume_budget", "confirm", "give_back", "release", "hydrate", "reset_for_rebuild", "publish_seq"] as const;
+type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+/**
+ * reserve-6.lua's ARGV, by name and in order: the encoder below builds the call from this list, and
+ * test/unit/lua-scripts.test.ts holds it to the script's header.
+ */
+export const RESERVE_ARGV = [
+  "mode", "reservation_id", "now", "deadline", "terms_seq", "customer_id", "code_id", "status", "valid_from", "valid_to",
+  "code_active", "code_expires_at", "max_redemptions", "max_per_customer", "has_idempotency_key", "code_max_redemptions",
+  "max_budget", "idempotency_ttl_ms",
+] as const;
+type ReserveArgs = Record<(typeof RESERVE_ARGV)[number], string | number>;
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** How long confirms wait to be sent together. */
@@ -88,7 +92,7 @@ export class Counters {
     /** Told how long each script call took (metrics). */
     private readonly onScript: (script: ScriptName, seconds: number) => void = () => undefined,
   ) {
-    this.run = Object.fromEntries(Object.entries(SCRIPTS).map(([name, numberOfKeys]) => [name, defineScript(redis, name, numberOfKeys)])) as Record<ScriptName, ScriptFn>;
+    this.run = Object.fromEntries(SCRIPT_NAMES.map((name) => [name, defineScript(redis, name)])) as Record<ScriptName, ScriptFn>;
   }
 
   keys(promotionId: string): PromotionKeys {
@@ -99,13 +103,27 @@ export class Counters {
   async reserve(r: ReserveRequest): Promise<ReserveResult> {
     const k = this.keys(r.promotionId);
     const idem = r.idempotencyKey === null ? k.idempotency("") : k.idempotency(r.idempotencyKey);
-    const reply = await this.call("reserve", [
-      k.state, k.customers, k.codes, k.pending, k.details, idem,
-      r.mode, r.reservationId, r.now, r.deadline, r.termsSeq.toString(), r.customerId, r.codeId ?? "",
-      r.status, ms(r.validFrom), ms(r.validTo), r.codeActive ? "1" : "0", ms(r.codeExpiresAt),
-      opt(r.maxRedemptions), opt(r.maxPerCustomer), r.idempotencyKey === null ? "0" : "1",
-      opt(r.codeMaxRedemptions), opt(r.maxBudget), IDEMPOTENCY_TTL_MS,
-    ]);
+    const args: ReserveArgs = {
+      mode: r.mode,
+      reservation_id: r.reservationId,
+      now: r.now,
+      deadline: r.deadline,
+      terms_seq: r.termsSeq.toString(),
+      customer_id: r.customerId,
+      code_id: r.codeId ?? "",
+      status: r.status,
+      valid_from: ms(r.validFrom),
+      valid_to: ms(r.validTo),
+      code_active: r.codeActive ? "1" : "0",
+      code_expires_at: ms(r.codeExpiresAt),
+      max_redemptions: opt(r.maxRedemptions),
+      max_per_customer: opt(r.maxPerCustomer),
+      has_idempotency_key: r.idempotencyKey === null ? "0" : "1",
+      code_max_redemptions: opt(r.codeMaxRedemptions),
+      max_budget: opt(r.maxBudget),
+      idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+    };
+    const reply = await this.call("reserve", [k.state, k.customers, k.codes, k.pending, k.details, idem, ...RESERVE_ARGV.map((name) => args[name])]);
     const [outcome, epoch, earlier, n] = tuple(reply, 4);
     return { outcome: Number(outcome) as ReserveOutcome, epoch: BigInt(String(epoch)), earlier: String(earlier), redemptions: BigInt(String(n)) };
   }

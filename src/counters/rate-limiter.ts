@@ -1,6 +1,7 @@
 import type { RateLimits } from "../config.js";
 import { rateLimitKey } from "./keys.js";
-import { defineScript, type RedisClient, type ScriptFn } from "./redis.js";
+import type { RedisClient } from "./redis.js";
+import { defineScript, type ScriptFn } from "./scripts.js";
 
 // The typed face of rate_limit.lua (token buckets in Redis) and the per-API-key policy built on
 // it: a bucket of calls, and a much smaller bucket of unknown codes that stops code enumeration.

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { Cluster, Redis } from "ioredis";
 
 // The Redis connection of the hot path. Autopipelining stays off: each checkout call is one script
@@ -47,21 +46,4 @@ export async function waitForRedis(client: RedisClient, timeoutMs = 5_000): Prom
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-}
-
-/** A Lua script defined on a client: its KEYS (when numberOfKeys was given) then ARGV. */
-export type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
-
-/**
- * Defines ./scripts/<name>.lua on the client as the command `prm_<name>` (EVALSHA, falling back
- * to EVAL) and returns it bound to the client. Without `numberOfKeys` the caller passes the key
- * count as the first argument.
- */
-export function defineScript(redis: RedisClient, name: string, numberOfKeys?: number): ScriptFn {
-  const command = `prm_${name}`;
-  const lua = readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), "utf8");
-  redis.defineCommand(command, numberOfKeys === undefined ? { lua } : { lua, numberOfKeys });
-  const fn = (redis as unknown as Record<string, ScriptFn | undefined>)[command];
-  if (!fn) throw new Error(`script ${name} was not defined`);
-  return fn.bind(redis);
 }

@@ -1,18 +1,19 @@
 --[[
-consume_budget.lua — reserves budget for one promotion on one invoice, atomically.
+consume_budget-3.lua — reserves budget for one promotion on one invoice, atomically.
 
 KEYS[1] S  {p:<id>}:s  hash: epoch, seq, n, b
 KEYS[2] Q  {p:<id>}:q  zset: pending reservation id -> deadline (ms)
 KEYS[3] D  {p:<id>}:d  hash: pending reservation id -> JSON {k="a", a=amount}
 
-ARGV[1] reservation id (the future invoice_applications id)
-ARGV[2] deadline (ms)
-ARGV[3] max_budget, -1 for none
-ARGV[4] amount wanted (minor units, > 0)
-ARGV[5] budget behavior: "CAP" grants what is left, "STRICT" all or nothing
+ARGV[1] reservation_id  the future invoice_applications id
+ARGV[2] deadline        ms; the sweeper settles the reservation after that unless written
+ARGV[3] max_budget      minor units, -1 for none
+ARGV[4] amount          minor units wanted (> 0)
+ARGV[5] behavior        "CAP" grants what is left, "STRICT" all or nothing
 
-Returns {outcome, epoch, granted, b}: outcome 0 = reserved `granted` (which may be less than wanted
-under CAP, or 0), 1 = NOT_HYDRATED; b is the budget used after the call.
+Returns {outcome, epoch, granted, b}; b is the budget used after the call. Outcomes:
+  0 RESERVED      `granted` was reserved (under CAP it may be less than wanted, or 0)
+  1 NOT_HYDRATED  no counters: rebuild them from the ledger, then call again
 ]]
 local S, Q, D = KEYS[1], KEYS[2], KEYS[3]
 local state = redis.call("HMGET", S, "epoch", "b")

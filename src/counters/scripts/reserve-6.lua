@@ -1,5 +1,5 @@
 --[[
-reserve.lua — the checkout decision: checks every limit of one promotion and, in "redeem" mode,
+reserve-6.lua — the checkout decision: checks every limit of one promotion and, in "redeem" mode,
 moves every counter in the same atomic step. In "check" mode (ValidateCode) it moves nothing and
 gives the answer "redeem" would give.
 
@@ -8,29 +8,42 @@ KEYS[2] C  {p:<id>}:c     hash: customer id -> redemptions
 KEYS[3] K  {p:<id>}:k     hash: code id -> redemptions
 KEYS[4] Q  {p:<id>}:q     zset: pending reservation id -> deadline (ms)
 KEYS[5] D  {p:<id>}:d     hash: pending reservation id -> JSON {k="r", c=customer, code=code id, a=0, i=marker key}
-KEYS[6] I  {p:<id>}:i:<k> string: idempotency key -> reservation id (only read/written when ARGV[15] = "1")
+KEYS[6] I  {p:<id>}:i:<k> string: idempotency key -> reservation id (only read/written when has_idempotency_key = "1")
 
-ARGV[1]  mode: "redeem" | "check"
-ARGV[2]  reservation id (the future redemption id)
-ARGV[3]  now (ms since epoch)
-ARGV[4]  deadline of the reservation (ms); the sweeper gives it back after that unless written
-ARGV[5]  terms seq the caller evaluated the terms at
-ARGV[6]  customer id
-ARGV[7]  code id, "" for none
-ARGV[8]  promotion status ("ACTIVE" admits)
-ARGV[9]  valid_from (ms), "" for none
-ARGV[10] valid_to (ms, exclusive), "" for none
-ARGV[11] code active: "1" | "0"
-ARGV[12] code expires_at (ms), "" for none
-ARGV[13] max_redemptions, -1 for none
-ARGV[14] max_redemptions_per_customer, -1 for none
-ARGV[15] "1" when an idempotency key is given (KEYS[6] is then meaningful)
-ARGV[16] code max_redemptions, -1 for none
-ARGV[17] max_budget, -1 for none
-ARGV[18] idempotency marker lifetime (ms)
+ARGV[1]  mode                  "redeem" | "check"
+ARGV[2]  reservation_id        the future redemption id ("" in check mode)
+ARGV[3]  now                   ms since epoch
+ARGV[4]  deadline              ms; the sweeper gives the reservation back after that unless written
+ARGV[5]  terms_seq             the terms seq the caller evaluated the terms at
+ARGV[6]  customer_id
+ARGV[7]  code_id               "" for none (the primary code, or a redemption by promotion id)
+ARGV[8]  status                the promotion's status ("ACTIVE" admits)
+ARGV[9]  valid_from            ms, "" for none
+ARGV[10] valid_to              ms (exclusive), "" for none
+ARGV[11] code_active           "1" | "0"
+ARGV[12] code_expires_at       ms, "" for none
+ARGV[13] max_redemptions       -1 for none
+ARGV[14] max_per_customer      -1 for none
+ARGV[15] has_idempotency_key   "1" when an idempotency key is given (KEYS[6] is then meaningful)
+ARGV[16] code_max_redemptions  -1 for none
+ARGV[17] max_budget            -1 for none
+ARGV[18] idempotency_ttl_ms    how long the idempotency marker lives
 
-Returns {outcome, epoch, extra, n}: outcome codes are listed in outcomes.ts (0 = admitted);
-extra is the earlier reservation id for DUPLICATE, else ""; n is the redemption count after the call.
+Returns {outcome, epoch, extra, n}: extra is the earlier reservation id for DUPLICATE, else "";
+n is the redemption count after the call. Outcomes (src/counters/outcomes.ts has the same names):
+  0  ADMITTED                 redeem: every counter moved; check: it would be admitted
+  1  NOT_HYDRATED             no counters: rebuild them from the ledger, then call again
+  2  STALE_TERMS              Redis has a newer terms seq: reload the terms, then call again
+  3  DUPLICATE                the idempotency key is held by reservation `extra`
+  10 PROMOTION_NOT_ACTIVE
+  11 PROMOTION_NOT_STARTED
+  12 PROMOTION_EXPIRED
+  13 CODE_INACTIVE
+  14 CODE_EXPIRED
+  20 MAX_REDEMPTIONS_REACHED
+  21 CUSTOMER_LIMIT_REACHED
+  22 CODE_LIMIT_REACHED
+  23 BUDGET_EXHAUSTED
 ]]
 local S, C, K, Q, D, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local redeem = ARGV[1] == "redeem"
