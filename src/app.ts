@@ -1,12 +1,10 @@
 import { readFileSync } from "node:fs";
 import { createContextValues, type Interceptor } from "@connectrpc/connect";
-import { Invoicer } from "./counters/invoicer.js";
+import { createCheckout } from "./checkout/checkout.js";
+import { Sweeper } from "./checkout/sweeper.js";
 import { Counters } from "./counters/counters.js";
-import { Redeemer } from "./counters/redeemer.js";
 import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js";
-import { Sweeper } from "./counters/sweeper.js";
-import { TermsCache } from "./counters/terms-cache.js";
-import type { PromotionChangeHook } from "./store/change-hook.js";
+import type { PromotionChangeHook } from "./promotions/change-hook.js";
 import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
@@ -23,7 +21,6 @@ import { createMetrics } from "./observability/metrics.js";
 import { metricsSource } from "./observability/cluster-metrics.js";
 import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server/server.js";
 import { ApiKeyStore } from "./store/api-keys.js";
-import { LedgerBatcher } from "./store/ledger-batch.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./observability/tracing.js";
 
@@ -71,16 +68,17 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const metrics = createMetrics({ redis, orm });
   const counters = new Counters(redis, config.redisKeyPrefix, (script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
-  const cache = new TermsCache();
-  const batcher = new LedgerBatcher(orm);
-  const redeemer = new Redeemer(counters, cache, config.reservationTtlMs, undefined, (row) => batcher.write(row));
-  redeemer.onOutcome = (reason) => metrics.redemptions.inc({ reason });
-  const invoicer = new Invoicer(counters, redeemer);
+  const checkout = createCheckout({
+    orm,
+    counters,
+    reservationTtlMs: config.reservationTtlMs,
+    onRedemption: (reason) => metrics.redemptions.inc({ reason }),
+  });
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   // After a promotion or code change commits: drop this process's cache and raise the seq in
   // Redis so every other replica's cached terms are refused as stale.
   const onChanged: PromotionChangeHook = async (organizationId, promotionId, seq) => {
-    cache.forget(organizationId, promotionId);
+    checkout.cache.forget(organizationId, promotionId);
     await counters.publishSeq(promotionId, seq);
   };
   const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
@@ -107,7 +105,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
-      routes: routes({ redeemer, invoicer, onChanged }),
+      routes: routes({ checkout, onChanged }),
       interceptors,
       contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),

@@ -7,9 +7,8 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { PromotionVersionService } from "../../gen/promotions/v1/promotion_version_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
-import type { Invoicer } from "../counters/invoicer.js";
-import type { Redeemer } from "../counters/redeemer.js";
-import type { PromotionChangeHook } from "../store/change-hook.js";
+import type { Checkout } from "../checkout/checkout.js";
+import type { PromotionChangeHook } from "../promotions/change-hook.js";
 import { customerService } from "./services/customer-service.js";
 import { invoiceService } from "./services/invoice-service.js";
 import { promotionService } from "./services/promotion-service.js";
@@ -19,8 +18,7 @@ import { simulationService } from "./services/simulation-service.js";
 
 /** What the services are built on, besides the per-request EntityManager. */
 export interface ServiceDeps {
-  redeemer: Redeemer;
-  invoicer: Invoicer;
+  checkout: Checkout;
   onChanged: PromotionChangeHook;
 }
 
@@ -30,7 +28,7 @@ export function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
     router.service(PromotionVersionService, promotionVersionService());
     router.service(CustomerService, customerService());
     router.service(SimulationService, simulationService());
-    router.service(RedemptionService, redemptionService(deps.redeemer));
-    router.service(InvoiceService, invoiceService(deps.invoicer));
+    router.service(RedemptionService, redemptionService(deps.checkout));
+    router.service(InvoiceService, invoiceService(deps.checkout));
   };
 }

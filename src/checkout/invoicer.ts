@@ -1,13 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Candidate, CandidatePromotion, InvoiceDraft, PricedInvoice, PromotionOutcome } from "../domain/billing.js";
 import { DomainError } from "../domain/errors.js";
-import { requestHash } from "../domain/request-hash.js";
-import { compareCandidates, priceInvoice } from "../domain/pipeline.js";
-import { InvoiceLedger, type ApplicationWrite, type RedemptionCandidate } from "../store/invoice-ledger.js";
-import { automaticPromotions, loadBillingContext } from "../store/pricing-context.js";
-import type { Counters } from "./counters.js";
-import type { Redeemer } from "./redeemer.js";
+import { priceInvoice } from "../domain/pipeline.js";
+import { rebuildCounters } from "../counters/rebuild.js";
+import type { ApplicationWrite, RedemptionCandidate, StoredInvoice } from "../store/invoice-ledger.js";
+import { invoiceRequestHash, sameRequest } from "./idempotency.js";
+import type { CheckoutCounters, CheckoutStores } from "./ports.js";
 
 // InvoiceService.ApplyPromotions: the one pricing pipeline on a real invoice. Budget is reserved
 // in Redis per applied promotion (consume_budget.lua: CAP or STRICT, atomically), the ledger
@@ -31,47 +29,57 @@ interface Reservation {
   id: string;
 }
 
-export class Invoicer {
-  constructor(
-    private readonly counters: Counters,
-    private readonly redeemer: Redeemer,
-    private readonly clock: () => Date = () => new Date(),
-  ) {}
+export interface InvoicerDeps {
+  counters: CheckoutCounters;
+  /** How long a budget reservation may stay unwritten before the sweeper settles it. */
+  reservationTtlMs: number;
+  clock?: () => Date;
+}
 
-  async apply(em: EntityManager, organizationId: string, input: ApplyInput): Promise<{ priced: PricedInvoice; replayed: boolean }> {
-    const ledger = new InvoiceLedger(em);
-    const hash = requestHash(input);
-    const replay = await ledger.find(organizationId, input.invoiceId);
-    if (replay) return { priced: sameRequest(replay, hash), replayed: true };
+export class Invoicer {
+  private readonly counters: CheckoutCounters;
+  private readonly reservationTtlMs: number;
+  private readonly clock: () => Date;
+
+  constructor(deps: InvoicerDeps) {
+    this.counters = deps.counters;
+    this.reservationTtlMs = deps.reservationTtlMs;
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  async apply(stores: CheckoutStores, organizationId: string, input: ApplyInput): Promise<{ priced: PricedInvoice; replayed: boolean }> {
+    const { invoices } = stores;
+    const hash = invoiceRequestHash(input);
+    const replay = await invoices.find(organizationId, input.invoiceId);
+    if (replay) return { priced: sameInvoice(replay, hash), replayed: true };
 
     const now = this.clock();
-    const ctx = await loadBillingContext(em, organizationId, {
-      customerId: input.customerId,
-      subscriptionId: input.subscriptionId,
-      invoice: input.invoice,
-      periodStart: input.periodStart,
-      periodEnd: input.periodEnd,
-      at: input.periodStart ?? now,
+    const ctx = await stores.pricing.billingContext(
+      organizationId,
+      { customerId: input.customerId, subscriptionId: input.subscriptionId, invoice: input.invoice, periodStart: input.periodStart, periodEnd: input.periodEnd, at: input.periodStart ?? now },
       // A customer the billing system never pushed is priced as unknown (no segments, not known to be new).
-      requireKnownCustomer: false,
-    });
+      { requireKnownCustomer: false },
+    );
     const customerId = ctx.customer?.id ?? input.customerId;
-    const redeemed = customerId === "" ? [] : await ledger.redemptionCandidates(organizationId, customerId);
+    const redeemed = customerId === "" ? [] : await invoices.redemptionCandidates(organizationId, customerId);
     const redeemedIds = new Set(redeemed.map((r) => r.promotion.id));
-    const automatic = (await automaticPromotions(em, organizationId, now)).filter((p) => !redeemedIds.has(p.id));
-    const cycles = customerId === "" ? new Map<string, number>() : await ledger.automaticCycles(organizationId, customerId);
+    const automatic = (await stores.pricing.automaticPromotions(organizationId, now)).filter((p) => !redeemedIds.has(p.id));
+    const cycles = customerId === "" ? new Map<string, number>() : await invoices.automaticCycles(organizationId, customerId);
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const budgets = await this.budgets(em, [...redeemed.map((r) => r.promotion), ...automatic]);
-      const candidates = this.candidates(redeemed, automatic, cycles, budgets);
+      const budgets = await this.budgets(stores, [...redeemed.map((r) => r.promotion), ...automatic]);
+      const candidates = [
+        ...redeemed.map((r) => redemptionCandidate(r, budgets)),
+        ...automatic.map((p) => automaticCandidate(p, cycles.get(p.id) ?? 0, budgets)),
+      ];
+      const byKey = new Map(candidates.map((c) => [c.key, c]));
       const priced = priceInvoice(ctx, candidates);
-      const ordered = [...candidates].sort(compareCandidates);
 
       const reserved: Reservation[] = [];
       const applications: ApplicationWrite[] = [];
       let short = false;
-      for (const [i, outcome] of priced.promotions.entries()) {
-        const candidate = ordered[i];
+      for (const outcome of priced.promotions) {
+        const candidate = byKey.get(outcome.candidateKey);
         if (!outcome.applied || !candidate) continue;
         const id = randomUUID();
         let epoch: bigint | null = null;
@@ -80,13 +88,13 @@ export class Invoicer {
           const r = await this.counters.consumeBudget({
             promotionId: outcome.promotionId,
             reservationId: id,
-            deadline: now.getTime() + this.redeemer.reservationTtlMs,
+            deadline: now.getTime() + this.reservationTtlMs,
             maxBudget: terms.maxBudget,
             amount: outcome.budgetConsumedMinor,
             behavior: terms.budgetBehavior,
           });
           if (!r.hydrated) {
-            await this.redeemer.hydrate(em, outcome.promotionId);
+            await this.rebuild(stores, outcome.promotionId);
             short = true;
             break;
           }
@@ -97,7 +105,7 @@ export class Invoicer {
           }
           epoch = r.epoch;
         }
-        applications.push(application(id, epoch, outcome, redemptionIdOf(candidate, redeemed)));
+        applications.push(application(id, epoch, outcome, candidate.redemptionId));
       }
       if (short) {
         await this.giveBack(reserved);
@@ -105,7 +113,7 @@ export class Invoicer {
       }
       let written;
       try {
-        written = await ledger.write(
+        written = await invoices.write(
           organizationId,
           { id: input.invoiceId, requestHash: hash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
           applications,
@@ -119,48 +127,25 @@ export class Invoicer {
         return { priced, replayed: false };
       }
       await this.giveBack(reserved);
-      if (written.kind === "exists") return { priced: sameRequest(written.stored, hash), replayed: true };
+      if (written.kind === "exists") return { priced: sameInvoice(written.stored, hash), replayed: true };
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters kept moving; retry");
   }
 
   /** Live budget used per promotion (Redis, rebuilt from the ledger when missing). */
-  private async budgets(em: EntityManager, promotions: readonly CandidatePromotion[]): Promise<Map<string, bigint>> {
+  private async budgets(stores: CheckoutStores, promotions: readonly CandidatePromotion[]): Promise<Map<string, bigint>> {
     const ids = [...new Set(promotions.filter((p) => p.terms.maxBudget !== null).map((p) => p.id))];
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const snapshot = await this.counters.snapshot(ids);
       const missing = ids.filter((id) => snapshot.get(id) == null);
       if (missing.length === 0) return new Map(ids.map((id) => [id, snapshot.get(id)?.budgetUsed ?? 0n]));
-      for (const id of missing) await this.redeemer.hydrate(em, id);
+      for (const id of missing) await this.rebuild(stores, id);
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters are being rebuilt; retry");
   }
 
-  private candidates(
-    redeemed: readonly RedemptionCandidate[],
-    automatic: readonly CandidatePromotion[],
-    cycles: ReadonlyMap<string, number>,
-    budgets: ReadonlyMap<string, bigint>,
-  ): Candidate[] {
-    const withBudget = (p: CandidatePromotion): CandidatePromotion => ({ ...p, currentBudgetUsed: budgets.get(p.id) ?? 0n });
-    return [
-      ...redeemed.map((r) => ({
-        promotion: withBudget(r.promotion),
-        cyclesUsed: r.cyclesUsed,
-        redeemedAt: r.redeemedAt,
-        allowDraft: false,
-        code: null,
-        alreadyRedeemed: true,
-      })),
-      ...automatic.map((p) => ({
-        promotion: withBudget(p),
-        cyclesUsed: cycles.get(p.id) ?? 0,
-        redeemedAt: null,
-        allowDraft: false,
-        code: null,
-        alreadyRedeemed: false,
-      })),
-    ];
+  private rebuild(stores: CheckoutStores, promotionId: string): Promise<void> {
+    return rebuildCounters(this.counters, promotionId, () => stores.ledger.rebuild(promotionId));
   }
 
   private async giveBack(reserved: readonly Reservation[]): Promise<void> {
@@ -169,8 +154,34 @@ export class Invoicer {
   }
 }
 
-function redemptionIdOf(candidate: Candidate, redeemed: readonly RedemptionCandidate[]): string | null {
-  return redeemed.find((r) => r.promotion.id === candidate.promotion.id && r.cyclesUsed === candidate.cyclesUsed && r.redeemedAt === candidate.redeemedAt)?.redemptionId ?? null;
+const withBudget = (p: CandidatePromotion, budgets: ReadonlyMap<string, bigint>): CandidatePromotion => ({ ...p, currentBudgetUsed: budgets.get(p.id) ?? 0n });
+
+/** One of the customer's ACTIVE redemptions, on the terms of the version it pinned. */
+function redemptionCandidate(r: RedemptionCandidate, budgets: ReadonlyMap<string, bigint>): Candidate {
+  return {
+    key: `redemption:${r.redemptionId}`,
+    promotion: withBudget(r.promotion, budgets),
+    cyclesUsed: r.cyclesUsed,
+    redeemedAt: r.redeemedAt,
+    redemptionId: r.redemptionId,
+    allowDraft: false,
+    code: null,
+    alreadyRedeemed: true,
+  };
+}
+
+/** An active promotion without a code; its phase is chosen by how many invoices of this customer it already priced. */
+function automaticCandidate(p: CandidatePromotion, cyclesUsed: number, budgets: ReadonlyMap<string, bigint>): Candidate {
+  return {
+    key: `automatic:${p.id}`,
+    promotion: withBudget(p, budgets),
+    cyclesUsed,
+    redeemedAt: null,
+    redemptionId: null,
+    allowDraft: false,
+    code: null,
+    alreadyRedeemed: false,
+  };
 }
 
 function application(id: string, epoch: bigint | null, o: PromotionOutcome, redemptionId: string | null): ApplicationWrite {
@@ -189,10 +200,10 @@ function application(id: string, epoch: bigint | null, o: PromotionOutcome, rede
   };
 }
 
-function sameRequest(stored: { requestHash: string; priced: PricedInvoice }, requestHash: string): PricedInvoice {
-  if (stored.requestHash !== requestHash) {
-    throw DomainError.of("already_exists", "invoice_id_reused", "this invoice_id was already priced with a different request", "invoice_id");
-  }
-  return stored.priced;
+function sameInvoice(stored: StoredInvoice, hash: string): PricedInvoice {
+  return sameRequest(stored.priced, stored.requestHash, hash, {
+    code: "invoice_id_reused",
+    message: "this invoice_id was already priced with a different request",
+    param: "invoice_id",
+  });
 }
-

@@ -1,30 +1,29 @@
 import { randomUUID } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/postgresql";
-import { invoiceOf, type BillingContext, type InvoiceDraft } from "../domain/billing.js";
-import { DomainError } from "../domain/errors.js";
+import type { Check } from "../domain/billing.js";
+import { DomainError, notFound } from "../domain/errors.js";
 import { max } from "../domain/money.js";
-import { requestHash } from "../domain/request-hash.js";
 import { summarizeEffects } from "../domain/pipeline.js";
 import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions, type RedeemRequest } from "../domain/redemption.js";
-import type { Check } from "../domain/billing.js";
-import { BillingContextStore } from "../store/billing-context-store.js";
-import { Ledger, type RedemptionRow, type RedemptionWrite } from "../store/ledger.js";
-import type { Counters, ReserveRequest, ReserveResult } from "./counters.js";
-import { isRefusal, refusalError, refusalOf, ReserveOutcome } from "./outcomes.js";
-import type { TermsCache, TermsEntry } from "./terms-cache.js";
+import type { ReserveRequest, ReserveResult } from "../counters/counters.js";
+import { isRefusal, refusalError, refusalOf, ReserveOutcome } from "../counters/outcomes.js";
+import { rebuildCounters } from "../counters/rebuild.js";
 import type { ResolvedCode } from "../store/code-store.js";
+import type { RedemptionRow } from "../store/ledger.js";
+import { redeemRequestHash, sameRequest } from "./idempotency.js";
+import type { CheckoutCounters, CheckoutStores, RedemptionLedger } from "./ports.js";
+import type { TermsCache, TermsEntry } from "./terms-cache.js";
 
-// The checkout hot path: reserve in Redis (one script judges every limit and moves every counter),
-// write the ledger row fenced by the counter epoch, confirm. Anything that stops between reserve
-// and confirm is settled by the sweeper (sweeper.ts); src/counters/README.md has the argument.
+// The checkout hot path: ValidateCode, RedeemPromotion and ReleaseRedemption. Reserve in Redis
+// (one script judges every limit and moves every counter), write the ledger row fenced by the
+// counter epoch, confirm. Anything that stops between reserve and confirm is settled by the
+// sweeper (sweeper.ts); src/counters/README.md has the argument.
 
 /** How long a reservation may stay unwritten before the sweeper settles it (default). */
 export const RESERVATION_TTL_MS = 10_000;
 /** Rebuilds, stale terms and fenced writes are retried this many times before UNAVAILABLE. */
 const MAX_ATTEMPTS = 50;
-
-/** A redeem or validate request as the domain checked it (validateRedeemRequest). */
-export type RedeemInput = RedeemRequest;
+/** How often a call that met an idempotency key in flight looks for the earlier call's ledger row. */
+const AWAIT_EARLIER_POLL_MS = 15;
 
 export interface Validation {
   valid: boolean;
@@ -40,28 +39,39 @@ export interface Validation {
 interface Target {
   terms: TermsEntry;
   code: ResolvedCode | null;
-  /** The seq both entries were read after: the older of the two. */
+  /** The seq both entries were read at: the older of the two. */
   seq: bigint;
 }
 
-export class Redeemer {
+export interface RedeemerDeps {
+  counters: CheckoutCounters;
+  cache: TermsCache;
+  reservationTtlMs?: number;
+  clock?: () => Date;
   /** Told how each redeem was decided: "admitted", "duplicate" or the refusal code (metrics). */
-  onOutcome: (reason: string) => void = () => undefined;
+  onOutcome?: (reason: string) => void;
+}
 
-  constructor(
-    private readonly counters: Counters,
-    private readonly cache: TermsCache,
-    readonly reservationTtlMs: number = RESERVATION_TTL_MS,
-    private readonly clock: () => Date = () => new Date(),
-    /** Writes ledger rows (group commit in the app: ledger-batch.ts). */
-    private readonly writeLedger: (row: RedemptionRow) => Promise<RedemptionWrite>,
-  ) {}
+export class Redeemer {
+  readonly reservationTtlMs: number;
+  private readonly counters: CheckoutCounters;
+  private readonly cache: TermsCache;
+  private readonly clock: () => Date;
+  private readonly onOutcome: (reason: string) => void;
+
+  constructor(deps: RedeemerDeps) {
+    this.counters = deps.counters;
+    this.cache = deps.cache;
+    this.reservationTtlMs = deps.reservationTtlMs ?? RESERVATION_TTL_MS;
+    this.clock = deps.clock ?? (() => new Date());
+    this.onOutcome = deps.onOutcome ?? (() => undefined);
+  }
 
   /** What redeem would answer now, with nothing moved. */
-  async validate(em: EntityManager, organizationId: string, input: RedeemInput): Promise<Validation> {
+  async validate(stores: CheckoutStores, organizationId: string, input: RedeemRequest): Promise<Validation> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
-      const target = await this.target(em, organizationId, input);
+      const target = await this.target(stores, organizationId, input);
       if (!target) {
         return { valid: false, reason: "code_not_found", message: "no live promotion has this code", promotionId: "", publicDescription: "", effectSummary: "", checks: [], remainingRedemptions: null };
       }
@@ -71,10 +81,10 @@ export class Redeemer {
         publicDescription: view.terms.publicDescription,
         effectSummary: summarizeEffects(view.terms),
       };
-      const eligibility = await this.eligibility(em, organizationId, input, target, now);
+      const eligibility = await this.eligibility(stores, organizationId, input, target, now);
       // Check mode reads no reservation id (reserve.lua returns before it would).
       const result = await this.counters.reserve(this.reserveRequest("check", "", target, input, now, null));
-      if (await this.retryable(em, organizationId, target, result)) continue;
+      if (await this.retryable(stores, organizationId, target, result)) continue;
       const remaining = view.terms.maxRedemptions === null ? null : max(view.terms.maxRedemptions - result.redemptions, 0n);
       if (isRefusal(result.outcome)) {
         const r = refusalOf(result.outcome);
@@ -88,18 +98,18 @@ export class Redeemer {
     throw busy();
   }
 
-  async redeem(em: EntityManager, organizationId: string, input: RedeemInput): Promise<RedemptionRow> {
-    const ledger = new Ledger(em);
-    const requestHash = hashRequest(input);
+  async redeem(stores: CheckoutStores, organizationId: string, input: RedeemRequest): Promise<RedemptionRow> {
+    const { ledger } = stores;
+    const requestHash = redeemRequestHash(input);
     const idempotencyKey = input.idempotencyKey === "" ? null : input.idempotencyKey;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
-      const target = await this.target(em, organizationId, input);
+      const target = await this.target(stores, organizationId, input);
       if (!target) {
         this.onOutcome("code_not_found");
         throw DomainError.of("not_found", "code_not_found", "no live promotion has this code", input.code !== "" ? "code" : "promotion_id");
       }
-      const eligibility = await this.eligibility(em, organizationId, input, target, now);
+      const eligibility = await this.eligibility(stores, organizationId, input, target, now);
 
       // An ineligible request is judged without moving anything (check mode), so its answer keeps
       // the precedence ValidateCode gives (a limit refusal first) and it never holds a slot that a
@@ -108,7 +118,7 @@ export class Redeemer {
       const mode = eligibility.eligible ? "redeem" : "check";
       const id = mode === "redeem" ? randomUUID() : "";
       const result = await this.counters.reserve(this.reserveRequest(mode, id, target, input, now, idempotencyKey));
-      if (await this.retryable(em, organizationId, target, result)) continue;
+      if (await this.retryable(stores, organizationId, target, result)) continue;
       if (result.outcome === ReserveOutcome.Duplicate) {
         const earlier = await this.awaitEarlier(ledger, organizationId, result.earlier);
         if (!earlier) continue; // given back meanwhile: decide afresh
@@ -150,7 +160,7 @@ export class Redeemer {
       };
       let written;
       try {
-        written = await this.writeLedger(row);
+        written = await ledger.write(row);
       } catch (error) {
         await this.giveBack(view.id, id, idempotencyKey);
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });
@@ -168,8 +178,8 @@ export class Redeemer {
   }
 
   /** Marks the redemption RELEASED in the ledger, then frees its slot in the counters that counted it. */
-  async release(em: EntityManager, organizationId: string, id: string): Promise<RedemptionRow> {
-    const released = await new Ledger(em).releaseRedemption(organizationId, id, this.clock());
+  async release(stores: CheckoutStores, organizationId: string, id: string): Promise<RedemptionRow> {
+    const released = await stores.ledger.releaseRedemption(organizationId, id, this.clock());
     if (released.changed) {
       const r = released.row;
       // If Redis is unreachable now, the slot stays taken until the next rebuild: never over the limit.
@@ -178,53 +188,38 @@ export class Redeemer {
     return released.row;
   }
 
-  /** Rebuilds a promotion's counters from the ledger unless another process is doing it. */
-  async hydrate(em: EntityManager, promotionId: string): Promise<void> {
-    const token = randomUUID();
-    if (!(await this.counters.lockRebuild(promotionId, token, 30_000))) {
-      await sleep(10);
-      return;
-    }
-    try {
-      if (await this.counters.isHydrated(promotionId)) return;
-      const rebuilt = await new Ledger(em).rebuild(promotionId);
-      await this.counters.install(promotionId, rebuilt);
-    } finally {
-      await this.counters.unlockRebuild(promotionId, token).catch(() => undefined);
-    }
-  }
-
   /** Handles the outcomes that mean "try again": not hydrated (rebuild) and stale terms (reload). */
-  private async retryable(em: EntityManager, organizationId: string, target: Target, result: ReserveResult): Promise<boolean> {
+  private async retryable(stores: CheckoutStores, organizationId: string, target: Target, result: ReserveResult): Promise<boolean> {
+    const promotionId = target.terms.view.id;
     if (result.outcome === ReserveOutcome.NotHydrated) {
-      await this.hydrate(em, target.terms.view.id);
+      await rebuildCounters(this.counters, promotionId, () => stores.ledger.rebuild(promotionId));
       return true;
     }
     if (result.outcome === ReserveOutcome.StaleTerms) {
-      this.cache.forget(organizationId, target.terms.view.id);
+      this.cache.forget(organizationId, promotionId);
       return true;
     }
     return false;
   }
 
-  private async target(em: EntityManager, organizationId: string, input: RedeemInput): Promise<Target | null> {
+  private async target(stores: CheckoutStores, organizationId: string, input: RedeemRequest): Promise<Target | null> {
     const now = this.clock();
     if (input.code === "") {
-      const terms = await this.cache.load(em, organizationId, input.promotionId, now);
-      if (!terms) throw DomainError.of("not_found", "promotion_not_found", `promotion ${input.promotionId} does not exist`, "promotion_id");
+      const terms = await this.cache.load(stores.catalog, organizationId, input.promotionId, now);
+      if (!terms) throw notFound("promotion", input.promotionId, "promotion_id");
       return { terms, code: null, seq: terms.seq };
     }
-    const code = await this.cache.code(em, organizationId, input.code, async (promotionId) => (await this.cache.load(em, organizationId, promotionId, now))?.seq ?? null);
+    const code = await this.cache.code(stores.catalog, organizationId, input.code);
     if (!code) return null;
     if (input.promotionId !== "" && input.promotionId !== code.resolved.promotionId) {
       throw DomainError.of("invalid_argument", "mismatch", "the code belongs to another promotion than promotion_id", "promotion_id");
     }
-    const terms = await this.cache.load(em, organizationId, code.resolved.promotionId, now);
+    const terms = await this.cache.load(stores.catalog, organizationId, code.resolved.promotionId, now);
     if (!terms) return null;
     return { terms, code: code.resolved, seq: terms.seq < code.seq ? terms.seq : code.seq };
   }
 
-  private reserveRequest(mode: "redeem" | "check", id: string, target: Target, input: RedeemInput, now: Date, idempotencyKey: string | null): ReserveRequest {
+  private reserveRequest(mode: "redeem" | "check", id: string, target: Target, input: RedeemRequest, now: Date, idempotencyKey: string | null): ReserveRequest {
     const { view } = target.terms;
     const code = target.code;
     return {
@@ -249,24 +244,28 @@ export class Redeemer {
     };
   }
 
-  private async eligibility(em: EntityManager, organizationId: string, input: RedeemInput, target: Target, now: Date): Promise<{ eligible: boolean; checks: Check[] }> {
+  private async eligibility(stores: CheckoutStores, organizationId: string, input: RedeemRequest, target: Target, now: Date): Promise<{ eligible: boolean; checks: Check[] }> {
     const restrictions: CodeRestrictions | null = target.code
       ? { minAmountMinor: target.code.minAmountMinor, firstTimeCustomersOnly: target.code.firstTimeCustomersOnly }
       : null;
     const { terms } = target.terms.view;
     if (!needsContext(terms, restrictions)) return { eligible: true, checks: [] };
-    const store = new BillingContextStore(em);
-    const customer = await store.findCustomer(organizationId, input.customerId);
-    const subscription = input.subscriptionId === "" ? null : await store.getSubscription(organizationId, input.subscriptionId);
-    const invoice: InvoiceDraft = input.invoice ?? (subscription ? invoiceOf(subscription) : { currency: terms.currency, lines: [] });
-    const ctx: BillingContext = { customer, subscription, invoice, periodStart: now, periodEnd: now, at: now };
+    const ctx = await stores.pricing.billingContext(
+      organizationId,
+      { customerId: input.customerId, subscriptionId: input.subscriptionId, invoice: input.invoice, periodStart: null, periodEnd: null, at: now },
+      { requireKnownCustomer: false, emptyInvoiceCurrency: terms.currency },
+    );
     return redemptionEligibility(terms, restrictions, ctx);
   }
 
   /** An earlier redemption with the same idempotency key answers this call (if it was the same request). */
   private replay(row: RedemptionRow, requestHash: string): RedemptionRow {
     this.onOutcome(row.requestHash === requestHash ? "duplicate" : "idempotency_key_reused");
-    return sameRequest(row, requestHash);
+    return sameRequest(row, row.requestHash, requestHash, {
+      code: "idempotency_key_reused",
+      message: "this idempotency_key was used for a different request",
+      param: "idempotency_key",
+    });
   }
 
   /** Gives back an admitted reservation; its idempotency marker is known from the key it was made with. */
@@ -277,34 +276,18 @@ export class Redeemer {
   }
 
   /** Waits for the ledger row of an earlier reservation with the same idempotency key. */
-  private async awaitEarlier(ledger: Ledger, organizationId: string, id: string): Promise<RedemptionRow | null> {
+  private async awaitEarlier(ledger: RedemptionLedger, organizationId: string, id: string): Promise<RedemptionRow | null> {
     const deadline = Date.now() + this.reservationTtlMs + 2_000;
     while (Date.now() < deadline) {
       const { row, abandoned } = await ledger.findReservation(organizationId, id);
       if (row) return row;
       if (abandoned) return null;
-      await sleep(15);
+      await new Promise((r) => setTimeout(r, AWAIT_EARLIER_POLL_MS));
     }
     return null;
   }
 }
 
-function sameRequest(row: RedemptionRow, requestHash: string): RedemptionRow {
-  if (row.requestHash !== requestHash) {
-    throw DomainError.of("already_exists", "idempotency_key_reused", "this idempotency_key was used for a different request", "idempotency_key");
-  }
-  return row;
-}
-
-/** What makes two redeem requests "the same" for idempotency. */
-function hashRequest(input: RedeemInput): string {
-  return requestHash({ ...input, code: input.code.toUpperCase(), idempotencyKey: undefined });
-}
-
 function busy(): DomainError {
   return DomainError.of("unavailable", "counters_busy", "the promotion's counters are being rebuilt; retry");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

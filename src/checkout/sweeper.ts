@@ -1,7 +1,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Counters } from "../counters/counters.js";
 import type { Logger } from "../observability/logger.js";
 import { Ledger } from "../store/ledger.js";
-import type { Counters } from "./counters.js";
 
 // Settles reservations that outlived their deadline without being confirmed: the process died
 // between reserve and confirm, the ledger write failed, or Redis was unreachable for the confirm.
@@ -49,11 +49,9 @@ export class Sweeper {
 
   /** One pass over every promotion that can hold reservations. */
   async sweep(now = Date.now()): Promise<SweepResult> {
-    const em = this.orm.em.fork();
-    const ledger = new Ledger(em);
+    const ledger = new Ledger(this.orm.em.fork());
     const result: SweepResult = { abandoned: 0, confirmed: 0 };
-    const rows = await em.getConnection().execute<{ id: string }[]>(`select id from promotions where status <> 'DRAFT'`, [], "all");
-    for (const { id: promotionId } of rows) {
+    for (const promotionId of await ledger.promotionsThatMayHoldReservations()) {
       for (const reservation of await this.counters.overdue(promotionId, now)) {
         // Read once: the kind picks the ledger table, the marker is what give_back.lua clears.
         const details = await this.counters.details(promotionId, reservation.id);

@@ -1,12 +1,13 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
-import { CodeStore, type ResolvedCode } from "../store/code-store.js";
-import { findTermsInForce, type TermsInForce } from "../store/promotion-views.js";
+import { normalizeCode } from "../domain/terms.js";
+import type { ResolvedCode } from "../store/code-store.js";
+import type { TermsInForce } from "../store/promotion-views.js";
+import type { CatalogReads } from "./ports.js";
 
 // In-process caches of what the hot path needs from Postgres: a promotion's terms in force and a
-// code's settings. Each entry carries the promotion's terms_seq as read *before* the data, and
-// reserve.lua refuses a reservation made with a seq older than the one in Redis (STALE_TERMS), so
-// a cache is never trusted past a change another replica made: the caller drops the entry and
-// reloads. A version scheduled for later ends the entry at its effective time.
+// code's settings. Each entry carries the promotion's terms_seq as read in the same snapshot as the
+// data, and reserve.lua refuses a reservation made with a seq older than the one in Redis
+// (STALE_TERMS), so a cache is never trusted past a change another replica made: the caller drops
+// the entry and reloads. A version scheduled for later ends the entry at its effective time.
 
 export interface TermsEntry {
   view: TermsInForce;
@@ -29,13 +30,13 @@ export class TermsCache {
   private readonly codes = new Map<string, CodeEntry>();
 
   /** The promotion's terms in force at `now`, or null when it does not exist for this tenant. */
-  async load(em: EntityManager, organizationId: string, promotionId: string, now: Date): Promise<TermsEntry | null> {
+  async load(catalog: CatalogReads, organizationId: string, promotionId: string, now: Date): Promise<TermsEntry | null> {
     const key = `${organizationId}/${promotionId}`;
     const hit = this.terms.get(key);
     if (hit && now.getTime() < hit.until) return hit;
     const pending = this.loading.get(key);
     if (pending) return pending;
-    const loaded: Promise<TermsEntry | null> = this.read(em, organizationId, promotionId, now).then((entry) => {
+    const loaded: Promise<TermsEntry | null> = read(catalog, organizationId, promotionId, now).then((entry) => {
       // Kept only if forget() did not drop this load while it ran.
       if (this.loading.get(key) === loaded) {
         this.loading.delete(key);
@@ -50,33 +51,17 @@ export class TermsCache {
     return loaded;
   }
 
-  private async read(em: EntityManager, organizationId: string, promotionId: string, now: Date): Promise<TermsEntry | null> {
-    const seq = await readSeq(em, organizationId, promotionId);
-    if (seq === null) return null;
-    const view = await findTermsInForce(em, organizationId, promotionId, now);
-    if (!view) return null;
-    return { view, seq, until: await nextVersionAt(em, promotionId, now) };
-  }
-
-  /**
-   * A code's settings, with a seq read before them (`seq` gives the promotion's, cached or fresh).
-   * A hit is returned as is: reserve.lua judges its seq.
-   */
-  async code(em: EntityManager, organizationId: string, code: string, seq: (promotionId: string) => Promise<bigint | null>): Promise<CodeEntry | null> {
-    const key = `${organizationId}/${code.toUpperCase()}`;
+  /** A code's settings with the seq they were read at; a hit is returned as is (reserve.lua judges its seq). */
+  async code(catalog: CatalogReads, organizationId: string, code: string): Promise<CodeEntry | null> {
+    const key = `${organizationId}/${normalizeCode(code)}`;
     const hit = this.codes.get(key);
     if (hit) return hit;
-    const first = await new CodeStore(em).resolve(organizationId, code);
-    if (!first) {
+    const resolved = await catalog.resolveCode(organizationId, code);
+    if (!resolved) {
       this.codes.delete(key);
       return null;
     }
-    const held = await seq(first.promotionId);
-    if (held === null) return null;
-    // Read again after the seq, so the settings are at least as new as the seq they are checked with.
-    const resolved = await new CodeStore(em).resolve(organizationId, code);
-    if (!resolved || resolved.promotionId !== first.promotionId) return null;
-    const entry = { resolved, seq: held };
+    const entry = { resolved, seq: resolved.termsSeq };
     remember(this.codes, key, entry);
     return entry;
   }
@@ -89,28 +74,16 @@ export class TermsCache {
   }
 }
 
+async function read(catalog: CatalogReads, organizationId: string, promotionId: string, now: Date): Promise<TermsEntry | null> {
+  const found = await catalog.checkoutTerms(organizationId, promotionId, now);
+  if (!found) return null;
+  return { view: found.view, seq: found.seq, until: found.nextVersionAt?.getTime() ?? Number.POSITIVE_INFINITY };
+}
+
 function remember<V>(map: Map<string, V>, key: string, value: V): void {
   if (map.size >= MAX_ENTRIES) {
     const oldest = map.keys().next();
     if (!oldest.done) map.delete(oldest.value);
   }
   map.set(key, value);
-}
-
-async function readSeq(em: EntityManager, organizationId: string, promotionId: string): Promise<bigint | null> {
-  const rows = await em
-    .getConnection()
-    .execute<{ terms_seq: string | number }[]>(`select terms_seq from promotions where id = ? and organization_id = ? and deleted_at is null`, [promotionId, organizationId], "all");
-  return rows[0] ? BigInt(String(rows[0].terms_seq)) : null;
-}
-
-async function nextVersionAt(em: EntityManager, promotionId: string, now: Date): Promise<number> {
-  const rows = await em.getConnection().execute<{ at: Date | string | null }[]>(
-    `select min(effective_from) as at from promotion_versions
-      where promotion_id = ? and state = 'published' and archived_reason is null and effective_from > ?`,
-    [promotionId, now],
-    "all",
-  );
-  const at = rows[0]?.at;
-  return at == null ? Number.POSITIVE_INFINITY : new Date(at).getTime();
 }

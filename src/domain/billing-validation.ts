@@ -1,6 +1,6 @@
 import type { CustomerFacts, InvoiceDraft, SubscriptionFacts } from "./billing.js";
 import type { Violation } from "./errors.js";
-import { checkCurrency, checkIdList, checkIntRange, checkMetadata, checkText, LIMITS } from "./checks.js";
+import { checkCurrency, checkIdList, checkIntRange, checkMetadata, checkText, checkUuid, LIMITS } from "./checks.js";
 
 // The rules for billing context a caller pushes or sends inline, in the same collect-then-fail
 // style as validation.ts (whose field checks these reuse). Params are proto field paths.
@@ -90,4 +90,37 @@ export function validateApplyRequest(r: { invoiceId: string; customerId: string;
     if (r.customerId === "") out.push({ param: "customer_id", code: "required", message: "customer_id is required with an inline invoice" });
   }
   return out;
+}
+
+/** Bounds of the dry-run requests; exported so the proto comments and tests quote the same numbers. */
+export const SIMULATION_LIMITS = {
+  promotionIds: 50,
+  cyclesUsed: 10_000,
+  defaultPeriods: 12,
+  maxPeriods: 120,
+} as const;
+
+/** SimulatePromotion's shape: every problem at once, each naming its field. */
+export function validateSimulateRequest(r: { promotionIds: readonly string[]; cyclesUsed: number; invoice: InvoiceDraft | null }): Violation[] {
+  const out: Violation[] = r.invoice ? validateInvoice(r.invoice) : [];
+  if (r.promotionIds.length > SIMULATION_LIMITS.promotionIds) {
+    out.push({ param: "promotion_ids", code: "too_many", message: `promotion_ids may have at most ${SIMULATION_LIMITS.promotionIds} entries` });
+  }
+  r.promotionIds.forEach((id, i) => checkUuid(out, id, `promotion_ids[${i}]`));
+  checkIntRange(out, r.cyclesUsed, "cycles_used", 0, SIMULATION_LIMITS.cyclesUsed);
+  return out;
+}
+
+/** PreviewPromotionEligibility's shape (the promotion id is checked first, on its own). */
+export function validatePreviewRequest(r: { cyclesUsed: number; invoice: InvoiceDraft | null }): Violation[] {
+  const out: Violation[] = r.invoice ? validateInvoice(r.invoice) : [];
+  checkIntRange(out, r.cyclesUsed, "cycles_used", 0, SIMULATION_LIMITS.cyclesUsed);
+  return out;
+}
+
+/** SimulatePromotionImpact's periods: 0 means the default. Returns the number of periods to forecast. */
+export function impactPeriods(out: Violation[], periods: number): number {
+  if (periods === 0) return SIMULATION_LIMITS.defaultPeriods;
+  checkIntRange(out, periods, "periods", 1, SIMULATION_LIMITS.maxPeriods);
+  return periods;
 }

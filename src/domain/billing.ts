@@ -74,11 +74,19 @@ export interface CandidatePromotion {
 
 /** Why this promotion is being considered for this invoice. */
 export interface Candidate {
+  /** Names this candidate among the ones priced together; its outcome carries it back (candidateKey). */
+  key: string;
   promotion: CandidatePromotion;
   /** Billing periods of this promotion the customer has already used (0 = first). Selects the phase. */
   cyclesUsed: number;
   /** When the customer redeemed it (NEXT_PERIOD timing starts after the period containing it); null = automatic. */
   redeemedAt: Date | null;
+  /**
+   * The customer's existing redemption this candidate applies, or null. Status and validity window
+   * gated that redemption when it was made, so they pass for it now: a redemption keeps applying on
+   * its pinned terms after the promotion is archived or its window closes.
+   */
+  redemptionId: string | null;
   /** Simulations may price drafts as if they were active. */
   allowDraft: boolean;
   /** A code the customer entered, to check against the promotion's code; null = none given. */
@@ -111,6 +119,8 @@ export interface PricedLine {
 }
 
 export interface PromotionOutcome {
+  /** The key of the candidate this is the outcome of. */
+  candidateKey: string;
   promotionId: string;
   promotionName: string;
   version: number;

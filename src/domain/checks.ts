@@ -138,6 +138,14 @@ export function checkUuid(out: Violation[], value: string, param: string): void 
   }
 }
 
+/** A request's id field as it must be before anything is looked up: a UUID, else INVALID_ARGUMENT naming it. */
+export function requireUuid(value: string, param = "id"): string {
+  const out: Violation[] = [];
+  checkUuid(out, value, param);
+  assertValid(out);
+  return value;
+}
+
 /** Whether `value` is a UUID in canonical 8-4-4-4-12 hex form. */
 export function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);

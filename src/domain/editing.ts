@@ -66,9 +66,7 @@ export function planUpdate(
       "expected_version",
     );
   }
-  if (current.status === "ARCHIVED") {
-    throw DomainError.of("failed_precondition", "invalid_status", "an ARCHIVED promotion is read-only; copy it to a new draft instead");
-  }
+  assertTransition("edit", current.status);
   if (touchesPhases(patch)) assertTransition("edit_phases", current.status);
 
   if (current.status === "DRAFT") {

@@ -43,6 +43,20 @@ export class DomainError extends Error {
   }
 }
 
+/** What each resource is called in a not-found message. */
+const RESOURCE_NAMES = {
+  promotion: "promotion",
+  customer: "customer",
+  subscription: "subscription",
+  redemption: "redemption",
+  code: "promotion code",
+} as const;
+
+/** A resource that does not exist for the caller's tenant: NOT_FOUND `<kind>_not_found`, naming the field that named it. */
+export function notFound(kind: keyof typeof RESOURCE_NAMES, id: string, param = "id"): DomainError {
+  return DomainError.of("not_found", `${kind}_not_found`, `${RESOURCE_NAMES[kind]} ${id} does not exist`, param);
+}
+
 /** Every detail in one line (the first five, then a count), each led by the field it is about. */
 function summarize(details: readonly Violation[]): string {
   if (details.length === 0) return "request failed";

@@ -70,7 +70,7 @@ export class ImpactForecast {
       const periodEnd = addInterval(start, subscription.interval, k + 1);
       const priced = priceInvoice(
         { customer, subscription, invoice, periodStart, periodEnd, at: periodStart },
-        [{ promotion: this.unlimited, cyclesUsed: k, redeemedAt: null, allowDraft: true, code: null, alreadyRedeemed: true }],
+        [{ key: this.unlimited.id, promotion: this.unlimited, cyclesUsed: k, redeemedAt: null, redemptionId: null, allowDraft: true, code: null, alreadyRedeemed: true }],
       );
       const outcome = priced.promotions[0];
       const bucket = this.raw[k];

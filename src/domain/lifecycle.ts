@@ -71,6 +71,16 @@ function statusOf(v: VersionFacts, live: VersionFacts | undefined, promotionStat
   return "SUPERSEDED";
 }
 
+/** Versions a publish at `now` cancels: published ones scheduled for later that have not taken effect. */
+export function cancelledByPublish<V extends VersionFacts>(versions: readonly V[], now: Date): V[] {
+  return versions.filter((v) => v.state === "published" && v.archivedReason === null && v.effectiveFrom !== null && v.effectiveFrom > now);
+}
+
+/** Versions a deactivation at `now` archives with it: those that never took effect (drafts, scheduled ones). */
+export function archivedByDeactivation<V extends VersionFacts>(versions: readonly V[], now: Date): V[] {
+  return versions.filter((v) => v.archivedReason === null && (v.state === "draft" || (v.effectiveFrom !== null && v.effectiveFrom > now)));
+}
+
 /** What a promotion is doing at `now`, from its status, window and counters. */
 export function derivedStatus(
   p: {
@@ -93,21 +103,38 @@ export function derivedStatus(
   return redemptionsUsedUp || budgetUsedUp ? "EXHAUSTED" : "LIVE";
 }
 
-/** The operations a promotion's status allows; each refusal is FAILED_PRECONDITION naming the status. */
-export function assertTransition(
-  action: "activate" | "deactivate" | "edit_phases",
-  status: PromotionStatus,
-): void {
-  const allowed: Record<typeof action, PromotionStatus[]> = {
-    activate: ["DRAFT"],
-    deactivate: ["ACTIVE"],
-    edit_phases: ["DRAFT"],
-  };
-  if (allowed[action].includes(status)) return;
-  const messages: Record<typeof action, string> = {
+/** What a caller may ask of a promotion, each allowed in some statuses only. */
+export type LifecycleAction = "activate" | "deactivate" | "edit" | "edit_phases" | "add_codes" | "change_codes";
+
+const ALLOWED: Record<LifecycleAction, readonly PromotionStatus[]> = {
+  activate: ["DRAFT"],
+  deactivate: ["ACTIVE"],
+  edit: ["DRAFT", "ACTIVE"],
+  edit_phases: ["DRAFT"],
+  add_codes: ["DRAFT", "ACTIVE"],
+  change_codes: ["DRAFT", "ACTIVE"],
+};
+
+/** The request field a refusal names. */
+const PARAM: Record<LifecycleAction, string> = {
+  activate: "",
+  deactivate: "",
+  edit: "",
+  edit_phases: "phases",
+  add_codes: "promotion_id",
+  change_codes: "id",
+};
+
+/** The one place a promotion's status allows or refuses an operation; each refusal is FAILED_PRECONDITION invalid_status naming the status. */
+export function assertTransition(action: LifecycleAction, status: PromotionStatus): void {
+  if (ALLOWED[action].includes(status)) return;
+  const messages: Record<LifecycleAction, string> = {
     activate: `only a DRAFT promotion can be activated; this one is ${status}`,
     deactivate: `only an ACTIVE promotion can be deactivated; this one is ${status}`,
+    edit: `an ${status} promotion is read-only; copy it to a new draft instead`,
     edit_phases: `phases, is_phased and archetype can only change while the promotion is a DRAFT; this one is ${status} (copy it to a new draft instead)`,
+    add_codes: `codes can be added only to a DRAFT or ACTIVE promotion; this one is ${status}`,
+    change_codes: `the codes of an ${status} promotion cannot change`,
   };
-  throw DomainError.of("failed_precondition", "invalid_status", messages[action], action === "edit_phases" ? "phases" : "");
+  throw DomainError.of("failed_precondition", "invalid_status", messages[action], PARAM[action]);
 }

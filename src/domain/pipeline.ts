@@ -65,6 +65,7 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
     const { terms } = promotion;
     const gates = checkGates(ctx, candidate);
     const outcome: PromotionOutcome = {
+      candidateKey: candidate.key,
       promotionId: promotion.id,
       promotionName: terms.name,
       version: promotion.version,
@@ -159,7 +160,7 @@ interface Gates {
 function checkGates(ctx: BillingContext, candidate: Candidate): Gates {
   const { promotion } = candidate;
   const { terms } = promotion;
-  const checks: Check[] = [statusCheck(candidate), windowCheck(terms, ctx.at)];
+  const checks: Check[] = [statusCheck(candidate), windowCheck(candidate, ctx.at)];
   if (terms.maxRedemptions !== null) {
     const used = promotion.currentRedemptions;
     const limit = terms.maxRedemptions;
@@ -201,7 +202,12 @@ function firstFailure(checks: readonly Check[], mode: PromotionTerms["conditionM
 }
 
 function statusCheck(candidate: Candidate): Check {
-  switch (candidate.promotion.status) {
+  const { status } = candidate.promotion;
+  // A redemption was admitted while the promotion was active; it keeps applying whatever happens after.
+  if (candidate.redemptionId !== null && status !== "ACTIVE") {
+    return { check: "status", passed: true, detail: `${status.toLowerCase()}, but this redemption was made while it was active and keeps applying` };
+  }
+  switch (status) {
     case "ACTIVE":
       return { check: "status", passed: true, detail: "active" };
     case "DRAFT":
@@ -213,12 +219,21 @@ function statusCheck(candidate: Candidate): Check {
   }
 }
 
-// valid_from is inclusive and valid_to exclusive, as everywhere else in the service.
-function windowCheck(terms: PromotionTerms, at: Date): Check {
+// valid_from is inclusive and valid_to exclusive, as everywhere else in the service. An existing
+// redemption was made inside the window, and the window gates new redemptions only.
+function windowCheck(candidate: Candidate, at: Date): Check {
   const check = "validity_window";
-  const { validFrom, validTo } = terms;
-  if (validFrom && at.getTime() < validFrom.getTime()) return { check, passed: false, detail: `not valid until ${validFrom.toISOString()}` };
-  if (validTo && at.getTime() >= validTo.getTime()) return { check, passed: false, detail: `expired at ${validTo.toISOString()}` };
+  const { validFrom, validTo } = candidate.promotion.terms;
+  const outside = validFrom && at.getTime() < validFrom.getTime()
+    ? `not valid until ${validFrom.toISOString()}`
+    : validTo && at.getTime() >= validTo.getTime()
+      ? `expired at ${validTo.toISOString()}`
+      : null;
+  if (outside !== null) {
+    return candidate.redemptionId !== null
+      ? { check, passed: true, detail: `${outside}, but this redemption was made inside the window and keeps applying` }
+      : { check, passed: false, detail: outside };
+  }
   const from = validFrom ? `from ${validFrom.toISOString()}` : "";
   const to = validTo ? `until ${validTo.toISOString()}` : "";
   return { check, passed: true, detail: from || to ? `valid ${[from, to].filter(Boolean).join(" ")}` : "no validity window" };

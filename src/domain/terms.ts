@@ -92,6 +92,15 @@ export interface PromotionTerms {
 /** The name a non-phased promotion's single phase always has. */
 export const DEFAULT_PHASE_NAME = "Default";
 
+/** What each enum field of the terms is when a request leaves it unspecified: the one table of these defaults. */
+export const ENUM_DEFAULTS = {
+  archetype: "STANDARD",
+  visibility: "PRIVATE",
+  applicationTiming: "IMMEDIATE",
+  conditionMode: "ALL",
+  budgetBehavior: "CAP",
+} as const satisfies Partial<PromotionTerms>;
+
 /** Terms a new promotion starts from before the request's fields are applied. */
 export function defaultTerms(): PromotionTerms {
   return {
@@ -99,18 +108,14 @@ export function defaultTerms(): PromotionTerms {
     description: "",
     publicDescription: "",
     code: "",
-    archetype: "STANDARD",
-    visibility: "PRIVATE",
+    ...ENUM_DEFAULTS,
     stackable: false,
     priority: 0,
-    applicationTiming: "IMMEDIATE",
-    conditionMode: "ALL",
     conditions: [],
     isPhased: false,
     phases: [],
     currency: "",
     maxBudget: null,
-    budgetBehavior: "CAP",
     maxRedemptions: null,
     maxRedemptionsPerCustomer: null,
     validFrom: null,

@@ -1,6 +1,8 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { BillingInterval, CustomerFacts, SubscriptionFacts, SubscriptionItem, SubscriptionStatus } from "../domain/billing.js";
-import { DomainError } from "../domain/errors.js";
+import { billingContextOf, checkPricingTarget, customerOfTarget, type PricingRules, type PricingTarget } from "../domain/billing-context.js";
+import type { BillingContext } from "../domain/billing.js";
+import { notFound } from "../domain/errors.js";
 import { Customer, Subscription } from "./entities.js";
 
 // Customers and subscriptions as the billing system last described them. Upserts are ordered by
@@ -119,14 +121,26 @@ export class BillingContextStore {
 
   async getCustomer(organizationId: string, id: string): Promise<StoredCustomer> {
     const found = await this.findCustomer(organizationId, id);
-    if (!found) throw DomainError.of("not_found", "customer_not_found", `customer ${id} does not exist`, "customer_id");
+    if (!found) throw notFound("customer", id, "customer_id");
     return found;
   }
 
   async getSubscription(organizationId: string, id: string): Promise<StoredSubscription> {
     const row = await this.em.findOne(Subscription, { organizationId, id });
-    if (!row) throw DomainError.of("not_found", "subscription_not_found", `subscription ${id} does not exist`, "subscription_id");
+    if (!row) throw notFound("subscription", id, "subscription_id");
     return subscriptionFrom(row);
+  }
+
+  /**
+   * The one billing-context loader (redeem, apply, simulate, preview): reads the subscription and
+   * customer a pricing target names; domain/billing-context.ts decides what the target may ask.
+   */
+  async billingContext(organizationId: string, target: PricingTarget, rules: PricingRules): Promise<BillingContext> {
+    checkPricingTarget(target, rules);
+    const subscription = target.subscriptionId === "" ? null : await this.getSubscription(organizationId, target.subscriptionId);
+    const customerId = customerOfTarget(target, subscription);
+    const customer = customerId === "" ? null : await this.findCustomer(organizationId, customerId);
+    return billingContextOf(target, { subscription, customer }, rules);
   }
 
   /**

@@ -1,54 +1,10 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { invoiceOf, type BillingContext, type CandidatePromotion, type InvoiceDraft } from "../domain/billing.js";
-import { DomainError } from "../domain/errors.js";
-import { addInterval } from "../domain/periods.js";
-import { BillingContextStore } from "./billing-context-store.js";
+import type { CandidatePromotion } from "../domain/billing.js";
+import { notFound } from "../domain/errors.js";
 import { findPromotionView, queryPromotionViews, type PromotionView } from "./promotion-views.js";
 
-// Loads what the pricing pipeline needs from storage: the billing context of one customer and
-// invoice, and candidate promotions with their terms in force and counters. Reads only.
-
-export interface PricingTarget {
-  customerId: string;
-  subscriptionId: string;
-  /** Inline invoice; exclusive with subscriptionId. */
-  invoice: InvoiceDraft | null;
-  periodStart: Date | null;
-  periodEnd: Date | null;
-  at: Date;
-  /** Refuse an unknown customer_id (simulation, preview); ApplyPromotions prices for any external id. */
-  requireKnownCustomer?: boolean;
-}
-
-export async function loadBillingContext(em: EntityManager, organizationId: string, target: PricingTarget): Promise<BillingContext> {
-  const hasSubscription = target.subscriptionId !== "";
-  if (hasSubscription === (target.invoice !== null)) {
-    throw DomainError.of("invalid_argument", "required", "give exactly one of subscription_id or invoice", hasSubscription ? "invoice" : "subscription_id");
-  }
-  const store = new BillingContextStore(em);
-  const subscription = hasSubscription ? await store.getSubscription(organizationId, target.subscriptionId) : null;
-  if (subscription && target.customerId !== "" && target.customerId !== subscription.customerId) {
-    throw DomainError.of("invalid_argument", "mismatch", `subscription ${subscription.id} belongs to customer ${subscription.customerId}, not ${target.customerId}`, "customer_id");
-  }
-  const customerId = subscription?.customerId ?? target.customerId;
-  const customer = customerId === "" ? null : await store.findCustomer(organizationId, customerId);
-  if (customer === null && target.customerId !== "" && target.requireKnownCustomer !== false) {
-    throw DomainError.of("not_found", "customer_not_found", `customer ${target.customerId} does not exist`, "customer_id");
-  }
-  const periodStart = target.periodStart ?? subscription?.currentPeriodStart ?? target.at;
-  const periodEnd = target.periodEnd ?? addInterval(periodStart, subscription?.interval ?? "MONTH");
-  if (periodEnd <= periodStart) {
-    throw DomainError.of("invalid_argument", "invalid_order", "billing_period_end must be after billing_period_start", "billing_period_end");
-  }
-  return {
-    customer,
-    subscription,
-    invoice: subscription ? invoiceOf(subscription) : (target.invoice as InvoiceDraft),
-    periodStart,
-    periodEnd,
-    at: target.at,
-  };
-}
+// Promotions as the pricing pipeline considers them: the terms in force and the live counts.
+// Reads only.
 
 export function candidateFrom(view: PromotionView): CandidatePromotion {
   return {
@@ -67,7 +23,7 @@ export async function loadPromotions(em: EntityManager, organizationId: string, 
   const promotions: CandidatePromotion[] = [];
   for (const [i, id] of [...new Set(ids)].entries()) {
     const view = await findPromotionView(em, organizationId, id, now);
-    if (!view) throw DomainError.of("not_found", "promotion_not_found", `promotion ${id} does not exist`, `promotion_ids[${i}]`);
+    if (!view) throw notFound("promotion", id, `promotion_ids[${i}]`);
     promotions.push(candidateFrom(view));
   }
   return promotions;

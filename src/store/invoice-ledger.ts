@@ -5,6 +5,7 @@ import { Promotion, PromotionVersion, Redemption } from "./entities.js";
 import { termsFromColumns } from "./terms-codec.js";
 import { traced } from "../observability/tracing.js";
 import { violatedUnique } from "./unique-violation.js";
+import { APPLIED_APPLICATION, LIVE_REDEMPTION, on } from "./ledger-sql.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the
 // terms of the version each was made under; how often automatic promotions already applied) and
@@ -55,7 +56,11 @@ export class InvoiceLedger {
     return row ? { requestHash: String(row.request_hash), priced: revivePriced(row.priced) } : null;
   }
 
-  /** The customer's ACTIVE redemptions, each with the terms of the version it pinned. */
+  /**
+   * The customer's ACTIVE redemptions, oldest first, each with the terms of the version it pinned
+   * and its promotion's status now (the pipeline lets a redemption apply after its promotion is
+   * archived or its window closes: domain/pipeline.ts).
+   */
   async redemptionCandidates(organizationId: string, customerId: string): Promise<RedemptionCandidate[]> {
     const em = this.em.fork();
     const redemptions = await em.find(Redemption, { organizationId, customerId, status: "ACTIVE" }, { orderBy: { createdAt: "asc", id: "asc" } });
@@ -68,9 +73,6 @@ export class InvoiceLedger {
       const v = versions.get(r.promotionVersionId ?? "");
       const p = promotions.get(r.promotionId);
       if (!v || !p) return [];
-      // A redemption keeps applying on its pinned terms after the promotion is archived or its
-      // window closes: status and window gate new redemptions, not the ones already made.
-      const terms = { ...termsFromColumns(v), validFrom: null, validTo: null };
       const candidate: RedemptionCandidate = {
         redemptionId: r.id,
         cyclesUsed: r.cyclesUsed,
@@ -78,9 +80,9 @@ export class InvoiceLedger {
         promotion: {
           id: p.id,
           createdAt: p.createdAt,
-          status: "ACTIVE" as PromotionStatus,
+          status: p.status as PromotionStatus,
           version: v.version,
-          terms,
+          terms: termsFromColumns(v),
           currentRedemptions: 0n,
           currentBudgetUsed: 0n,
         },
@@ -94,7 +96,7 @@ export class InvoiceLedger {
     const rows = await this.em.getConnection().execute<Row[]>(
       `select a.promotion_id, count(*) as n
          from invoice_applications a join invoices i on i.organization_id = a.organization_id and i.id = a.invoice_id
-        where a.organization_id = ? and i.customer_id = ? and a.redemption_id is null and a.status = 'APPLIED'
+        where a.organization_id = ? and i.customer_id = ? and a.redemption_id is null and ${on("a", APPLIED_APPLICATION)}
         group by a.promotion_id`,
       [organizationId, customerId],
       "all",
@@ -143,7 +145,7 @@ export class InvoiceLedger {
             await conn.execute(`insert into invoice_discount_lines (application_id, line_id, amount_minor) values (?, ?, ?)`, [a.id, line.lineId, line.amountMinor.toString()], "run", ctx);
           }
           if (a.redemptionId !== null) {
-            await conn.execute(`update redemptions set cycles_used = cycles_used + 1 where id = ? and status = 'ACTIVE'`, [a.redemptionId], "run", ctx);
+            await conn.execute(`update redemptions set cycles_used = cycles_used + 1 where id = ? and ${LIVE_REDEMPTION}`, [a.redemptionId], "run", ctx);
           }
         }
       }));

@@ -3,6 +3,7 @@ import { CompiledQuery } from "kysely";
 import { DomainError } from "../domain/errors.js";
 import { traced } from "../observability/tracing.js";
 import { asDate } from "./row-values.js";
+import { APPLIED_APPLICATION, LIVE_REDEMPTION, LIVE_REDEMPTION_OR_RELEASED } from "./ledger-sql.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
 // that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
@@ -156,10 +157,16 @@ export class Ledger {
     return existing[0]?.status === "ABANDONED" ? "abandoned" : "written";
   }
 
+  /** Every promotion that can hold reservations (any but drafts), for the sweeper. */
+  async promotionsThatMayHoldReservations(): Promise<string[]> {
+    const rows = await this.em.getConnection().execute<Row[]>(`select id from promotions where status <> 'DRAFT'`, [], "all");
+    return rows.map((r) => String(r.id));
+  }
+
   async findRedemption(organizationId: string, id: string): Promise<RedemptionRow | null> {
     const rows = await this.em
       .getConnection()
-      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and id = ? and status <> 'ABANDONED'`, [organizationId, id], "all");
+      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${LIVE_REDEMPTION_OR_RELEASED}`, [organizationId, id], "all");
     return rows[0] ? toRow(rows[0]) : null;
   }
 
@@ -191,7 +198,7 @@ export class Ledger {
     after: { createdAt: Date; id: string } | null;
     limit: number;
   }): Promise<RedemptionRow[]> {
-    const where = ["organization_id = ?", "status <> 'ABANDONED'"];
+    const where = ["organization_id = ?", LIVE_REDEMPTION_OR_RELEASED];
     const params: unknown[] = [q.organizationId];
     if (q.promotionId !== null) {
       where.push("promotion_id = ?");
@@ -221,7 +228,7 @@ export class Ledger {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
       const found = await conn.execute<Row[]>(
-        `select ${COLUMNS} from redemptions where organization_id = ? and id = ? and status <> 'ABANDONED' for update`,
+        `select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${LIVE_REDEMPTION_OR_RELEASED} for update`,
         [organizationId, id],
         "all",
         ctx,
@@ -262,19 +269,19 @@ export class Ledger {
       const head = bumped[0];
       if (!head) throw DomainError.of("not_found", "promotion_not_found", `promotion ${promotionId} does not exist`, "promotion_id");
       const customers = await conn.execute<Row[]>(
-        `select customer_id, count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE' group by customer_id`,
+        `select customer_id, count(*) as n from redemptions where promotion_id = ? and ${LIVE_REDEMPTION} group by customer_id`,
         [promotionId],
         "all",
         ctx,
       );
       const codes = await conn.execute<Row[]>(
-        `select code_id, count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE' and code_id is not null group by code_id`,
+        `select code_id, count(*) as n from redemptions where promotion_id = ? and ${LIVE_REDEMPTION} and code_id is not null group by code_id`,
         [promotionId],
         "all",
         ctx,
       );
       const budget = await conn.execute<Row[]>(
-        `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and status = 'APPLIED'`,
+        `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and ${APPLIED_APPLICATION}`,
         [promotionId],
         "all",
         ctx,

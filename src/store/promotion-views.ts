@@ -2,9 +2,10 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { derivedStatus } from "../domain/lifecycle.js";
 import type { FilterClause } from "../domain/filter.js";
 import type { DerivedStatus, PromotionStatus, PromotionTerms } from "../domain/terms.js";
-import { termsFromColumns } from "./terms-codec.js";
+import { termsFromRow, termSqlColumns } from "./terms-codec.js";
 import { filterToSql } from "./promotion-filter-sql.js";
 import { asBig, asDate } from "./row-values.js";
+import { APPLIED_APPLICATION, LIVE_REDEMPTION, on } from "./ledger-sql.js";
 
 // Reading promotions as clients see them: the promotion row joined with the version in force at
 // `now`. The join is computed per query, so a scheduled version is live the moment its time
@@ -57,11 +58,7 @@ export interface ViewQuery {
 // has started and was not cancelled. Mirrors domain/lifecycle.ts versionInForce.
 const TERMS_COLUMNS = `p.id, p.organization_id, p.status, p.version, p.head_version_id,
          p.created_at, p.updated_at, p.archived_at, p.deleted_at,
-         v.version as live_version, v.id as live_version_id, v.published_at, v.published_by, v.name, v.description,
-         v.public_description, v.code, v.archetype, v.visibility, v.stackable, v.priority,
-         v.application_timing, v.condition_mode, v.conditions, v.is_phased, v.phases, v.currency,
-         v.max_budget, v.budget_behavior, v.max_redemptions, v.max_redemptions_per_customer,
-         v.valid_from, v.valid_to, v.requires_continuous_coverage, v.metadata`;
+         v.version as live_version, v.id as live_version_id, v.published_at, v.published_by, ${termSqlColumns("v")}`;
 const IN_FORCE = `
   from promotions p
   join lateral (
@@ -72,15 +69,18 @@ const IN_FORCE = `
     order by v.version desc
     limit 1
   ) v on true`;
-const SELECT_TERMS = `select ${TERMS_COLUMNS} ${IN_FORCE}`;
+const SELECT_TERMS_WITH_SEQ = `select ${TERMS_COLUMNS}, p.terms_seq,
+    (select min(n.effective_from) from promotion_versions n
+      where n.promotion_id = p.id and n.state = 'published' and n.archived_reason is null and n.effective_from > ?) as next_version_at
+  ${IN_FORCE}`;
 const SELECT = `
   select ${TERMS_COLUMNS}, rc.n as current_redemptions, bc.b as current_budget_used ${IN_FORCE}
   cross join lateral (
-    select count(*) as n from redemptions r where r.promotion_id = p.id and r.status = 'ACTIVE'
+    select count(*) as n from redemptions r where r.promotion_id = p.id and ${on("r", LIVE_REDEMPTION)}
   ) rc
   cross join lateral (
     select coalesce(sum(a.budget_consumed_minor), 0) as b from invoice_applications a
-    where a.promotion_id = p.id and a.status = 'APPLIED'
+    where a.promotion_id = p.id and ${on("a", APPLIED_APPLICATION)}
   ) bc`;
 
 type Row = Record<string, unknown>;
@@ -124,16 +124,30 @@ export async function findPromotionView(
   return view;
 }
 
+/** What checkout caches about a promotion: its terms in force, its terms seq, and when they next change. */
+export interface CheckoutTerms {
+  view: TermsInForce;
+  /** The promotion's terms_seq, read in the same snapshot as the terms. */
+  seq: bigint;
+  /** When a version scheduled for later takes effect; null when none is. */
+  nextVersionAt: Date | null;
+}
+
 /**
- * The terms in force of one promotion of the tenant (not deleted), without counting its ledger:
- * the hot path's cache loads this after every terms change, on a promotion that may have millions
- * of redemptions.
+ * The terms in force of one promotion of the tenant (not deleted), with its terms seq and the next
+ * scheduled version, in one statement (one snapshot), without counting its ledger: the hot path's
+ * cache loads this after every terms change, on a promotion that may have millions of redemptions.
  */
-export async function findTermsInForce(em: EntityManager, organizationId: string, id: string, now: Date): Promise<TermsInForce | undefined> {
-  const rows = await em
-    .getConnection()
-    .execute<Row[]>(`${SELECT_TERMS} where p.organization_id = ? and p.deleted_at is null and p.id = ?`, [now, organizationId, id], "all", em.getTransactionContext());
-  return rows[0] ? toTermsInForce(rows[0]) : undefined;
+export async function findCheckoutTerms(em: EntityManager, organizationId: string, id: string, now: Date): Promise<CheckoutTerms | undefined> {
+  const rows = await em.getConnection().execute<Row[]>(
+    `${SELECT_TERMS_WITH_SEQ} where p.organization_id = ? and p.deleted_at is null and p.id = ?`,
+    [now, now, organizationId, id],
+    "all",
+    em.getTransactionContext(),
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return { view: toTermsInForce(row), seq: BigInt(String(row.terms_seq)), nextVersionAt: asDate(row.next_version_at) };
 }
 
 function toView(row: Row, now: Date): PromotionView {
@@ -149,30 +163,7 @@ function toView(row: Row, now: Date): PromotionView {
 }
 
 function toTermsInForce(row: Row): TermsInForce {
-  const terms = termsFromColumns({
-    name: String(row.name),
-    description: String(row.description),
-    publicDescription: String(row.public_description),
-    code: row.code === null ? null : String(row.code),
-    archetype: String(row.archetype),
-    visibility: String(row.visibility),
-    stackable: Boolean(row.stackable),
-    priority: Number(row.priority),
-    applicationTiming: String(row.application_timing),
-    conditionMode: String(row.condition_mode),
-    conditions: row.conditions as unknown[],
-    isPhased: Boolean(row.is_phased),
-    phases: row.phases as unknown[],
-    currency: row.currency === null ? null : String(row.currency),
-    maxBudget: asBig(row.max_budget),
-    budgetBehavior: String(row.budget_behavior),
-    maxRedemptions: asBig(row.max_redemptions),
-    maxRedemptionsPerCustomer: asBig(row.max_redemptions_per_customer),
-    validFrom: asDate(row.valid_from),
-    validTo: asDate(row.valid_to),
-    requiresContinuousCoverage: Boolean(row.requires_continuous_coverage),
-    metadata: (row.metadata ?? {}) as Record<string, string>,
-  });
+  const terms = termsFromRow(row);
   return {
     id: String(row.id),
     organizationId: String(row.organization_id),

@@ -1,8 +1,12 @@
 import type { AppliesTo, Condition, Effect, Phase, PromotionTerms } from "../domain/terms.js";
 import type { PromotionVersion } from "./entities.js";
+import { asBig, asDate } from "./row-values.js";
 
-// Terms <-> the columns and JSON documents of a promotion_versions row. JSON cannot hold bigint,
-// so amounts are stored as decimal strings and parsed back exactly.
+// Terms <-> the columns and JSON documents of a promotion_versions row, both as MikroORM entity
+// properties and as a raw SQL row (the reads that join versions by hand). The one mapping path of
+// every term field at the storage boundary; test/integration/terms-round-trip.test.ts proves that
+// no field is lost on the way. JSON cannot hold bigint, so amounts are stored as decimal strings
+// and parsed back exactly.
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -148,6 +152,69 @@ export type TermColumns = Pick<
   | "requiresContinuousCoverage"
   | "metadata"
 >;
+
+/** How each term column's raw SQL value is read back. */
+type ColumnKind = "string" | "nullable_string" | "boolean" | "integer" | "nullable_bigint" | "nullable_date" | "json";
+
+/** Every term column with its kind: a column missing here is a type error, so none can be forgotten. */
+const TERM_COLUMN_KINDS = {
+  name: "string",
+  description: "string",
+  publicDescription: "string",
+  code: "nullable_string",
+  archetype: "string",
+  visibility: "string",
+  stackable: "boolean",
+  priority: "integer",
+  applicationTiming: "string",
+  conditionMode: "string",
+  conditions: "json",
+  isPhased: "boolean",
+  phases: "json",
+  currency: "nullable_string",
+  maxBudget: "nullable_bigint",
+  budgetBehavior: "string",
+  maxRedemptions: "nullable_bigint",
+  maxRedemptionsPerCustomer: "nullable_bigint",
+  validFrom: "nullable_date",
+  validTo: "nullable_date",
+  requiresContinuousCoverage: "boolean",
+  metadata: "json",
+} as const satisfies Record<keyof TermColumns, ColumnKind>;
+
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** The SQL names of the term columns, each prefixed with `alias.` (for hand-written joins). */
+export function termSqlColumns(alias: string): string {
+  return Object.keys(TERM_COLUMN_KINDS).map((key) => `${alias}.${snake(key)}`).join(", ");
+}
+
+function readColumn(kind: ColumnKind, raw: unknown): unknown {
+  switch (kind) {
+    case "string":
+      return String(raw ?? "");
+    case "nullable_string":
+      return raw === null || raw === undefined ? null : String(raw);
+    case "boolean":
+      return Boolean(raw);
+    case "integer":
+      return Number(raw ?? 0);
+    case "nullable_bigint":
+      return asBig(raw);
+    case "nullable_date":
+      return asDate(raw);
+    case "json":
+      return raw ?? null;
+  }
+}
+
+/** The terms of a raw SQL row that selected termSqlColumns (snake_case names). */
+export function termsFromRow(row: Readonly<Record<string, unknown>>): PromotionTerms {
+  const columns = Object.fromEntries(
+    Object.entries(TERM_COLUMN_KINDS).map(([key, kind]) => [key, readColumn(kind, row[snake(key)])]),
+  ) as unknown as TermColumns;
+  return termsFromColumns({ ...columns, conditions: columns.conditions ?? [], phases: columns.phases ?? [], metadata: columns.metadata ?? {} });
+}
 
 export function termsToColumns(t: PromotionTerms): TermColumns {
   return {

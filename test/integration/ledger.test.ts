@@ -5,7 +5,7 @@ import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { Ledger, type RedemptionRow } from "../../src/store/ledger.js";
 import { LedgerBatcher } from "../../src/store/ledger-batch.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
-import { PromotionStore, type Actor } from "../../src/store/promotion-store.js";
+import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 // The ledger's fences against a real PostgreSQL: a rebuild waits for every ledger write that
@@ -46,7 +46,7 @@ beforeAll(async () => {
   orm = await openOrm({ databaseUrl: db.url });
   const org = await new ApiKeyStore(orm.em.fork()).ensureOrganization("ledger-co");
   actor = { organizationId: org.id, keyId: "test" };
-  const view = await new PromotionStore(orm.em.fork()).create(actor, {
+  const view = await new Promotions(orm.em.fork()).create(actor, {
     ...defaultTerms(),
     name: "Fenced",
     phases: [{ name: "Default", duration: "FOREVER", cycles: null, effects: [{ kind: "percentage_discount", percentBps: 1000, appliesTo: null }] }],

@@ -4,15 +4,16 @@ import { generateCodes, type CreateCodesInput } from "../../src/domain/codes.js"
 import { DomainError } from "../../src/domain/errors.js";
 import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
-import type { PromotionChangeHook } from "../../src/store/change-hook.js";
+import type { PromotionChangeHook } from "../../src/promotions/change-hook.js";
+import { PromotionCodes } from "../../src/promotions/codes.js";
+import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { CodeStore, type CodePosition, type PromotionCodeRecord } from "../../src/store/code-store.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
-import { PromotionStore, type Actor } from "../../src/store/promotion-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
-// CodeStore and the code rules of PromotionStore against a real PostgreSQL: uniqueness across
-// promotion_codes and primary codes, retiring, concurrency, bulk generation, resolve(), and the
-// change notification (terms_seq + hook).
+// The code use cases (src/promotions/codes.ts) and the primary-code rules of src/promotions/promotions.ts
+// against a real PostgreSQL: uniqueness across promotion_codes and primary codes, retiring, concurrency,
+// bulk generation, the checkout lookup (CodeStore.resolve), and the change notification (terms_seq + hook).
 
 let db: TestDatabase;
 let orm: MikroORM;
@@ -38,8 +39,10 @@ const input = (overrides: Partial<CreateCodesInput> = {}): CreateCodesInput => (
   ...overrides,
 });
 
-const promotions = (hook?: PromotionChangeHook) => new PromotionStore(orm.em.fork(), undefined, { onChanged: hook });
-const codes = (hook?: PromotionChangeHook) => new CodeStore(orm.em.fork(), undefined, { onChanged: hook });
+const promotions = (hook?: PromotionChangeHook) => new Promotions(orm.em.fork(), undefined, { onChanged: hook });
+const codes = (hook?: PromotionChangeHook) => new PromotionCodes(orm.em.fork(), undefined, { onChanged: hook });
+/** The hot path's lookup of a code typed at checkout (persistence: src/store/code-store.ts). */
+const lookup = () => new CodeStore(orm.em.fork());
 
 async function failure(work: Promise<unknown>): Promise<DomainError> {
   try {
@@ -92,7 +95,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-describe("CodeStore.create with explicit codes", () => {
+describe("PromotionCodes.create with explicit codes", () => {
   it("stores codes upper-cased, in request order, with the shared attributes", async () => {
     const id = await promotion({ draft: true });
     const expiresAt = new Date("2031-01-01T00:00:00.000Z");
@@ -157,7 +160,7 @@ describe("CodeStore.create with explicit codes", () => {
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
       const lost = results.find((r) => r.status === "rejected");
       expect(lost?.status === "rejected" ? lost.reason : null).toMatchObject({ kind: "already_exists", details: [expect.objectContaining({ code: "code_taken" })] });
-      const owner = await codes().resolve(actor.organizationId, code);
+      const owner = await lookup().resolve(actor.organizationId, code);
       expect([a, b]).toContain(owner?.promotionId);
     }
   });
@@ -177,7 +180,7 @@ describe("CodeStore.create with explicit codes", () => {
   });
 });
 
-describe("PromotionStore primary codes against promotion_codes", () => {
+describe("Promotions primary codes against promotion_codes", () => {
   it("refuses a primary code that is a live code of another promotion, on create, update and copy", async () => {
     const holder = await promotion();
     await codes().create(actor, holder, input({ codes: ["TAKEN-BY-ROW"] }));
@@ -200,11 +203,11 @@ describe("retiring codes", () => {
     await promotions().deactivate(actor, first);
     const [row] = await orm.em.fork().getConnection().execute<{ retired: boolean }[]>("select retired_at is not null as retired from promotion_codes where promotion_id = ?", [first]);
     expect(row?.retired).toBe(true);
-    expect(await codes().resolve(actor.organizationId, "seasonal")).toBeNull();
+    expect(await lookup().resolve(actor.organizationId, "seasonal")).toBeNull();
 
     const second = await promotion();
     await codes().create(actor, second, input({ codes: ["seasonal"] }));
-    expect(await codes().resolve(actor.organizationId, "SEASONAL")).toMatchObject({ promotionId: second });
+    expect(await lookup().resolve(actor.organizationId, "SEASONAL")).toMatchObject({ promotionId: second });
     // The archived promotion still lists its (retired) code.
     expect((await allCodes(first)).map((c) => c.code)).toEqual(["SEASONAL"]);
   });
@@ -213,15 +216,15 @@ describe("retiring codes", () => {
     const first = await promotion({ draft: true });
     const created = await codes().create(actor, first, input({ codes: ["GONE-SOON"] }));
     await promotions().softDelete(actor, first);
-    expect(await codes().resolve(actor.organizationId, "GONE-SOON")).toBeNull();
+    expect(await lookup().resolve(actor.organizationId, "GONE-SOON")).toBeNull();
     expect((await failure(codes().list(actor.organizationId, first, { active: null, after: null, limit: 10 }))).kind).toBe("not_found");
     expect((await failure(codes().update(actor, created.codes[0]?.id ?? "", { active: false }))).kind).toBe("not_found");
     await promotion({ code: "gone-soon" });
-    expect(await codes().resolve(actor.organizationId, "GONE-SOON")).toMatchObject({ codeId: null });
+    expect(await lookup().resolve(actor.organizationId, "GONE-SOON")).toMatchObject({ codeId: null });
   });
 });
 
-describe("CodeStore.create with generated codes", () => {
+describe("PromotionCodes.create with generated codes", () => {
   it("generates 100,000 unique codes in one call", async () => {
     const id = await promotion();
     const started = performance.now();
@@ -255,17 +258,17 @@ describe("CodeStore.create with generated codes", () => {
       return batch;
     };
     const id = await promotion();
-    const created = await new CodeStore(orm.em.fork(), undefined, { generate }).create(actor, id, input({ count: 5, prefix: "GEN-" }));
+    const created = await new PromotionCodes(orm.em.fork(), undefined, { generate }).create(actor, id, input({ count: 5, prefix: "GEN-" }));
     expect(created.createdCount).toBe(5);
     expect(created.codeValues.slice(0, 2)).toEqual(["GEN-NEW-1", "GEN-NEW-2"]);
     expect(rounds.map((r) => r.length)).toEqual([5, 3]);
     expect(rounds[1]?.every((c) => /^GEN-[A-Z2-9]{10}$/.test(c))).toBe(true);
     expect((await allCodes(id)).map((c) => c.code)).toEqual(created.codeValues);
-    expect(await codes().resolve(actor.organizationId, "GEN-ROW-1")).toMatchObject({ promotionId: holder });
+    expect(await lookup().resolve(actor.organizationId, "GEN-ROW-1")).toMatchObject({ promotionId: holder });
   });
 });
 
-describe("CodeStore.list", () => {
+describe("PromotionCodes.list", () => {
   it("pages oldest first without gaps or repeats, and filters by active", async () => {
     const id = await promotion();
     const made: string[] = [];
@@ -284,7 +287,7 @@ describe("CodeStore.list", () => {
   });
 });
 
-describe("CodeStore.update", () => {
+describe("PromotionCodes.update", () => {
   it("changes only the fields given; null clears a limit or the expiry", async () => {
     const id = await promotion();
     const expiresAt = new Date("2032-02-02T00:00:00.000Z");
@@ -294,7 +297,7 @@ describe("CodeStore.update", () => {
     expect(limited).toMatchObject({ maxRedemptions: 3n, minAmountMinor: 500n, firstTimeCustomersOnly: true, active: true, expiresAt, metadata: { a: "1" } });
     const cleared = await codes().update(actor, code.id, { maxRedemptions: null, minAmountMinor: null, expiresAt: null, metadata: { b: "2" }, active: false });
     expect(cleared).toMatchObject({ maxRedemptions: null, minAmountMinor: null, expiresAt: null, metadata: { b: "2" }, active: false, code: "EDIT-ME" });
-    expect(await codes().resolve(actor.organizationId, "edit-me")).toMatchObject({ active: false, codeId: code.id });
+    expect(await lookup().resolve(actor.organizationId, "edit-me")).toMatchObject({ active: false, codeId: code.id });
   });
 
   it("refuses another tenant (NOT_FOUND) and a code of an archived promotion (FAILED_PRECONDITION)", async () => {
@@ -323,12 +326,12 @@ describe("CodeStore.update", () => {
   });
 });
 
-describe("CodeStore.resolve", () => {
+describe("CodeStore.resolve (checkout lookup)", () => {
   it("finds a code row with its limits, case-insensitively, and a primary code with none", async () => {
     const id = await promotion({ code: "MAIN-CODE" });
     const expiresAt = new Date("2033-03-03T00:00:00.000Z");
     const [row] = (await codes().create(actor, id, input({ codes: ["EXTRA-CODE"], maxRedemptions: 7n, minAmountMinor: 900n, firstTimeCustomersOnly: true, expiresAt }))).codes;
-    expect(await codes().resolve(actor.organizationId, " extra-code ")).toEqual({
+    expect(await lookup().resolve(actor.organizationId, " extra-code ")).toEqual({
       promotionId: id,
       codeId: row?.id,
       code: "EXTRA-CODE",
@@ -337,8 +340,10 @@ describe("CodeStore.resolve", () => {
       minAmountMinor: 900n,
       firstTimeCustomersOnly: true,
       expiresAt,
+      // created (1), activated (2), a code added (3): read in the same statement as the code
+      termsSeq: 3n,
     });
-    expect(await codes().resolve(actor.organizationId, "main-code")).toEqual({
+    expect(await lookup().resolve(actor.organizationId, "main-code")).toEqual({
       promotionId: id,
       codeId: null,
       code: "MAIN-CODE",
@@ -347,17 +352,18 @@ describe("CodeStore.resolve", () => {
       minAmountMinor: null,
       firstTimeCustomersOnly: false,
       expiresAt: null,
+      termsSeq: 3n,
     });
   });
 
   it("finds nothing for unknown, malformed or another tenant's codes", async () => {
     const id = await promotion({ code: "TENANT-ONLY" });
     await codes().create(actor, id, input({ codes: ["TENANT-EXTRA"] }));
-    expect(await codes().resolve(other.organizationId, "TENANT-ONLY")).toBeNull();
-    expect(await codes().resolve(other.organizationId, "TENANT-EXTRA")).toBeNull();
-    expect(await codes().resolve(actor.organizationId, "NO-SUCH-CODE")).toBeNull();
-    expect(await codes().resolve(actor.organizationId, "bad code'; --")).toBeNull();
-    expect(await codes().resolve(actor.organizationId, "")).toBeNull();
+    expect(await lookup().resolve(other.organizationId, "TENANT-ONLY")).toBeNull();
+    expect(await lookup().resolve(other.organizationId, "TENANT-EXTRA")).toBeNull();
+    expect(await lookup().resolve(actor.organizationId, "NO-SUCH-CODE")).toBeNull();
+    expect(await lookup().resolve(actor.organizationId, "bad code'; --")).toBeNull();
+    expect(await lookup().resolve(actor.organizationId, "")).toBeNull();
   });
 });
 
@@ -403,7 +409,7 @@ describe("change notification", () => {
     const id = await promotion();
     const created = await codes(hook).create(actor, id, input({ codes: ["HOOK-FAILS"] }));
     expect(created.createdCount).toBe(1);
-    expect(await codes().resolve(actor.organizationId, "HOOK-FAILS")).toMatchObject({ promotionId: id });
+    expect(await lookup().resolve(actor.organizationId, "HOOK-FAILS")).toMatchObject({ promotionId: id });
     const archived = await promotions(hook).deactivate(actor, id);
     expect(archived.status).toBe("ARCHIVED");
   });

@@ -3,11 +3,11 @@ import { DomainError } from "../../src/domain/errors.js";
 import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
-import { PromotionStore, type Actor } from "../../src/store/promotion-store.js";
+import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { queryPromotionViews } from "../../src/store/promotion-views.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
-// The store against a real PostgreSQL: versions, the clock-driven switch to scheduled terms,
+// Managing promotions (src/promotions/promotions.ts) against a real PostgreSQL: versions, the clock-driven switch to scheduled terms,
 // row locking under concurrent edits, and code uniqueness.
 
 let db: TestDatabase;
@@ -22,9 +22,9 @@ const terms = (overrides: Partial<PromotionTerms> = {}): PromotionTerms => ({
   ...overrides,
 });
 
-/** A store whose clock the test moves by hand. */
+/** The use cases with a clock the test moves by hand. */
 function storeAt(clock: { now: Date }) {
-  return new PromotionStore(orm.em.fork(), () => clock.now);
+  return new Promotions(orm.em.fork(), () => clock.now);
 }
 
 async function failure(work: Promise<unknown>): Promise<DomainError> {
@@ -64,7 +64,7 @@ describe("schema", () => {
   });
 });
 
-describe("PromotionStore versions", () => {
+describe("Promotions versions", () => {
   it("switches to a scheduled version when its time comes, without any job", async () => {
     const clock = { now: new Date("2026-03-01T00:00:00Z") };
     const created = await storeAt(clock).create(actor, terms({ priority: 1 }));

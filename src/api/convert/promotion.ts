@@ -2,10 +2,12 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
 import * as types from "../../../gen/promotions/v1/types_pb.js";
+import type { CreatePromotionRequest, UpdatePromotionRequest } from "../../../gen/promotions/v1/promotion_service_pb.js";
+import { shorthandPhases, type TermsPatch } from "../../domain/editing.js";
 import type { Violation } from "../../domain/errors.js";
 import * as d from "../../domain/terms.js";
+import type { VersionRecord } from "../../promotions/promotions.js";
 import type { PromotionView } from "../../store/promotion-views.js";
-import type { VersionRecord } from "../../store/promotion-store.js";
 
 // protobuf messages <-> domain values. Nothing here decides anything: unknown enum numbers and
 // unreadable timestamps are reported as violations for the validation module to fail with.
@@ -94,6 +96,86 @@ export const conditionsFromProto = (list: readonly types.Condition[], problems: 
 
 export const phasesFromProto = (list: readonly types.Phase[], problems: ConversionProblems): d.Phase[] =>
   list.map((p, i) => phaseFromProto(p, `phases[${i}]`, problems));
+
+/** Each enum field of the terms: its proto enum, the domain's values, and the request field naming it. */
+const TERM_ENUMS = {
+  archetype: { names: pb.Archetype, values: d.ARCHETYPES, param: "archetype" },
+  visibility: { names: pb.Visibility, values: d.VISIBILITIES, param: "visibility" },
+  applicationTiming: { names: pb.ApplicationTiming, values: d.APPLICATION_TIMINGS, param: "application_timing" },
+  conditionMode: { names: pb.ConditionMode, values: d.CONDITION_MODES, param: "condition_mode" },
+  budgetBehavior: { names: pb.BudgetBehavior, values: d.BUDGET_BEHAVIORS, param: "budget_behavior" },
+} as const;
+type TermEnum = keyof typeof TERM_ENUMS;
+
+/** An enum term field of a request as a domain value; UNSPECIFIED is the domain's default (ENUM_DEFAULTS). */
+function termEnum<K extends TermEnum>(problems: ConversionProblems, key: K, value: number): d.PromotionTerms[K] {
+  const e = TERM_ENUMS[key];
+  return problems.enumValue(e.names, value, e.values as readonly string[], d.ENUM_DEFAULTS[key], e.param) as d.PromotionTerms[K];
+}
+
+/** CreatePromotionRequest -> the terms of the new draft (`effects` is the shorthand for a single Default phase). */
+export function termsFromCreateRequest(req: CreatePromotionRequest, problems: ConversionProblems): { terms: d.PromotionTerms; effectsShorthand: boolean } {
+  const effectsShorthand = req.effects.length > 0;
+  if (effectsShorthand && req.phases.length > 0) {
+    problems.violations.push({ param: "effects", code: "not_allowed", message: "give either effects (a single Default phase) or phases, not both" });
+  }
+  const terms: d.PromotionTerms = {
+    name: req.name,
+    description: req.description,
+    publicDescription: req.publicDescription,
+    code: req.code,
+    archetype: termEnum(problems, "archetype", req.archetype),
+    visibility: termEnum(problems, "visibility", req.visibility),
+    stackable: req.stackable,
+    priority: req.priority,
+    applicationTiming: termEnum(problems, "applicationTiming", req.applicationTiming),
+    conditionMode: termEnum(problems, "conditionMode", req.conditionMode),
+    conditions: conditionsFromProto(req.conditions, problems),
+    isPhased: req.isPhased,
+    phases: effectsShorthand ? shorthandPhases(req.effects.map(effectFromProto)) : phasesFromProto(req.phases, problems),
+    currency: req.currency,
+    maxBudget: req.maxBudget ?? null,
+    budgetBehavior: termEnum(problems, "budgetBehavior", req.budgetBehavior),
+    maxRedemptions: req.maxRedemptions ?? null,
+    maxRedemptionsPerCustomer: req.maxRedemptionsPerCustomer ?? null,
+    validFrom: problems.date(req.validFrom, "valid_from"),
+    validTo: problems.date(req.validTo, "valid_to"),
+    requiresContinuousCoverage: req.requiresContinuousCoverage,
+    metadata: { ...req.metadata },
+  };
+  return { terms, effectsShorthand };
+}
+
+/** 0 removes a limit in an update: limits are otherwise always positive. */
+const limitPatch = (v: bigint): bigint | null => (v === 0n ? null : v);
+
+/** UpdatePromotionRequest -> the fields it sets (unset fields are absent from the patch). */
+export function patchFromUpdateRequest(req: UpdatePromotionRequest, problems: ConversionProblems): TermsPatch {
+  const patch: TermsPatch = {};
+  if (req.name !== undefined) patch.name = req.name;
+  if (req.description !== undefined) patch.description = req.description;
+  if (req.publicDescription !== undefined) patch.publicDescription = req.publicDescription;
+  if (req.code !== undefined) patch.code = req.code;
+  if (req.archetype !== undefined) patch.archetype = termEnum(problems, "archetype", req.archetype);
+  if (req.visibility !== undefined) patch.visibility = termEnum(problems, "visibility", req.visibility);
+  if (req.stackable !== undefined) patch.stackable = req.stackable;
+  if (req.priority !== undefined) patch.priority = req.priority;
+  if (req.applicationTiming !== undefined) patch.applicationTiming = termEnum(problems, "applicationTiming", req.applicationTiming);
+  if (req.conditionMode !== undefined) patch.conditionMode = termEnum(problems, "conditionMode", req.conditionMode);
+  if (req.conditions !== undefined) patch.conditions = conditionsFromProto(req.conditions.conditions, problems);
+  if (req.isPhased !== undefined) patch.isPhased = req.isPhased;
+  if (req.phases !== undefined) patch.phases = phasesFromProto(req.phases.phases, problems);
+  if (req.currency !== undefined) patch.currency = req.currency;
+  if (req.maxBudget !== undefined) patch.maxBudget = limitPatch(req.maxBudget);
+  if (req.budgetBehavior !== undefined) patch.budgetBehavior = termEnum(problems, "budgetBehavior", req.budgetBehavior);
+  if (req.maxRedemptions !== undefined) patch.maxRedemptions = limitPatch(req.maxRedemptions);
+  if (req.maxRedemptionsPerCustomer !== undefined) patch.maxRedemptionsPerCustomer = limitPatch(req.maxRedemptionsPerCustomer);
+  if (req.validFrom !== undefined) patch.validFrom = problems.date(req.validFrom, "valid_from");
+  if (req.validTo !== undefined) patch.validTo = problems.date(req.validTo, "valid_to");
+  if (req.requiresContinuousCoverage !== undefined) patch.requiresContinuousCoverage = req.requiresContinuousCoverage;
+  if (req.metadata !== undefined) patch.metadata = { ...req.metadata.entries };
+  return patch;
+}
 
 // ---- domain -> proto ----
 

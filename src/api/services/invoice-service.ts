@@ -1,15 +1,15 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { InvoiceService } from "../../../gen/promotions/v1/invoice_service_pb.js";
+import type { Checkout } from "../../checkout/checkout.js";
 import { validateApplyRequest } from "../../domain/billing-validation.js";
 import { assertValid } from "../../domain/checks.js";
-import type { Invoicer } from "../../counters/invoicer.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
 import { requestScope } from "../request-scope.js";
 
-// promotions.v1.InvoiceService: maps messages, calls the Invoicer (src/counters/invoicer.ts).
+// promotions.v1.InvoiceService: maps messages, calls the checkout use case (src/checkout/invoicer.ts).
 
-export function invoiceService(invoicer: Invoicer): ServiceImpl<typeof InvoiceService> {
+export function invoiceService(checkout: Checkout): ServiceImpl<typeof InvoiceService> {
   return {
     async applyPromotions(req, ctx) {
       const { em, actor } = requestScope(ctx);
@@ -18,7 +18,7 @@ export function invoiceService(invoicer: Invoicer): ServiceImpl<typeof InvoiceSe
       const periodStart = problems.date(req.billingPeriodStart, "billing_period_start");
       const periodEnd = problems.date(req.billingPeriodEnd, "billing_period_end");
       assertValid([...problems.violations, ...validateApplyRequest({ invoiceId: req.invoiceId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice })]);
-      const result = await invoicer.apply(em, actor.organizationId, {
+      const result = await checkout.invoicer.apply(checkout.stores(em), actor.organizationId, {
         invoiceId: req.invoiceId,
         customerId: req.customerId,
         subscriptionId: req.subscriptionId,

@@ -3,14 +3,13 @@ import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
 import type { PromotionVersionService } from "../../../gen/promotions/v1/promotion_version_service_pb.js";
 import { DomainError, type Violation } from "../../domain/errors.js";
 import { VERSION_STATUSES, type VersionStatus } from "../../domain/terms.js";
-import { assertValid, checkPageLimit } from "../../domain/checks.js";
-import { PromotionStore } from "../../store/promotion-store.js";
+import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
+import { Promotions } from "../../promotions/promotions.js";
 import { ConversionProblems, termsMessage, versionToProto } from "../convert/promotion.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
-import { promotionId } from "./promotion-service.js";
 import { requestScope } from "../request-scope.js";
 
-// promotions.v1.PromotionVersionService: the edit-as-publish history of a promotion.
+// promotions.v1.PromotionVersionService: the edit-as-publish history of a promotion (src/promotions/promotions.ts).
 
 const CURSOR_KIND = "promotion_versions";
 
@@ -29,7 +28,7 @@ export function promotionVersionService(): ServiceImpl<typeof PromotionVersionSe
       }
       assertValid([...out, ...problems.violations]);
       const beforeVersion = req.cursor === "" ? null : versionFrom(decodeCursor(CURSOR_KIND, req.cursor));
-      const records = await new PromotionStore(em, clock).listVersions(actor.organizationId, promotionId(req.id), {
+      const records = await new Promotions(em, clock).listVersions(actor.organizationId, requireUuid(req.id), {
         statuses,
         beforeVersion,
         limit: limit + 1,
@@ -48,7 +47,7 @@ export function promotionVersionService(): ServiceImpl<typeof PromotionVersionSe
       if (req.version < 1n || req.version > 2_147_483_647n) {
         throw DomainError.of("invalid_argument", "out_of_range", `version must be between 1 and 2147483647 (got ${req.version})`, "version");
       }
-      const record = await new PromotionStore(em, clock).getVersion(actor.organizationId, promotionId(req.id), Number(req.version));
+      const record = await new Promotions(em, clock).getVersion(actor.organizationId, requireUuid(req.id), Number(req.version));
       return { version: versionToProto(record), terms: termsMessage(record.terms) };
     },
   };

@@ -1,17 +1,17 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
-import { DomainError, type Violation } from "../../domain/errors.js";
-import { checkRedemptionListScope, validateRedeemRequest } from "../../domain/redemption.js";
-import { assertValid, checkPageLimit } from "../../domain/checks.js";
-import type { RedeemInput, Redeemer } from "../../counters/redeemer.js";
+import type { Checkout } from "../../checkout/checkout.js";
+import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
+import { notFound, type Violation } from "../../domain/errors.js";
+import { checkRedemptionListScope, validateRedeemRequest, type RedeemRequest } from "../../domain/redemption.js";
+import { normalizeCode } from "../../domain/terms.js";
 import { Ledger, type RedemptionRow } from "../../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
 import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
-import { promotionId } from "./promotion-service.js";
 import { requestScope } from "../request-scope.js";
 
-// promotions.v1.RedemptionService: maps messages, calls the Redeemer (src/counters/redeemer.ts).
+// promotions.v1.RedemptionService: maps messages, calls the checkout use cases (src/checkout/redeemer.ts).
 
 const CURSOR_KIND = "redemptions";
 
@@ -25,9 +25,9 @@ interface RedeemFields {
   metadata?: Record<string, string>;
 }
 
-function redeemInput(req: RedeemFields): RedeemInput {
-  const input: RedeemInput = {
-    code: req.code.trim(),
+function redeemRequest(req: RedeemFields): RedeemRequest {
+  const input: RedeemRequest = {
+    code: normalizeCode(req.code),
     promotionId: req.promotionId,
     customerId: req.customerId,
     subscriptionId: req.subscriptionId,
@@ -58,11 +58,12 @@ export function redemptionToProto(r: RedemptionRow): Redemption {
   };
 }
 
-export function redemptionService(redeemer: Redeemer): ServiceImpl<typeof RedemptionService> {
+export function redemptionService(checkout: Checkout): ServiceImpl<typeof RedemptionService> {
+  const { redeemer } = checkout;
   return {
     async validateCode(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const v = await redeemer.validate(em, actor.organizationId, redeemInput(req));
+      const v = await redeemer.validate(checkout.stores(em), actor.organizationId, redeemRequest(req));
       return {
         valid: v.valid,
         reason: v.reason,
@@ -77,21 +78,21 @@ export function redemptionService(redeemer: Redeemer): ServiceImpl<typeof Redemp
 
     async redeemPromotion(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const row = await redeemer.redeem(em, actor.organizationId, redeemInput(req));
+      const row = await redeemer.redeem(checkout.stores(em), actor.organizationId, redeemRequest(req));
       return { redemption: redemptionToProto(row) };
     },
 
     async releaseRedemption(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const row = await redeemer.release(em, actor.organizationId, promotionId(req.id));
+      const row = await redeemer.release(checkout.stores(em), actor.organizationId, requireUuid(req.id));
       return { redemption: redemptionToProto(row) };
     },
 
     async getRedemption(req, ctx) {
       const { em, actor } = requestScope(ctx);
-      const id = promotionId(req.id);
+      const id = requireUuid(req.id);
       const row = await new Ledger(em).findRedemption(actor.organizationId, id);
-      if (!row) throw DomainError.of("not_found", "redemption_not_found", `redemption ${id} does not exist`, "id");
+      if (!row) throw notFound("redemption", id);
       return { redemption: redemptionToProto(row) };
     },
 
@@ -104,7 +105,7 @@ export function redemptionService(redeemer: Redeemer): ServiceImpl<typeof Redemp
       const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor);
       const rows = await new Ledger(em).listRedemptions({
         organizationId: actor.organizationId,
-        promotionId: req.promotionId === "" ? null : promotionId(req.promotionId, "promotion_id"),
+        promotionId: req.promotionId === "" ? null : requireUuid(req.promotionId, "promotion_id"),
         customerId: req.customerId === "" ? null : req.customerId,
         after,
         limit: limit + 1,

@@ -77,7 +77,7 @@ export function promotion(id: string, t: PromotionTerms, over: Partial<Candidate
 }
 
 export function candidate(p: CandidatePromotion, over: Partial<Candidate> = {}): Candidate {
-  return { promotion: p, cyclesUsed: 0, redeemedAt: null, allowDraft: false, code: null, alreadyRedeemed: false, ...over };
+  return { key: p.id, promotion: p, cyclesUsed: 0, redeemedAt: null, redemptionId: null, allowDraft: false, code: null, alreadyRedeemed: false, ...over };
 }
 
 /** A candidate for a promotion with `id` and these effects (and terms overrides). */

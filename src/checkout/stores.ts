@@ -1,0 +1,33 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { BillingContextStore } from "../store/billing-context-store.js";
+import { automaticPromotions } from "../store/candidate-promotions.js";
+import { CodeStore } from "../store/code-store.js";
+import { InvoiceLedger } from "../store/invoice-ledger.js";
+import { Ledger } from "../store/ledger.js";
+import type { LedgerBatcher } from "../store/ledger-batch.js";
+import { findCheckoutTerms } from "../store/promotion-views.js";
+import type { CheckoutStores } from "./ports.js";
+
+/** The real stores of one checkout call, on its EntityManager; redemptions are written by the process's group commit. */
+export function checkoutStores(em: EntityManager, batcher: LedgerBatcher): CheckoutStores {
+  const ledger = new Ledger(em);
+  const billing = new BillingContextStore(em);
+  return {
+    ledger: {
+      write: (row) => batcher.write(row),
+      findByIdempotencyKey: (organizationId, key) => ledger.findByIdempotencyKey(organizationId, key),
+      findReservation: (organizationId, id) => ledger.findReservation(organizationId, id),
+      releaseRedemption: (organizationId, id, now) => ledger.releaseRedemption(organizationId, id, now),
+      rebuild: (promotionId) => ledger.rebuild(promotionId),
+    },
+    invoices: new InvoiceLedger(em),
+    catalog: {
+      checkoutTerms: (organizationId, promotionId, now) => findCheckoutTerms(em, organizationId, promotionId, now),
+      resolveCode: (organizationId, code) => new CodeStore(em).resolve(organizationId, code),
+    },
+    pricing: {
+      billingContext: (organizationId, target, rules) => billing.billingContext(organizationId, target, rules),
+      automaticPromotions: (organizationId, now) => automaticPromotions(em, organizationId, now),
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { assertValid } from "../domain/checks.js";
+import { CODE_LIMITS, generateCodes, validateCreateCodes, type CodeAttributes, type CodePatch, type CreateCodesInput } from "../domain/codes.js";
+import { DomainError, notFound, type Violation } from "../domain/errors.js";
+import { assertTransition } from "../domain/lifecycle.js";
+import type { TakenCode } from "../store/code-uniqueness.js";
+import { CodeStore, type CodePosition, type PromotionCodeRecord } from "../store/code-store.js";
+import type { Actor } from "../store/promotion-store.js";
+import { sequentialUuids } from "../store/sequential-ids.js";
+import { notifyChanged, type ChangeNotification } from "./change-hook.js";
+
+// A promotion's extra codes: bulk creation (explicit lists, all or nothing, or up to 100,000
+// generated ones that never fail on a collision), keyset listing and per-code updates. Each change
+// moves the promotion's terms_seq in its transaction and tells the change hook after commit.
+
+export interface CreatedCodes {
+  createdCount: number;
+  /** Every created code, in creation order (= list order). */
+  codeValues: string[];
+  /** The first CODE_LIMITS.fullCodesInResponse created codes in full. */
+  codes: PromotionCodeRecord[];
+}
+
+/** Generated codes that collide with live ones are drawn again; this many rounds is far beyond need. */
+const MAX_GENERATION_ROUNDS = 8;
+
+export interface PromotionCodesOptions extends ChangeNotification {
+  /** Where generated codes come from; domain/codes.ts generateCodes unless a test needs collisions. */
+  generate?: typeof generateCodes;
+}
+
+export class PromotionCodes {
+  private readonly store: CodeStore;
+
+  constructor(
+    em: EntityManager,
+    private readonly clock: () => Date = () => new Date(),
+    private readonly options: PromotionCodesOptions = {},
+  ) {
+    this.store = new CodeStore(em);
+  }
+
+  /**
+   * Adds codes to a DRAFT or ACTIVE promotion. Explicit codes are all-or-nothing: one taken code
+   * (ALREADY_EXISTS `code_taken` at `codes[i]`) creates none. Generated codes never fail on a
+   * collision; colliding ones are drawn again.
+   */
+  async create(actor: Actor, promotionId: string, input: CreateCodesInput, inputViolations: readonly Violation[] = []): Promise<CreatedCodes> {
+    const { violations, source } = validateCreateCodes(input);
+    assertValid([...inputViolations, ...violations]);
+    const now = this.clock();
+    const attributes: CodeAttributes = {
+      maxRedemptions: input.maxRedemptions,
+      minAmountMinor: input.minAmountMinor,
+      firstTimeCustomersOnly: input.firstTimeCustomersOnly,
+      expiresAt: input.expiresAt,
+      metadata: { ...input.metadata },
+    };
+    const nextId = sequentialUuids(now);
+    const { created, termsSeq } = await this.store.transaction(async (tx) => {
+      const status = await tx.lockPromotion(actor.organizationId, promotionId);
+      if (status === null) throw notFound("promotion", promotionId, "promotion_id");
+      assertTransition("add_codes", status);
+      await tx.lockTenantCodes(actor.organizationId);
+      const insert = (codes: readonly string[]) =>
+        tx.insert({ organizationId: actor.organizationId, promotionId, now, attributes }, codes.map((code) => ({ id: nextId(), code })));
+      let rows: { id: string; code: string }[];
+      if (source.kind === "explicit") {
+        const taken = await tx.findTaken(actor.organizationId, source.codes);
+        if (taken.length > 0) throw codesTaken(taken, promotionId);
+        rows = await insert(source.codes);
+        if (rows.length !== source.codes.length) {
+          // Unreachable while every code writer holds the tenant lock; refuse rather than half-create.
+          const inserted = new Set(rows.map((r) => r.code));
+          const missing = source.codes.flatMap((code, index) => (inserted.has(code) ? [] : [{ index, code, promotionId: "", heldAs: "code" as const }]));
+          throw codesTaken(missing, promotionId);
+        }
+      } else {
+        rows = [];
+        const tried = new Set<string>();
+        for (let round = 0; rows.length < source.count; round++) {
+          if (round === MAX_GENERATION_ROUNDS) {
+            throw DomainError.of("resource_exhausted", "codes_exhausted", "could not generate enough unique codes with this prefix; use a longer or different prefix", "prefix");
+          }
+          const batch = (this.options.generate ?? generateCodes)(source.count - rows.length, source.prefix, tried);
+          for (const code of batch) tried.add(code);
+          rows.push(...(await insert(batch)));
+        }
+      }
+      return { created: rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), termsSeq: await tx.bumpTermsSeq(promotionId) };
+    });
+    await notifyChanged(this.options, actor.organizationId, promotionId, termsSeq);
+    return {
+      createdCount: created.length,
+      codeValues: created.map((r) => r.code),
+      codes: created.slice(0, CODE_LIMITS.fullCodesInResponse).map((r) => ({
+        id: r.id,
+        promotionId,
+        code: r.code,
+        active: true,
+        redemptionCount: 0n,
+        createdAt: now,
+        ...attributes,
+        metadata: { ...attributes.metadata },
+      })),
+    };
+  }
+
+  /** A page of a promotion's codes, oldest first, after `after`. A deleted promotion has none (NOT_FOUND). */
+  async list(organizationId: string, promotionId: string, q: { active: boolean | null; after: CodePosition | null; limit: number }): Promise<PromotionCodeRecord[]> {
+    if (!(await this.store.promotionExists(organizationId, promotionId))) throw notFound("promotion", promotionId, "promotion_id");
+    return this.store.list(organizationId, promotionId, q);
+  }
+
+  /** One code of the tenant, or NOT_FOUND (also when its promotion is deleted). */
+  async get(organizationId: string, id: string): Promise<PromotionCodeRecord> {
+    const found = await this.store.find(organizationId, id);
+    if (!found) throw notFound("code", id);
+    return found;
+  }
+
+  /** Changes the fields the patch sets; the code of an archived promotion cannot change (FAILED_PRECONDITION). */
+  async update(actor: Actor, id: string, patch: CodePatch): Promise<PromotionCodeRecord> {
+    const { promotionId, termsSeq } = await this.store.transaction(async (tx) => {
+      const code = await tx.findCode(actor.organizationId, id);
+      if (!code) throw notFound("code", id);
+      const promotionId = code.promotionId;
+      const status = await tx.lockPromotion(actor.organizationId, promotionId);
+      if (status === null) throw notFound("code", id);
+      assertTransition("change_codes", status);
+      await tx.lockTenantCodes(actor.organizationId);
+      if (patch.active !== undefined) code.active = patch.active;
+      if (patch.maxRedemptions !== undefined) code.maxRedemptions = patch.maxRedemptions;
+      if (patch.minAmountMinor !== undefined) code.minAmountMinor = patch.minAmountMinor;
+      if (patch.firstTimeCustomersOnly !== undefined) code.firstTimeCustomersOnly = patch.firstTimeCustomersOnly;
+      if (patch.expiresAt !== undefined) code.expiresAt = patch.expiresAt;
+      if (patch.metadata !== undefined) code.metadata = { ...patch.metadata };
+      code.updatedAt = this.clock();
+      await tx.flush();
+      return { promotionId, termsSeq: await tx.bumpTermsSeq(promotionId) };
+    });
+    await notifyChanged(this.options, actor.organizationId, promotionId, termsSeq);
+    return this.get(actor.organizationId, id);
+  }
+}
+
+function codesTaken(taken: readonly TakenCode[], promotionId: string): DomainError {
+  return new DomainError(
+    "already_exists",
+    taken.map((t) => ({
+      param: `codes[${t.index}]`,
+      code: "code_taken",
+      message:
+        t.promotionId === promotionId
+          ? `${t.code} is already ${t.heldAs === "primary" ? "the primary code" : "a code"} of this promotion`
+          : `${t.code} is already used by another live promotion of this organization`,
+    })),
+  );
+}

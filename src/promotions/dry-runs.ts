@@ -1,0 +1,101 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Candidate, CandidatePromotion, Check, InvoiceDraft, PricedInvoice } from "../domain/billing.js";
+import { notFound } from "../domain/errors.js";
+import { ImpactForecast, type ImpactForecastResult } from "../domain/impact.js";
+import { evaluateEligibility, priceInvoice, summarizeEffects } from "../domain/pipeline.js";
+import { BillingContextStore } from "../store/billing-context-store.js";
+import { automaticPromotions, candidateFrom, loadPromotions } from "../store/candidate-promotions.js";
+import { findPromotionView } from "../store/promotion-views.js";
+
+// The dry runs of the one pricing pipeline: the eligibility preview of one promotion, a simulated
+// invoice, and the impact forecast over every billable subscription. Reads only; nothing here
+// writes or moves a counter. Each names a customer the billing system must have pushed.
+
+const KNOWN_CUSTOMERS = { requireKnownCustomer: true } as const;
+
+export interface PricingRequest {
+  customerId: string;
+  subscriptionId: string;
+  invoice: InvoiceDraft | null;
+}
+
+export interface Preview {
+  promotionId: string;
+  promotionName: string;
+  eligible: boolean;
+  reason: string;
+  checks: Check[];
+  effectSummary: string;
+}
+
+/** Whether one promotion would apply to the customer's invoice at `at`, with every check behind the answer. */
+export async function previewEligibility(
+  em: EntityManager,
+  organizationId: string,
+  req: PricingRequest & { promotionId: string; at: Date; cyclesUsed: number; code: string },
+  now: Date,
+): Promise<Preview> {
+  const view = await findPromotionView(em, organizationId, req.promotionId, now);
+  if (!view) throw notFound("promotion", req.promotionId);
+  const context = await new BillingContextStore(em).billingContext(
+    organizationId,
+    { customerId: req.customerId, subscriptionId: req.subscriptionId, invoice: req.invoice, periodStart: null, periodEnd: null, at: req.at },
+    KNOWN_CUSTOMERS,
+  );
+  const verdict = evaluateEligibility(context, {
+    ...dryRun(candidateFrom(view), req.cyclesUsed, false),
+    code: req.code === "" ? null : req.code,
+  });
+  return {
+    promotionId: view.id,
+    promotionName: view.terms.name,
+    eligible: verdict.eligible,
+    reason: verdict.reason,
+    checks: verdict.checks,
+    effectSummary: summarizeEffects(view.terms),
+  };
+}
+
+/**
+ * The invoice the pipeline would price: with the named promotions (drafts priced as if active), or
+ * with no names the active promotions without a code (the automatic ones).
+ */
+export async function simulateInvoice(
+  em: EntityManager,
+  organizationId: string,
+  req: PricingRequest & { promotionIds: readonly string[]; cyclesUsed: number; periodStart: Date | null; periodEnd: Date | null },
+  now: Date,
+): Promise<PricedInvoice> {
+  const context = await new BillingContextStore(em).billingContext(
+    organizationId,
+    { customerId: req.customerId, subscriptionId: req.subscriptionId, invoice: req.invoice, periodStart: req.periodStart, periodEnd: req.periodEnd, at: req.periodStart ?? now },
+    KNOWN_CUSTOMERS,
+  );
+  const promotions = req.promotionIds.length > 0
+    ? await loadPromotions(em, organizationId, req.promotionIds, now)
+    : await automaticPromotions(em, organizationId, now);
+  return priceInvoice(context, promotions.map((p) => dryRun(p, req.cyclesUsed, true)));
+}
+
+/** What the promotion would cost over `periods` billing periods of every billable subscription; stops when `signal` aborts. */
+export async function forecastImpact(
+  em: EntityManager,
+  organizationId: string,
+  req: { promotionId: string; periods: number },
+  signal: AbortSignal,
+  now: Date,
+): Promise<ImpactForecastResult> {
+  const view = await findPromotionView(em, organizationId, req.promotionId, now);
+  if (!view) throw notFound("promotion", req.promotionId, "promotion_id");
+  const forecast = new ImpactForecast(candidateFrom(view), req.periods, now);
+  for await (const batch of new BillingContextStore(em).billableSubscriptions(organizationId)) {
+    if (signal.aborted) throw signal.reason;
+    for (const { subscription, customer } of batch) forecast.add(subscription, customer);
+  }
+  return forecast.result();
+}
+
+/** A promotion priced in a dry run: no redemption behind it, its cycles as the caller assumes. */
+function dryRun(promotion: CandidatePromotion, cyclesUsed: number, allowDraft: boolean): Candidate {
+  return { key: promotion.id, promotion, cyclesUsed, redeemedAt: null, redemptionId: null, allowDraft, code: null, alreadyRedeemed: false };
+}
