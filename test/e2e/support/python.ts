@@ -1,0 +1,67 @@
+// The Python gRPC client (test/e2e/python/client.py) with Debian's grpcio: its stubs generated from
+// proto/ by Debian's protoc and grpc_python_plugin into a temporary directory, then run against
+// a server URL. test/setup/system.sh installs the packages.
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Debian's interpreter: python3-grpcio lives in its dist-packages (a `python3` on PATH may be another one). */
+export const PYTHON = "/usr/bin/python3";
+const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
+
+/**
+ * The protoc arguments that generate the Python client: messages (`_pb2`) and service stubs
+ * (`_pb2_grpc`) for every service, gRPC health and google.rpc.Status. `proto/grpc` comes first so
+ * health is the module `health.v1`, not a `grpc.health.v1` that grpcio's own `grpc` package would
+ * hide; the README shows the same command.
+ */
+export function protocPythonArgs(out: string): string[] {
+  return [
+    "-I", "proto/grpc", "-I", "proto", "-I", "test/e2e/python/proto",
+    `--python_out=${out}`, `--grpc_python_out=${out}`, `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`,
+    "proto/promotions/v1/customer.proto", "proto/promotions/v1/customer_service.proto", "proto/promotions/v1/errors.proto",
+    "proto/promotions/v1/invoice.proto", "proto/promotions/v1/invoice_service.proto", "proto/promotions/v1/promotion.proto",
+    "proto/promotions/v1/promotion_service.proto", "proto/promotions/v1/promotion_version_service.proto",
+    "proto/promotions/v1/redemption_service.proto", "proto/promotions/v1/simulation_service.proto",
+    "proto/promotions/v1/types.proto", "proto/grpc/health/v1/health.proto", "test/e2e/python/proto/google/rpc/status.proto",
+  ];
+}
+
+export interface PythonStubs {
+  dir: string;
+  remove(): void;
+}
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd: root, env, timeout: 60_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error !== null) reject(new Error(`${file} ${args.join(" ")} failed: ${error.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Generates the stubs into a new temporary directory (never into the repository). */
+export async function generatePythonStubs(): Promise<PythonStubs> {
+  for (const tool of [PYTHON, GRPC_PYTHON_PLUGIN, "/usr/bin/protoc"]) {
+    if (!existsSync(tool)) throw new Error(`${tool} is missing: run test/setup/system.sh (npm test does) to install the Python client's Debian packages`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), "promotions-python-"));
+  await run("protoc", protocPythonArgs(dir));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Runs the Python client against `url` with `key`; resolves to the JSON object it printed. */
+export async function runPythonClient<T>(stubs: PythonStubs, url: string, key: string): Promise<T> {
+  const stdout = await run(PYTHON, ["test/e2e/python/client.py", url], {
+    PATH: process.env.PATH,
+    PYTHONPATH: stubs.dir,
+    PYTHONDONTWRITEBYTECODE: "1",
+    PROMOTIONS_API_KEY: key,
+  });
+  return JSON.parse(stdout) as T;
+}
