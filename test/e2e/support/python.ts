@@ -2,7 +2,7 @@
 // proto/ by Debian's protoc and grpc_python_plugin into a temporary directory, then run against
 // a server URL. test/setup/system.sh installs the packages.
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,19 +15,18 @@ const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
 
 /**
  * The protoc arguments that generate the Python client: messages (`_pb2`) and service stubs
- * (`_pb2_grpc`) for every service, gRPC health and google.rpc.Status. `proto/grpc` comes first so
- * health is the module `health.v1`, not a `grpc.health.v1` that grpcio's own `grpc` package would
- * hide; the README shows the same command.
+ * (`_pb2_grpc`) for every proto of promotions.v1, gRPC health and google.rpc.Status: the
+ * README's command, with its `proto/promotions/v1/*.proto` expanded as the shell does. `proto/grpc`
+ * comes first so health is the module `health.v1`, not a `grpc.health.v1` that grpcio's own
+ * `grpc` package would hide.
  */
 export function protocPythonArgs(out: string): string[] {
+  const files = readdirSync(join(root, "proto/promotions/v1")).filter((f) => f.endsWith(".proto")).sort();
   return [
     "-I", "proto/grpc", "-I", "proto", "-I", "test/e2e/python/proto",
     `--python_out=${out}`, `--grpc_python_out=${out}`, `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`,
-    "proto/promotions/v1/customer.proto", "proto/promotions/v1/customer_service.proto", "proto/promotions/v1/errors.proto",
-    "proto/promotions/v1/invoice.proto", "proto/promotions/v1/invoice_service.proto", "proto/promotions/v1/promotion.proto",
-    "proto/promotions/v1/promotion_service.proto", "proto/promotions/v1/promotion_version_service.proto",
-    "proto/promotions/v1/redemption_service.proto", "proto/promotions/v1/simulation_service.proto",
-    "proto/promotions/v1/types.proto", "proto/grpc/health/v1/health.proto", "test/e2e/python/proto/google/rpc/status.proto",
+    ...files.map((f) => `proto/promotions/v1/${f}`),
+    "proto/grpc/health/v1/health.proto", "test/e2e/python/proto/google/rpc/status.proto",
   ];
 }
 
