@@ -79,7 +79,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `${CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install Debian's chromium package ` +
-        "(apt-get install -y --no-install-recommends chromium); .ci/run does this. No browser is downloaded.",
+        "(apt-get install -y --no-install-recommends chromium); test/setup/system.sh, which npm test runs first, does this. No browser is downloaded.",
     );
   }
   const [page, launched] = await Promise.all([bundleBrowserPage(), chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })]);
