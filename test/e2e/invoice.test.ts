@@ -1,14 +1,12 @@
 import { Code } from "@connectrpc/connect";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BillingInterval, SubscriptionStatus } from "../../gen/promotions/v1/customer_pb.js";
-import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
 import { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
 import { BudgetBehavior, DerivedStatus } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { at, pushCustomerAndSubscription } from "./support/billing.js";
 import { promo, refusal } from "../support/rpc.js";
 
 // InvoiceService.ApplyPromotions through the real server: redemptions with their pinned version
@@ -16,7 +14,6 @@ import { promo, refusal } from "../support/rpc.js";
 // the ledger per invoice line.
 
 let t: TestApp;
-const at = (iso: string) => timestampFromDate(new Date(iso));
 const pct = (bps: number) => ({ kind: { case: "percentageDiscount" as const, value: { percentBps: bps } } });
 
 
@@ -24,23 +21,13 @@ const pct = (bps: number) => ({ kind: { case: "percentageDiscount" as const, val
 /** A tenant with one customer on a 100.00 USD monthly subscription. */
 async function billingTenant(slug: string) {
   const tenant = await t.tenant(slug);
-  const customers = client(CustomerService, t.url, tenant.key);
-  await customers.upsertCustomer({ customer: { id: "cus_1", segments: [], hasPaidBefore: true, updatedAt: at("2026-01-01T00:00:00Z") } });
-  await customers.upsertSubscription({
-    subscription: {
-      id: "sub_1",
-      customerId: "cus_1",
-      status: SubscriptionStatus.ACTIVE,
-      currency: "USD",
-      interval: BillingInterval.MONTH,
-      currentPeriodStart: at("2026-11-01T00:00:00Z"),
-      currentPeriodEnd: at("2026-12-01T00:00:00Z"),
-      items: [
-        { planId: "pro", productId: "app", unitAmountMinor: 7_000n, quantity: 1 },
-        { planId: "seats", productId: "seats", unitAmountMinor: 1_000n, quantity: 3 },
-      ],
-      updatedAt: at("2026-01-01T00:00:00Z"),
-    },
+  await pushCustomerAndSubscription(t.url, tenant.key, {
+    customerId: "cus_1",
+    subscriptionId: "sub_1",
+    items: [
+      { planId: "pro", productId: "app", unitAmountMinor: 7_000n, quantity: 1 },
+      { planId: "seats", productId: "seats", unitAmountMinor: 1_000n, quantity: 3 },
+    ],
   });
   const promotions = client(PromotionService, t.url, tenant.key);
   const invoices = (protocol: Protocol = "connect-json") => client(InvoiceService, t.url, tenant.key, protocol);

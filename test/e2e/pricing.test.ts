@@ -1,5 +1,4 @@
 import { Code } from "@connectrpc/connect";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BillingInterval, SubscriptionStatus } from "../../gen/promotions/v1/customer_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
@@ -9,6 +8,7 @@ import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import { at, pushCustomerAndSubscription } from "./support/billing.js";
 import { promo, refusal } from "../support/rpc.js";
 
 // Billing context in, priced invoices out: CustomerService, PreviewPromotionEligibility and
@@ -16,7 +16,6 @@ import { promo, refusal } from "../support/rpc.js";
 
 let t: TestApp;
 let tenant: { organizationId: string; key: string; keyId: string };
-const at = (iso: string) => timestampFromDate(new Date(iso));
 
 
 
@@ -42,26 +41,19 @@ async function snapshot(): Promise<string> {
 beforeAll(async () => {
   t = await startTestApp("pricing");
   tenant = await t.tenant("pricing-co");
-  const customers = client(CustomerService, t.url, tenant.key);
-  await customers.upsertCustomer({
-    customer: { id: "cus_1", segments: ["enterprise"], hasPaidBefore: false, updatedAt: at("2026-01-01T00:00:00Z") },
-  });
-  await customers.upsertSubscription({
-    subscription: {
-      id: "sub_1",
+  await pushCustomerAndSubscription(
+    t.url,
+    tenant.key,
+    {
       customerId: "cus_1",
-      status: SubscriptionStatus.ACTIVE,
-      currency: "USD",
-      interval: BillingInterval.MONTH,
-      currentPeriodStart: at("2026-11-01T00:00:00Z"),
-      currentPeriodEnd: at("2026-12-01T00:00:00Z"),
+      subscriptionId: "sub_1",
       items: [
         { planId: "pro-monthly", productId: "pro", unitAmountMinor: 4000n, quantity: 1 },
         { planId: "seats", productId: "seats", unitAmountMinor: 1000n, quantity: 3 },
       ],
-      updatedAt: at("2026-01-01T00:00:00Z"),
     },
-  });
+    { customer: { segments: ["enterprise"], hasPaidBefore: false } },
+  );
 });
 afterAll(async () => t?.stop());
 

@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateCodes, type CreateCodesInput } from "../../src/domain/codes.js";
 import { DomainError } from "../../src/domain/errors.js";
 import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
-import { ApiKeyStore } from "../../src/store/api-keys.js";
 import type { PromotionChangeHook } from "../../src/promotions/change-hook.js";
 import { PromotionCodes } from "../../src/promotions/codes.js";
 import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { CodeStore, type CodePosition, type PromotionCodeRecord } from "../../src/store/code-store.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { twoTenants } from "../support/tenants.js";
 
 // The code use cases (src/promotions/codes.ts) and the primary-code rules of src/promotions/promotions.ts
 // against a real PostgreSQL: uniqueness across promotion_codes and primary codes, retiring, concurrency,
@@ -83,11 +83,7 @@ async function termsSeq(promotionId: string): Promise<bigint> {
 beforeAll(async () => {
   db = await createTestDatabase("codes");
   orm = await openOrm({ databaseUrl: db.url });
-  const keys = new ApiKeyStore(orm.em.fork());
-  const a = await keys.ensureOrganization("acme");
-  const b = await keys.ensureOrganization("globex");
-  actor = { organizationId: a.id, keyId: (await keys.createKey(a.id, "k", ["write"])).id };
-  other = { organizationId: b.id, keyId: (await keys.createKey(b.id, "k", ["write"])).id };
+  ({ actor, other } = await twoTenants(orm));
 });
 
 afterAll(async () => {

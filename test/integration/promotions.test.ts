@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.js";
 import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
-import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
 import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { queryPromotionViews } from "../../src/store/promotion-views.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { twoTenants } from "../support/tenants.js";
 
 // Managing promotions (src/promotions/promotions.ts) against a real PostgreSQL: versions, the clock-driven switch to scheduled terms,
 // row locking under concurrent edits, and code uniqueness.
@@ -40,11 +40,7 @@ async function failure(work: Promise<unknown>): Promise<DomainError> {
 beforeAll(async () => {
   db = await createTestDatabase("store");
   orm = await openOrm({ databaseUrl: db.url });
-  const keys = new ApiKeyStore(orm.em.fork());
-  const a = await keys.ensureOrganization("acme");
-  const b = await keys.ensureOrganization("globex");
-  actor = { organizationId: a.id, keyId: (await keys.createKey(a.id, "k", ["write"])).id };
-  other = { organizationId: b.id, keyId: (await keys.createKey(b.id, "k", ["write"])).id };
+  ({ actor, other } = await twoTenants(orm));
 });
 
 afterAll(async () => {

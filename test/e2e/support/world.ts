@@ -2,13 +2,12 @@
 // versions, a customer and subscription, a redemption, a priced invoice), and a valid request per
 // RPC naming it. Every external id and code carries the tenant's tag, so another tenant's key
 // naming them can only find them by leaking.
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { BillingInterval, SubscriptionStatus } from "../../../gen/promotions/v1/customer_pb.js";
-import { CustomerService } from "../../../gen/promotions/v1/customer_service_pb.js";
 import { InvoiceService } from "../../../gen/promotions/v1/invoice_service_pb.js";
 import { PromotionService } from "../../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
 import { client } from "../../support/app.js";
+import { at, pushCustomerAndSubscription } from "./billing.js";
 
 export interface World {
   tag: string;
@@ -27,29 +26,19 @@ export interface World {
   invoiceId: string;
 }
 
-const at = (iso: string) => timestampFromDate(new Date(iso));
 const pct = (bps: number) => ({ kind: { case: "percentageDiscount" as const, value: { percentBps: bps } } });
 
 export async function seedWorld(url: string, key: string, organizationId: string, tag: string): Promise<World> {
-  const customers = client(CustomerService, url, key);
   const promotions = client(PromotionService, url, key);
   const redemptions = client(RedemptionService, url, key);
   const customerId = `${tag}-cus`;
   const subscriptionId = `${tag}-sub`;
-  await customers.upsertCustomer({ customer: { id: customerId, segments: ["vip"], hasPaidBefore: true, createdAt: at("2025-01-01T00:00:00Z"), updatedAt: at("2026-01-01T00:00:00Z") } });
-  await customers.upsertSubscription({
-    subscription: {
-      id: subscriptionId,
-      customerId,
-      status: SubscriptionStatus.ACTIVE,
-      currency: "USD",
-      interval: BillingInterval.MONTH,
-      currentPeriodStart: at("2026-11-01T00:00:00Z"),
-      currentPeriodEnd: at("2026-12-01T00:00:00Z"),
-      items: [{ planId: "pro", productId: "app", unitAmountMinor: 5_000n, quantity: 2 }],
-      updatedAt: at("2026-01-01T00:00:00Z"),
-    },
-  });
+  await pushCustomerAndSubscription(
+    url,
+    key,
+    { customerId, subscriptionId, items: [{ planId: "pro", productId: "app", unitAmountMinor: 5_000n, quantity: 2 }] },
+    { customer: { segments: ["vip"], createdAt: at("2025-01-01T00:00:00Z") } },
+  );
   const code = `${tag}-SAVE10`.toUpperCase();
   const created = await promotions.createPromotion({ name: `${tag} ten off`, code, currency: "USD", effects: [pct(1000)], maxRedemptions: 1_000n, maxRedemptionsPerCustomer: 100n });
   const promotionId = created.promotion?.id ?? "";
