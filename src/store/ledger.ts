@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { CompiledQuery } from "kysely";
-import { DomainError } from "../domain/errors.js";
+import { notFound } from "../domain/errors.js";
 import { traced } from "../observability/tracing.js";
 import { asDate } from "./row-values.js";
 import { APPLIED_APPLICATION, LIVE_REDEMPTION, LIVE_REDEMPTION_OR_RELEASED } from "./ledger-sql.js";
@@ -234,7 +234,7 @@ export class Ledger {
         ctx,
       );
       const current = found[0] ? toRow(found[0]) : null;
-      if (!current) throw DomainError.of("not_found", "redemption_not_found", `redemption ${id} does not exist`, "id");
+      if (!current) throw notFound("redemption", id);
       if (current.status === "RELEASED") return { row: current, changed: false, epoch: 0n };
       const epochRows = await conn.execute<Row[]>(`select counter_epoch from promotions where id = ? for key share`, [current.promotionId], "all", ctx);
       const updated = await conn.execute<Row[]>(
@@ -267,7 +267,7 @@ export class Ledger {
         ctx,
       );
       const head = bumped[0];
-      if (!head) throw DomainError.of("not_found", "promotion_not_found", `promotion ${promotionId} does not exist`, "promotion_id");
+      if (!head) throw notFound("promotion", promotionId, "promotion_id");
       const customers = await conn.execute<Row[]>(
         `select customer_id, count(*) as n from redemptions where promotion_id = ? and ${LIVE_REDEMPTION} group by customer_id`,
         [promotionId],

@@ -25,7 +25,6 @@ import { GrpcLoadClient } from "./grpc-load.js";
 import type { Row } from "./table.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const NODE = `${ROOT}node_modules/.bin/node`;
 
 const seconds = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -47,6 +46,12 @@ const TIMEOUT_MS = 30_000;
 const MAX_REDEMPTIONS = 1_000_000_000n;
 const MAX_BUDGET = 1_000_000_000_000n;
 const HOT_CODE = "HOTCODE";
+/**
+ * Another checkout of this service (e.g. the commit before a change, `git worktree add`), with its
+ * node_modules installed: its floor and redeem rows are measured in the same turns as this one's,
+ * each on a database of its own, so "before" and "after" meet the same machine.
+ */
+const COMPARE_DIR = (process.env.BENCH_COMPARE_DIR ?? "").replace(/\/$/, "");
 
 export interface Measurement {
   /** Successful calls that completed inside the measured window. */
@@ -128,8 +133,10 @@ export async function benchRedeem(): Promise<RedeemBench> {
       BASELINE_MAX_BUDGET: MAX_BUDGET.toString(),
     });
 
+    const compare = COMPARE_DIR === "" ? null : await startCompared(children, databases, run, redisPrefix);
+
     const load = loadClient(real.url, key);
-    const [floor, validate, redeem, baseline] = await measureInTurns([
+    const [floor, validate, redeem, baseline, compareFloor, compareRedeem] = await measureInTurns([
       { label: "floor", serverPid: real.child.pid, call: healthCall(load) },
       {
         label: "ValidateCode",
@@ -141,6 +148,12 @@ export async function benchRedeem(): Promise<RedeemBench> {
       },
       { label: "RedeemPromotion", serverPid: real.child.pid, call: redeemCall(load, hot.id, `r-${run}`) },
       { label: "baseline", serverPid: baselineServer.child.pid, call: redeemCall(loadClient(baselineServer.url, key), hot.id, `b-${run}`) },
+      ...(compare
+        ? [
+            { label: `floor of ${COMPARE_DIR}`, serverPid: compare.server.child.pid, call: healthCall(loadClient(compare.server.url, compare.key)) },
+            { label: `RedeemPromotion on ${COMPARE_DIR}`, serverPid: compare.server.child.pid, call: redeemCall(loadClient(compare.server.url, compare.key), compare.hotId, `c-${run}`) },
+          ]
+        : []),
     ]);
     if (!floor || !validate || !redeem || !baseline) throw new Error("a row was not measured");
 
@@ -150,6 +163,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const baselineCounter = await count(baseDb.url, `select redemptions as n from bench_counters where promotion_id = ?`, [hot.id]);
     await children.stop(real.child);
     await children.stop(baselineServer.child);
+    if (compare) await children.stop(compare.server.child);
 
     // The same service with WORKERS=2 on the same database and Redis. One HTTP/2 connection stays
     // on one worker, so these rows (and a 1-worker row to compare with) spread calls over
@@ -174,7 +188,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     process.stdout.write("\nverification after the run\n");
     for (const c of checks) process.stdout.write(`  ${c.ok ? "ok      " : "MISMATCH"} ${c.what}: ${c.actual} (expected ${c.expected})\n`);
 
-    const phases = { floor, validate, redeem, baseline, redeemSpread1, floor2, redeem2 };
+    const phases = { floor, validate, redeem, baseline, redeemSpread1, floor2, redeem2, ...(compareFloor && compareRedeem ? { compareFloor, compareRedeem } : {}) };
     const errors = Object.entries(phases).filter(([, m]) => m.errors > 0);
     for (const [name, m] of errors) process.stdout.write(`\n${name}: ${m.errors} failed calls\n${Object.entries(m.errorKinds).map(([k, n]) => `  ${n} × ${k}`).join("\n")}\n`);
 
@@ -198,6 +212,16 @@ export async function benchRedeem(): Promise<RedeemBench> {
       row("ValidateCode, one hot code", validate),
       { ...row("RedeemPromotion, Redis Lua + ledger", redeem), "redeem/baseline": redeem.callsPerSecond / baseline.callsPerSecond },
       row("RedeemPromotion, Postgres row lock (baseline)", baseline),
+      ...(compareFloor && compareRedeem
+        ? [
+            { ...row(`Health/Check (floor) of ${COMPARE_DIR}`, compareFloor), "× floor": 1 },
+            {
+              ...row(`RedeemPromotion of ${COMPARE_DIR}`, compareRedeem),
+              "× floor": compareRedeem.callsPerSecond / compareFloor.callsPerSecond,
+              "this redeem / that redeem": redeem.callsPerSecond / compareRedeem.callsPerSecond,
+            },
+          ]
+        : []),
       row(`RedeemPromotion, 1 worker, ${CONNECTIONS} connections`, redeemSpread1),
       row(`Health/Check, WORKERS=2, ${CONNECTIONS} connections`, floor2),
       { ...row(`RedeemPromotion, WORKERS=2, ${CONNECTIONS} connections`, redeem2), "2 workers / 1 worker": redeem2.callsPerSecond / redeemSpread1.callsPerSecond },
@@ -215,6 +239,13 @@ export async function benchRedeem(): Promise<RedeemBench> {
           redeemVsBaseline: redeem.callsPerSecond / baseline.callsPerSecond,
           baselineP99OverRedeemP99: baseline.p99Ms / redeem.p99Ms,
           redeemTwoWorkersVsOne: redeem2.callsPerSecond / redeemSpread1.callsPerSecond,
+          ...(compareFloor && compareRedeem
+            ? {
+                compareDir: COMPARE_DIR,
+                compareRedeemVsFloor: compareRedeem.callsPerSecond / compareFloor.callsPerSecond,
+                redeemVsCompareRedeem: redeem.callsPerSecond / compareRedeem.callsPerSecond,
+              }
+            : {}),
         },
         phases,
         checks,
@@ -227,6 +258,29 @@ export async function benchRedeem(): Promise<RedeemBench> {
     await dropDatabases(databases);
     await deleteRedisKeys(redisPrefix);
   }
+}
+
+/** The other checkout's server, on a database and Redis prefix of its own, with the same hot promotion. */
+async function startCompared(children: Children, databases: string[], run: string, redisPrefix: string): Promise<{ server: Started; key: string; hotId: string }> {
+  const db = databaseUrl(`promotions_bench_compare_${run}`);
+  databases.push(db.name);
+  const env = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: `${redisPrefix}compare:`, LOG_LEVEL: "warn", HOST: "127.0.0.1" };
+  const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], env, COMPARE_DIR));
+  const server = await startChild(children, `promotions service of ${COMPARE_DIR}`, ["src/main.ts", "serve"], env, COMPARE_DIR);
+  const promotions = client(PromotionService, server.url, key, "grpc");
+  const created = promo(
+    await promotions.createPromotion({
+      name: "Bench hot promotion",
+      code: HOT_CODE,
+      currency: "USD",
+      effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
+      maxRedemptions: MAX_REDEMPTIONS,
+      maxRedemptionsPerCustomer: 1n,
+      maxBudget: MAX_BUDGET,
+    }),
+  );
+  const hot = promo(await promotions.activatePromotion({ id: created.id }));
+  return { server, key, hotId: hot.id };
 }
 
 /** The floor: Health/Check, which touches neither Postgres nor Redis. */
@@ -462,8 +516,9 @@ class Children {
     });
   }
 
-  spawn(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string } {
-    const child = spawn(NODE, ["--import", "tsx", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  /** Runs `args` with the Node and tsx of `root` (this checkout, or BENCH_COMPARE_DIR's). */
+  spawn(args: string[], env: Record<string, string>, root = ROOT): { child: ChildProcess; output: () => string } {
+    const child = spawn(`${root}/node_modules/.bin/node`, ["--import", "tsx", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     this.live.add(child);
     child.once("exit", () => this.live.delete(child));
     let text = "";
@@ -491,8 +546,8 @@ class Children {
 }
 
 /** Runs a CLI command to completion; its stdout, or an error with everything it printed. */
-async function runToEnd(children: Children, args: string[], env: Record<string, string>): Promise<string> {
-  const { child, output } = children.spawn(args, env);
+async function runToEnd(children: Children, args: string[], env: Record<string, string>, root = ROOT): Promise<string> {
+  const { child, output } = children.spawn(args, env, root);
   let stdout = "";
   child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
   const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
@@ -501,10 +556,10 @@ async function runToEnd(children: Children, args: string[], env: Record<string, 
 }
 
 /** Starts a server on a free port and waits until its Health/Check answers SERVING. */
-async function startChild(children: Children, label: string, args: string[], env: Record<string, string>): Promise<Started> {
+async function startChild(children: Children, label: string, args: string[], env: Record<string, string>, root = ROOT): Promise<Started> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const { child, output } = children.spawn(args, { ...env, PORT: String(port) });
+  const { child, output } = children.spawn(args, { ...env, PORT: String(port) }, root);
   const health = client(Health, url, null, "grpc");
   const deadline = Date.now() + 60_000;
   for (;;) {
