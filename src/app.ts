@@ -36,6 +36,11 @@ import { ApiKeyStore } from "./store/api-keys.js";
 import { LedgerBatcher } from "./store/ledger-batch.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./tracing.js";
+import { EventService } from "../gen/promotions/v1/event_service_pb.js";
+import { WebhookService } from "../gen/promotions/v1/webhook_service_pb.js";
+import { eventService } from "./events/event-service.js";
+import { startEvents, type EventsRuntime } from "./events/runtime.js";
+import { webhookService } from "./events/webhook-service.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -54,6 +59,8 @@ interface ServiceDeps {
   redeemer: Redeemer;
   invoicer: Invoicer;
   onChanged: PromotionChangeHook;
+  events: EventsRuntime;
+  eventsPollMs: number;
 }
 
 /** The application's services, as registered on the router. */
@@ -65,6 +72,8 @@ function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
     router.service(SimulationService, simulationService());
     router.service(RedemptionService, redemptionService(deps.redeemer));
     router.service(InvoiceService, invoiceService(deps.invoicer));
+    router.service(EventService, eventService(deps.events.feed, deps.eventsPollMs));
+    router.service(WebhookService, webhookService(deps.events.webhooks));
   };
 }
 
@@ -99,6 +108,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw error;
   }
   const metrics = createMetrics({ redis, orm });
+  let events: EventsRuntime;
+  try {
+    events = await startEvents(orm, config, logger, metrics.registry);
+  } catch (error) {
+    redis.disconnect();
+    await orm.close();
+    throw error;
+  }
   const counters = new Counters(redis, config.redisKeyPrefix, (script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
   const cache = new TermsCache();
   const batcher = new LedgerBatcher(orm);
@@ -136,7 +153,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
-      routes: routes({ redeemer, invoicer, onChanged }),
+      routes: routes({ redeemer, invoicer, onChanged, events, eventsPollMs: config.eventsPollMs }),
       interceptors,
       contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
@@ -149,8 +166,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       redis,
       counters,
       async close() {
+        events.endStreams();
         await server.close();
         await sweeper.stop();
+        await events.close(config.shutdownGraceMs);
         await counters.flushConfirms();
         redis.disconnect();
         await orm.close();
@@ -158,6 +177,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (error) {
+    await events.close(0);
     redis.disconnect();
     await orm.close();
     await tracing?.shutdown();

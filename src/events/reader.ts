@@ -83,6 +83,12 @@ export class EventReader {
     return rows.map(toStored);
   }
 
+  /** Event `id` of this organization, settled or not; null when it has none by that id. */
+  async byId(organizationId: string, id: string): Promise<StoredEvent | null> {
+    const rows = await this.sql.rows<EventRow>(`select ${COLUMNS} from events ev where organization_id = $1 and id = $2`, [organizationId, id]);
+    return rows[0] ? toStored(rows[0]) : null;
+  }
+
   /** Where event `id` of this organization sits; null when it has none by that id. */
   async positionOf(organizationId: string, id: string): Promise<Position | null> {
     const rows = await this.sql.rows<{ txid: string; seq: string }>(
