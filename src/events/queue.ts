@@ -103,7 +103,8 @@ export class DeliveryQueue {
     const each = (handler: (job: DeliveryJob) => Promise<void>) => async (jobs: Job<unknown>[]) => {
       for (const job of jobs) if (isDeliveryJob(job.data)) await handler(job.data);
     };
-    await this.boss.work(DELIVERY_QUEUE, { localConcurrency: concurrency, pollingIntervalSeconds: POLL_SECONDS }, each(attempt));
+    // NOTIFY wakes workers for new jobs only; retries come due silently, so polling stays short too.
+    await this.boss.work(DELIVERY_QUEUE, { localConcurrency: concurrency, pollingIntervalSeconds: POLL_SECONDS, notifyPollingIntervalSeconds: POLL_SECONDS }, each(attempt));
     await this.boss.work(FAILED_QUEUE, { pollingIntervalSeconds: POLL_SECONDS }, each(giveUp));
   }
 

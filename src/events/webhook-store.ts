@@ -274,11 +274,11 @@ export class DeliveryLog {
     const rows = await this.sql.rows<{ attempt: number }>(
       `with d as (
          update webhook_deliveries set attempt_count = attempt_count + 1, updated_at = $2,
-           status = case when $3 = 'SUCCEEDED' then 'SUCCEEDED' else status end,
-           delivered_at = case when $3 = 'SUCCEEDED' then coalesce(delivered_at, $2::timestamptz) else delivered_at end
+           status = case when $3::varchar = 'SUCCEEDED' then 'SUCCEEDED' else status end,
+           delivered_at = case when $3::varchar = 'SUCCEEDED' then coalesce(delivered_at, $2::timestamptz) else delivered_at end
          where id = $1 returning id, attempt_count)
        insert into webhook_attempts (delivery_id, attempt, status, response_status_code, latency_ms, error, started_at)
-       select d.id, d.attempt_count, $3, $4, $5, $6, $7 from d
+       select d.id, d.attempt_count, $3::varchar, $4::int, $5::int, $6::varchar, $7::timestamptz from d
        returning attempt`,
       [deliveryId, now.toISOString(), a.status, a.responseStatusCode, a.latencyMs, a.error?.slice(0, 300) ?? null, a.startedAt.toISOString()],
     );
