@@ -23,6 +23,7 @@ import { PUBLIC_SERVICES, startServer, type RunningServer } from "./server/serve
 import { ApiKeyStore } from "./store/api-keys.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./observability/tracing.js";
+import { startEvents, type EventsRuntime } from "./events/runtime.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -67,6 +68,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw error;
   }
   const metrics = createMetrics({ redis, orm });
+  let events: EventsRuntime;
+  try {
+    events = await startEvents(orm, config, logger, metrics.registry);
+  } catch (error) {
+    redis.disconnect();
+    await orm.close();
+    throw error;
+  }
   const counters = new Counters(redis, config.redisKeyPrefix, (script, seconds) => metrics.scriptSeconds.observe({ script }, seconds));
   const checkout = createCheckout({
     orm,
@@ -105,7 +114,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
-      routes: routes({ checkout, onChanged }),
+      routes: routes({ checkout, onChanged, events, eventsPollMs: config.eventsPollMs }),
       interceptors,
       contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
@@ -118,8 +127,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       redis,
       counters,
       async close() {
+        events.endStreams();
         await server.close();
         await sweeper.stop();
+        await events.close(config.shutdownGraceMs);
         await counters.flushConfirms();
         redis.disconnect();
         await orm.close();
@@ -127,6 +138,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (error) {
+    await events.close(0);
     redis.disconnect();
     await orm.close();
     await tracing?.shutdown();

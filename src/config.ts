@@ -35,6 +35,28 @@ export interface Config {
   readonly workers: number;
   /** Per-API-key abuse limits of ValidateCode and RedeemPromotion (src/api/rate-limit.ts). */
   readonly rateLimits: RateLimits;
+  /** EVENTS_POLL_MS: how often StreamEvents and the webhook dispatcher look for new events. */
+  readonly eventsPollMs: number;
+  /** Webhook delivery (src/events/). */
+  readonly webhooks: WebhookConfig;
+}
+
+/** How webhooks are delivered. */
+export interface WebhookConfig {
+  /**
+   * WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: endpoints may resolve to loopback, private and link-local
+   * addresses, and use http on loopback (development and tests). Off: refused, at creation and
+   * again before every attempt.
+   */
+  readonly allowPrivateNetworks: boolean;
+  /** WEBHOOK_DNS_SERVERS: `ip[:port],…` resolving endpoint hosts; empty = the system's resolvers. */
+  readonly dnsServers: readonly string[];
+  /** WEBHOOK_RETRY_BASE_SECONDS: first retry delay; each next one doubles (with jitter), up to 3 h. */
+  readonly retryBaseSeconds: number;
+  /** WEBHOOK_MAX_ATTEMPTS: attempts per delivery before it fails (17 at base 10 s ≈ a day). */
+  readonly maxAttempts: number;
+  /** WEBHOOK_CONCURRENCY: deliveries one process sends at once. */
+  readonly concurrency: number;
 }
 
 /** Token buckets per API key; a rate or burst of 0 turns that limit off. */
@@ -97,6 +119,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got "${otlpEndpoint}")`);
   }
 
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = (env[name] ?? "").trim().toLowerCase();
+    if (raw === "") return fallback;
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0") return false;
+    problems.push(`${name} must be true or false (got "${env[name]}")`);
+    return fallback;
+  };
+  const dnsServers = list("WEBHOOK_DNS_SERVERS");
+  for (const server of dnsServers) {
+    if (!/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9a-f:]+\](:\d{1,5})?|[0-9a-f:]+)$/i.test(server)) {
+      problems.push(`WEBHOOK_DNS_SERVERS must be ip[:port] entries separated by commas (got "${server}")`);
+    }
+  }
+
   const rateLimitPerSecond = int("RATE_LIMIT_PER_SECOND", 5_000, 0, 10_000_000);
   const codeGuessesPerMinute = int("CODE_GUESS_PER_MINUTE", 30, 0, 1_000_000);
 
@@ -127,6 +164,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       burst: int("RATE_LIMIT_BURST", 2 * rateLimitPerSecond, 0, 100_000_000),
       codeGuessesPerMinute,
       codeGuessBurst: int("CODE_GUESS_BURST", codeGuessesPerMinute, 0, 1_000_000),
+    }),
+    eventsPollMs: int("EVENTS_POLL_MS", 250, 10, 60_000),
+    webhooks: Object.freeze({
+      allowPrivateNetworks: bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
+      dnsServers: Object.freeze(dnsServers),
+      retryBaseSeconds: int("WEBHOOK_RETRY_BASE_SECONDS", 10, 1, 3_600),
+      maxAttempts: int("WEBHOOK_MAX_ATTEMPTS", 17, 1, 100),
+      concurrency: int("WEBHOOK_CONCURRENCY", 8, 1, 256),
     }),
   };
   if (problems.length > 0) throw new ConfigError(problems.join("; "));

@@ -254,6 +254,100 @@ const InvoiceDiscountLineSchema = defineEntity({
 export class InvoiceDiscountLine extends InvoiceDiscountLineSchema.class {}
 InvoiceDiscountLineSchema.setClass(InvoiceDiscountLine);
 
+// Events and webhooks (src/events/): written and read with SQL of their own; these definitions
+// only keep the schema check honest.
+const EventSchema = defineEntity({
+  name: "Event",
+  tableName: "events",
+  properties: {
+    /** Order within one transaction; internal. */
+    seq: p.bigint().primary().autoincrement(),
+    id: p.uuid().unique(),
+    organizationId: p.uuid(),
+    /** The writing transaction (pg_current_xact_id()). */
+    txid: p.string().columnType("xid8"),
+    type: p.string().length(64),
+    createdAt: p.datetime(3),
+    requestId: p.string().length(128).nullable(),
+    resourceId: p.string().length(200),
+    /** The payload oneof as proto JSON, e.g. {"promotion": {...}}. */
+    payload: p.json<Record<string, unknown>>(),
+    dedupeKey: p.string().length(300).nullable(),
+  },
+});
+export class Event extends EventSchema.class {}
+EventSchema.setClass(Event);
+
+const WebhookEndpointSchema = defineEntity({
+  name: "WebhookEndpoint",
+  tableName: "webhook_endpoints",
+  properties: {
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    url: p.string().length(2048),
+    description: p.string().length(500),
+    eventTypes: p.array(),
+    /** The signing secret (whsec_…): needed in the clear to sign, so never logged or listed. */
+    secret: p.string().length(100),
+    previousSecret: p.string().length(100).nullable(),
+    previousSecretExpiresAt: p.datetime(3).nullable(),
+    disabledAt: p.datetime(3).nullable(),
+    disabledReason: p.string().length(32).nullable(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+    deletedAt: p.datetime(3).nullable(),
+  },
+});
+export class WebhookEndpoint extends WebhookEndpointSchema.class {}
+WebhookEndpointSchema.setClass(WebhookEndpoint);
+
+const WebhookDeliverySchema = defineEntity({
+  name: "WebhookDelivery",
+  tableName: "webhook_deliveries",
+  properties: {
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    endpointId: p.uuid(),
+    eventId: p.uuid(),
+    eventType: p.string().length(64),
+    status: p.string().length(16),
+    attemptCount: p.integer(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+    deliveredAt: p.datetime(3).nullable(),
+  },
+});
+export class WebhookDelivery extends WebhookDeliverySchema.class {}
+WebhookDeliverySchema.setClass(WebhookDelivery);
+
+const WebhookAttemptSchema = defineEntity({
+  name: "WebhookAttempt",
+  tableName: "webhook_attempts",
+  properties: {
+    deliveryId: p.uuid().primary(),
+    attempt: p.integer().primary(),
+    status: p.string().length(16),
+    responseStatusCode: p.integer().nullable(),
+    latencyMs: p.integer(),
+    error: p.string().length(300).nullable(),
+    startedAt: p.datetime(3),
+  },
+});
+export class WebhookAttempt extends WebhookAttemptSchema.class {}
+WebhookAttemptSchema.setClass(WebhookAttempt);
+
+const WebhookDispatchCursorSchema = defineEntity({
+  name: "WebhookDispatchCursor",
+  tableName: "webhook_dispatch_cursor",
+  properties: {
+    id: p.integer().primary().autoincrement(false),
+    txid: p.string().columnType("xid8"),
+    seq: p.bigint(),
+  },
+});
+export class WebhookDispatchCursor extends WebhookDispatchCursorSchema.class {}
+WebhookDispatchCursorSchema.setClass(WebhookDispatchCursor);
+
 export const ENTITIES = [
   Organization,
   ApiKey,
@@ -266,4 +360,9 @@ export const ENTITIES = [
   Invoice,
   InvoiceApplication,
   InvoiceDiscountLine,
+  Event,
+  WebhookEndpoint,
+  WebhookDelivery,
+  WebhookAttempt,
+  WebhookDispatchCursor,
 ];

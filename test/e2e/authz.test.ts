@@ -86,10 +86,25 @@ const CROSS_TENANT: Record<string, "not_found" | ((res: { code: string; message?
   CreatePromotion: (res) => expect(["ok", "already_exists"]).toContain(res.code),
   UpsertCustomer: (res) => expect(res.code).toBe("ok"),
   UpsertSubscription: (res) => expect(res.code).toBe("ok"),
+  ListEvents: (res) => {
+    expect(res.code).toBe("ok");
+    expect(JSON.stringify(res.message, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain(worldA.organizationId);
+  },
+  CreateWebhookEndpoint: (res) => expect(res.code).toBe("ok"),
+  ListWebhookEndpoints: (res) => {
+    expect(res.code).toBe("ok");
+    expect(JSON.stringify(res.message, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain(worldA.webhookEndpointId);
+  },
+  UpdateWebhookEndpoint: "not_found",
+  DeleteWebhookEndpoint: "not_found",
+  RotateWebhookSecret: "not_found",
+  ListWebhookDeliveries: "not_found",
+  RetryWebhookDelivery: "not_found",
 };
 
 beforeAll(async () => {
-  t = await startTestApp("authz");
+  // Endpoints on loopback only, and no DNS query leaves the machine (nothing answers on port 9).
+  t = await startTestApp("authz", { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", WEBHOOK_DNS_SERVERS: "127.0.0.1:9" });
   redis = snapshotRedis();
   rpcs = await promotionsRpcs();
   const a = await t.tenant("authz-a");

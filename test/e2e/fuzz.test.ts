@@ -122,7 +122,8 @@ async function expectHealthy(): Promise<void> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp("fuzz", { MAX_BODY_BYTES: "65536" });
+  // Endpoints on loopback only, and no DNS query leaves the machine (nothing answers on port 9).
+  t = await startTestApp("fuzz", { MAX_BODY_BYTES: "65536", WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", WEBHOOK_DNS_SERVERS: "127.0.0.1:9" });
   redis = snapshotRedis();
   rpcs = await promotionsRpcs();
   const f = await t.tenant("frozen-co");

@@ -34,12 +34,22 @@ export async function promotionsServices(): Promise<DescService[]> {
   return [...found.values()].sort((a, b) => a.typeName.localeCompare(b.typeName));
 }
 
-/** Every RPC of promotions.v1; fails loudly on a streaming RPC, which these tests cannot drive yet. */
+/**
+ * Server-streaming RPCs the unary matrix leaves to their own tests, with where those tests are;
+ * any other streaming RPC fails loudly.
+ */
+export const STREAMING_RPCS: Readonly<Record<string, string>> = {
+  "promotions.v1.EventService/StreamEvents": "test/e2e/webhooks.test.ts (keys and scopes, another tenant's after_id, every protocol)",
+};
+
+/** Every unary RPC of promotions.v1 (streaming ones listed in STREAMING_RPCS are tested elsewhere). */
 export async function promotionsRpcs(): Promise<Rpc[]> {
   const rpcs: Rpc[] = [];
   for (const service of await promotionsServices()) {
     for (const method of service.methods) {
-      if (!isUnary(method)) { throw new Error(`${service.typeName}/${method.name} is ${method.methodKind}: extend test/e2e/support/rpcs.ts`);
+      if (!isUnary(method)) {
+        if (`${service.typeName}/${method.name}` in STREAMING_RPCS) continue;
+        throw new Error(`${service.typeName}/${method.name} is ${method.methodKind}: extend test/e2e/support/rpcs.ts`);
       }
       rpcs.push({ service, method, label: `${service.name}/${method.name}`, path: `/${service.typeName}/${method.name}` });
     }

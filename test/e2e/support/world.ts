@@ -6,6 +6,7 @@ import { BillingInterval, SubscriptionStatus } from "../../../gen/promotions/v1/
 import { InvoiceService } from "../../../gen/promotions/v1/invoice_service_pb.js";
 import { PromotionService } from "../../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { WebhookService } from "../../../gen/promotions/v1/webhook_service_pb.js";
 import { client } from "../../support/app.js";
 import { at, pushCustomerAndSubscription } from "./billing.js";
 
@@ -24,6 +25,8 @@ export interface World {
   customerId: string;
   subscriptionId: string;
   invoiceId: string;
+  /** A disabled webhook endpoint on a loopback port nobody listens on: it never receives anything. */
+  webhookEndpointId: string;
 }
 
 const pct = (bps: number) => ({ kind: { case: "percentageDiscount" as const, value: { percentBps: bps } } });
@@ -50,6 +53,11 @@ export async function seedWorld(url: string, key: string, organizationId: string
   const redeemed = await redemptions.redeemPromotion({ code, customerId, subscriptionId, idempotencyKey: `${tag}-order-1` });
   const invoiceId = `${tag}-inv-1`;
   await client(InvoiceService, url, key).applyPromotions({ invoiceId, subscriptionId });
+  // Disabled at once, so no background delivery ever writes while a test compares snapshots.
+  const webhooks = client(WebhookService, url, key);
+  const endpoint = await webhooks.createWebhookEndpoint({ url: `http://127.0.0.1:9/${tag}`, eventTypes: ["promotion.exhausted"], description: `${tag} hooks` });
+  const webhookEndpointId = endpoint.webhookEndpoint?.id ?? "";
+  await webhooks.updateWebhookEndpoint({ id: webhookEndpointId, disabled: true });
   // Hydrate the counters of every promotion a read may touch, so a later read finds them warm.
   for (const c of [code, extraCode, `${tag}-DRAFT`.toUpperCase()]) await redemptions.validateCode({ code: c, customerId });
   return {
@@ -64,6 +72,7 @@ export async function seedWorld(url: string, key: string, organizationId: string
     customerId,
     subscriptionId,
     invoiceId,
+    webhookEndpointId,
   };
 }
 
@@ -113,10 +122,19 @@ export function seedRequests(w: World): Record<string, Record<string, unknown>> 
     },
     GetCustomer: { id: w.customerId },
     GetSubscription: { id: w.subscriptionId },
+    ListEvents: { limit: 10, types: ["promotion.created"] },
+    CreateWebhookEndpoint: { url: `http://127.0.0.1:9/${w.tag}-new`, eventTypes: ["promotion.exhausted"], description: `${w.tag} new hooks` },
+    ListWebhookEndpoints: { limit: 10 },
+    UpdateWebhookEndpoint: { id: w.webhookEndpointId, description: `${w.tag} renamed hooks` },
+    DeleteWebhookEndpoint: { id: w.webhookEndpointId },
+    RotateWebhookSecret: { id: w.webhookEndpointId },
+    ListWebhookDeliveries: { endpointId: w.webhookEndpointId, limit: 10 },
+    // The world has no delivery (nothing emits events yet); a UUID of the world that is no delivery.
+    RetryWebhookDelivery: { id: w.webhookEndpointId },
   };
 }
 
 /** Every id and code of the world, for fuzzers to draw from. */
 export function worldValues(w: World): string[] {
-  return [w.promotionId, w.draftId, w.code, w.codeId, w.extraCode, w.redemptionId, w.customerId, w.subscriptionId, w.invoiceId, w.organizationId];
+  return [w.promotionId, w.draftId, w.code, w.codeId, w.extraCode, w.redemptionId, w.customerId, w.subscriptionId, w.invoiceId, w.organizationId, w.webhookEndpointId];
 }
