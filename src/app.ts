@@ -4,7 +4,6 @@ import { createCheckout } from "./checkout/checkout.js";
 import { Sweeper } from "./checkout/sweeper.js";
 import { Counters } from "./counters/counters.js";
 import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js";
-import type { PromotionChangeHook } from "./promotions/change-hook.js";
 import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
@@ -84,12 +83,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     onRedemption: (reason) => metrics.redemptions.inc({ reason }),
   });
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
-  // After a promotion or code change commits: drop this process's cache and raise the seq in
-  // Redis so every other replica's cached terms are refused as stale.
-  const onChanged: PromotionChangeHook = async (organizationId, promotionId, seq) => {
-    checkout.cache.forget(organizationId, promotionId);
-    await counters.publishSeq(promotionId, seq);
-  };
+  const onChanged = checkout.onChanged;
+
   const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
   // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
   const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });

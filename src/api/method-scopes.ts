@@ -35,6 +35,7 @@ const REQUIRED: Readonly<Record<string, Scope>> = {
   RotateWebhookSecret: "write",
   RetryWebhookDelivery: "write",
   ApplyPromotions: "redeem",
+  ReverseInvoice: "redeem",
   ValidateCode: "redeem",
   RedeemPromotion: "redeem",
   ReleaseRedemption: "redeem",

@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import type { Counters } from "../counters/counters.js";
+import type { PromotionChangeHook } from "../promotions/change-hook.js";
 import { LedgerBatcher } from "../store/ledger-batch.js";
 import { Invoicer } from "./invoicer.js";
 import type { CheckoutStores } from "./ports.js";
@@ -15,6 +16,11 @@ export interface Checkout {
   invoicer: Invoicer;
   /** Terms and codes cached for the hot path; a committed change drops its promotion's entries. */
   cache: TermsCache;
+  /**
+   * After a promotion or code change commits: drops this process's cache entries and raises the
+   * seq in Redis so every other replica's cached terms are refused as stale.
+   */
+  onChanged: PromotionChangeHook;
   /** The stores of one call. */
   stores(em: EntityManager): CheckoutStores;
 }
@@ -28,10 +34,16 @@ export function createCheckout(deps: {
 }): Checkout {
   const cache = new TermsCache();
   const batcher = new LedgerBatcher(deps.orm);
+  const onChanged: PromotionChangeHook = async (organizationId, promotionId, seq) => {
+    cache.forget(organizationId, promotionId);
+    await deps.counters.publishSeq(promotionId, seq);
+  };
+  const redeemer = new Redeemer({ counters: deps.counters, cache, reservationTtlMs: deps.reservationTtlMs, onOutcome: deps.onRedemption });
   return {
-    redeemer: new Redeemer({ counters: deps.counters, cache, reservationTtlMs: deps.reservationTtlMs, onOutcome: deps.onRedemption }),
-    invoicer: new Invoicer({ counters: deps.counters, reservationTtlMs: deps.reservationTtlMs }),
+    redeemer,
+    invoicer: new Invoicer({ counters: deps.counters, redeemer, reservationTtlMs: deps.reservationTtlMs, onChanged }),
     cache,
+    onChanged,
     stores: (em) => checkoutStores(em, batcher),
   };
 }

@@ -1,17 +1,32 @@
 import { randomUUID } from "node:crypto";
-import type { Candidate, CandidatePromotion, InvoiceDraft, PricedInvoice, PromotionOutcome } from "../domain/billing.js";
+import type { Candidate, CandidatePromotion, CounterRefusal, InvoiceDraft, PricedInvoice, PromotionOutcome } from "../domain/billing.js";
 import { DomainError } from "../domain/errors.js";
 import { priceInvoice } from "../domain/pipeline.js";
+import { ReserveOutcome, type Refusal } from "../counters/outcomes.js";
 import { rebuildCounters } from "../counters/rebuild.js";
-import type { ApplicationWrite, RedemptionCandidate, StoredInvoice } from "../store/invoice-ledger.js";
+import type { PromotionChangeHook } from "../promotions/change-hook.js";
+import { refuseReversed, type ApplicationWrite, type InvoiceEffects, type RedemptionCandidate, type StoredInvoice } from "../store/invoice-ledger.js";
 import { invoiceRequestHash, sameRequest } from "./idempotency.js";
 import type { CheckoutCounters, CheckoutStores } from "./ports.js";
+import type { Redeemer } from "./redeemer.js";
+import { settleReturns } from "./returns.js";
 
-// InvoiceService.ApplyPromotions: the one pricing pipeline on a real invoice. Budget is reserved
-// in Redis per applied promotion (consume_budget.lua: CAP or STRICT, atomically), the ledger
-// write is fenced by each promotion's counter epoch like a redemption's, and anything that does
-// not reach the ledger is given back (or settled by the sweeper). When Redis grants less budget
-// than the price assumed, the invoice is priced again with the budget as it now stands.
+// InvoiceService.ApplyPromotions: the one pricing pipeline on a real invoice.
+//
+// - Candidates: the customer's ACTIVE redemptions (one per promotion: the oldest applies, the
+//   others wait until it completes), on the terms each pinned, and the AUTOMATIC promotions that
+//   never reached this customer.
+// - Budget is reserved in Redis per applied promotion (consume_budget.lua: CAP or STRICT,
+//   atomically); when Redis grants less than the price assumed, the invoice is priced again with
+//   the budget as it now stands.
+// - An automatic promotion's first application then takes its redemption (redeemer.ts
+//   admitAutomatic: the same counters, fence and group commit as a code's), after its budget, so a
+//   budget that ran out never leaves a customer reached without a discount. A limit that refuses
+//   it prices the invoice again without it.
+// - The invoice, its applications, each redemption's next cycle (its last one completes it), the
+//   coverage gaps that end redemptions and a STRICT budget's exhaustion are written in one
+//   transaction, fenced by each promotion's counter epoch; anything that does not reach the ledger
+//   is given back (or settled by the sweeper).
 
 const MAX_ATTEMPTS = 20;
 
@@ -29,21 +44,33 @@ interface Reservation {
   id: string;
 }
 
+interface LiveCounts {
+  budgetUsed: bigint;
+  redemptions: bigint;
+}
+
 export interface InvoicerDeps {
   counters: CheckoutCounters;
+  redeemer: Redeemer;
   /** How long a budget reservation may stay unwritten before the sweeper settles it. */
   reservationTtlMs: number;
+  /** Told after commit when an invoice changed a promotion's terms (a STRICT budget exhausted). */
+  onChanged?: PromotionChangeHook;
   clock?: () => Date;
 }
 
 export class Invoicer {
   private readonly counters: CheckoutCounters;
+  private readonly redeemer: Redeemer;
   private readonly reservationTtlMs: number;
+  private readonly onChanged: PromotionChangeHook;
   private readonly clock: () => Date;
 
   constructor(deps: InvoicerDeps) {
     this.counters = deps.counters;
+    this.redeemer = deps.redeemer;
     this.reservationTtlMs = deps.reservationTtlMs;
+    this.onChanged = deps.onChanged ?? (async () => undefined);
     this.clock = deps.clock ?? (() => new Date());
   }
 
@@ -51,7 +78,7 @@ export class Invoicer {
     const { invoices } = stores;
     const hash = invoiceRequestHash(input);
     const replay = await invoices.find(organizationId, input.invoiceId);
-    if (replay) return { priced: sameInvoice(replay, hash), replayed: true };
+    if (replay) return { priced: sameInvoice(replay, input.invoiceId, hash), replayed: true };
 
     const now = this.clock();
     const ctx = await stores.pricing.billingContext(
@@ -61,23 +88,25 @@ export class Invoicer {
       { requireKnownCustomer: false },
     );
     const customerId = ctx.customer?.id ?? input.customerId;
-    const redeemed = customerId === "" ? [] : await invoices.redemptionCandidates(organizationId, customerId);
-    const redeemedIds = new Set(redeemed.map((r) => r.promotion.id));
-    const automatic = (await stores.pricing.automaticPromotions(organizationId, now)).filter((p) => !redeemedIds.has(p.id));
-    const cycles = customerId === "" ? new Map<string, number>() : await invoices.automaticCycles(organizationId, customerId);
+    let automatic = customerId === "" ? [] : await stores.pricing.automaticPromotions(organizationId, now);
+    /** Automatic first applications the counters refused, by promotion: priced again as refused. */
+    const refusals = new Map<string, CounterRefusal>();
 
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const budgets = await this.budgets(stores, [...redeemed.map((r) => r.promotion), ...automatic]);
+      const redeemed = customerId === "" ? [] : oldestPerPromotion(await invoices.redemptionCandidates(organizationId, customerId));
+      const reached = customerId === "" ? new Set<string>() : await invoices.redeemedPromotions(organizationId, customerId);
+      const firsts = automatic.filter((p) => !reached.has(p.id));
+      const live = await this.liveCounts(stores, [...redeemed.map((r) => r.promotion), ...firsts]);
       const candidates = [
-        ...redeemed.map((r) => redemptionCandidate(r, budgets)),
-        ...automatic.map((p) => automaticCandidate(p, cycles.get(p.id) ?? 0, budgets)),
+        ...redeemed.map((r) => redemptionCandidate(r, live)),
+        ...firsts.map((p) => automaticCandidate(p, live, refusals.get(p.id))),
       ];
       const byKey = new Map(candidates.map((c) => [c.key, c]));
       const priced = priceInvoice(ctx, candidates);
 
       const reserved: Reservation[] = [];
-      const applications: ApplicationWrite[] = [];
-      let short = false;
+      const applications: { write: ApplicationWrite; outcome: PromotionOutcome; first: boolean }[] = [];
+      let again = false;
       for (const outcome of priced.promotions) {
         const candidate = byKey.get(outcome.candidateKey);
         if (!outcome.applied || !candidate) continue;
@@ -95,28 +124,53 @@ export class Invoicer {
           });
           if (!r.hydrated) {
             await this.rebuild(stores, outcome.promotionId);
-            short = true;
+            again = true;
             break;
           }
           if (r.granted > 0n) reserved.push({ promotionId: outcome.promotionId, id });
           if (r.granted !== outcome.budgetConsumedMinor) {
-            short = true; // the budget moved since we read it: price again with what is left
+            again = true; // the budget moved since we read it: price again with what is left
             break;
           }
           epoch = r.epoch;
         }
-        applications.push(application(id, epoch, outcome, candidate.redemptionId));
+        applications.push({ write: application(id, epoch, outcome, candidate.redemptionId), outcome, first: candidate.redemptionId === null });
       }
-      if (short) {
+
+      // Automatic first applications take their redemption now that their budget is held.
+      for (const a of again ? [] : applications.filter((x) => x.first)) {
+        const taken = await this.redeemer.admitAutomatic(stores, organizationId, a.write.promotionId, customerId);
+        if (taken.kind === "refused") {
+          const refusal = counterRefusal(taken.outcome, taken.message);
+          if (refusal) refusals.set(a.write.promotionId, refusal);
+          else automatic = automatic.filter((p) => p.id !== a.write.promotionId); // no longer live (deactivated, expired)
+          again = true;
+          break;
+        }
+        a.write.redemptionId = taken.row.id;
+        a.outcome.redemptionId = taken.row.id;
+      }
+      if (again) {
         await this.giveBack(reserved);
         continue;
       }
+
       let written;
       try {
         written = await invoices.write(
           organizationId,
-          { id: input.invoiceId, requestHash: hash, customerId: customerId === "" ? null : customerId, subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId, priced, now },
-          applications,
+          {
+            id: input.invoiceId,
+            requestHash: hash,
+            customerId: customerId === "" ? null : customerId,
+            subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId,
+            priced,
+            periodStart: ctx.periodStart,
+            periodEnd: ctx.periodEnd,
+            now,
+          },
+          applications.map((a) => a.write),
+          effectsOf(priced, byKey),
         );
       } catch (error) {
         await this.giveBack(reserved);
@@ -124,21 +178,36 @@ export class Invoicer {
       }
       if (written.kind === "written") {
         for (const r of reserved) this.counters.confirmLater(r.promotionId, r.id);
+        for (const c of written.termsChanged) await this.onChanged(organizationId, c.promotionId, c.termsSeq);
         return { priced, replayed: false };
       }
       await this.giveBack(reserved);
-      if (written.kind === "exists") return { priced: sameInvoice(written.stored, hash), replayed: true };
+      if (written.kind === "exists") return { priced: sameInvoice(written.stored, input.invoiceId, hash), replayed: true };
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters kept moving; retry");
   }
 
-  /** Live budget used per promotion (Redis, rebuilt from the ledger when missing). */
-  private async budgets(stores: CheckoutStores, promotions: readonly CandidatePromotion[]): Promise<Map<string, bigint>> {
-    const ids = [...new Set(promotions.filter((p) => p.terms.maxBudget !== null).map((p) => p.id))];
+  /**
+   * ReverseInvoice: the ledger marks the invoice and its applications REVERSED, un-uses the cycles
+   * they advanced and records the budget to give back; then the counters take it back (returns.ts).
+   */
+  async reverse(stores: CheckoutStores, organizationId: string, input: { invoiceId: string; reason: string }): Promise<{ stored: StoredInvoice; replayed: boolean; budgetReturnedMinor: bigint }> {
+    const now = this.clock();
+    const reversal = await stores.invoices.reverse(organizationId, input.invoiceId, input.reason, now);
+    if (reversal.changed) await settleReturns(this.counters, stores.ledger, reversal.returned, now);
+    const budgetReturnedMinor = reversal.stored.priced.promotions.reduce((sum, o) => sum + (o.applied ? o.budgetConsumedMinor : 0n), 0n);
+    return { stored: reversal.stored, replayed: !reversal.changed, budgetReturnedMinor };
+  }
+
+  /** Live budget used and redemptions per promotion with a limit (Redis, rebuilt from the ledger when missing). */
+  private async liveCounts(stores: CheckoutStores, promotions: readonly CandidatePromotion[]): Promise<Map<string, LiveCounts>> {
+    const ids = [...new Set(promotions.filter((p) => p.terms.maxBudget !== null || p.terms.maxRedemptions !== null).map((p) => p.id))];
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const snapshot = await this.counters.snapshot(ids);
       const missing = ids.filter((id) => snapshot.get(id) == null);
-      if (missing.length === 0) return new Map(ids.map((id) => [id, snapshot.get(id)?.budgetUsed ?? 0n]));
+      if (missing.length === 0) {
+        return new Map(ids.map((id) => [id, { budgetUsed: snapshot.get(id)?.budgetUsed ?? 0n, redemptions: snapshot.get(id)?.redemptions ?? 0n }]));
+      }
       for (const id of missing) await this.rebuild(stores, id);
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters are being rebuilt; retry");
@@ -154,34 +223,75 @@ export class Invoicer {
   }
 }
 
-const withBudget = (p: CandidatePromotion, budgets: ReadonlyMap<string, bigint>): CandidatePromotion => ({ ...p, currentBudgetUsed: budgets.get(p.id) ?? 0n });
+/** One redemption per promotion applies to an invoice: the oldest (candidates come oldest first). */
+function oldestPerPromotion(redeemed: readonly RedemptionCandidate[]): RedemptionCandidate[] {
+  const seen = new Set<string>();
+  return redeemed.filter((r) => !seen.has(r.promotion.id) && seen.add(r.promotion.id));
+}
+
+const withLive = (p: CandidatePromotion, live: ReadonlyMap<string, LiveCounts>, counted: "ledger" | "redis"): CandidatePromotion => {
+  const counts = live.get(p.id);
+  return { ...p, currentBudgetUsed: counts?.budgetUsed ?? 0n, currentRedemptions: counted === "redis" && counts ? counts.redemptions : p.currentRedemptions };
+};
 
 /** One of the customer's ACTIVE redemptions, on the terms of the version it pinned. */
-function redemptionCandidate(r: RedemptionCandidate, budgets: ReadonlyMap<string, bigint>): Candidate {
+function redemptionCandidate(r: RedemptionCandidate, live: ReadonlyMap<string, LiveCounts>): Candidate {
   return {
     key: `redemption:${r.redemptionId}`,
-    promotion: withBudget(r.promotion, budgets),
+    promotion: withLive(r.promotion, live, "ledger"),
     cyclesUsed: r.cyclesUsed,
     redeemedAt: r.redeemedAt,
     redemptionId: r.redemptionId,
     allowDraft: false,
     code: null,
     alreadyRedeemed: true,
+    history: r.history,
   };
 }
 
-/** An active promotion without a code; its phase is chosen by how many invoices of this customer it already priced. */
-function automaticCandidate(p: CandidatePromotion, cyclesUsed: number, budgets: ReadonlyMap<string, bigint>): Candidate {
+/** An AUTOMATIC promotion that never reached this customer: applying it would take its first redemption. */
+function automaticCandidate(p: CandidatePromotion, live: ReadonlyMap<string, LiveCounts>, refusal: CounterRefusal | undefined): Candidate {
   return {
     key: `automatic:${p.id}`,
-    promotion: withBudget(p, budgets),
-    cyclesUsed,
+    promotion: withLive(p, live, "redis"),
+    cyclesUsed: 0,
     redeemedAt: null,
     redemptionId: null,
     allowDraft: false,
     code: null,
     alreadyRedeemed: false,
+    ...(refusal ? { refusal } : {}),
   };
+}
+
+/** The limit a refused automatic admission names, as a failed gate; null when the promotion is simply no longer live. */
+function counterRefusal(outcome: Refusal, detail: string): CounterRefusal | null {
+  switch (outcome) {
+    case ReserveOutcome.MaxRedemptionsReached:
+      return { check: "max_redemptions", detail };
+    case ReserveOutcome.CustomerLimitReached:
+      return { check: "customer_limit", detail };
+    case ReserveOutcome.BudgetExhausted:
+      return { check: "budget", detail };
+    default:
+      return null;
+  }
+}
+
+/** What the invoice ends or exhausts: broken continuous coverage ends its redemption; a STRICT refusal exhausts the budget. */
+function effectsOf(priced: PricedInvoice, byKey: ReadonlyMap<string, Candidate>): InvoiceEffects {
+  const coverageEnded: string[] = [];
+  const budgetExhausted: InvoiceEffects["budgetExhausted"][number][] = [];
+  for (const o of priced.promotions) {
+    const candidate = byKey.get(o.candidateKey);
+    if (!candidate) continue;
+    if (o.reason === "continuous_coverage" && candidate.redemptionId !== null) coverageEnded.push(candidate.redemptionId);
+    const { terms } = candidate.promotion;
+    if (o.reason === "budget_insufficient" && terms.budgetBehavior === "STRICT" && terms.maxBudget !== null) {
+      budgetExhausted.push({ promotionId: o.promotionId, maxBudget: terms.maxBudget });
+    }
+  }
+  return { coverageEnded, budgetExhausted };
 }
 
 function application(id: string, epoch: bigint | null, o: PromotionOutcome, redemptionId: string | null): ApplicationWrite {
@@ -200,7 +310,9 @@ function application(id: string, epoch: bigint | null, o: PromotionOutcome, rede
   };
 }
 
-function sameInvoice(stored: StoredInvoice, hash: string): PricedInvoice {
+/** A stored invoice answers a retry of the same request; a reversed one is refused whatever the request. */
+function sameInvoice(stored: StoredInvoice, invoiceId: string, hash: string): PricedInvoice {
+  refuseReversed(stored, invoiceId);
   return sameRequest(stored.priced, stored.requestHash, hash, {
     code: "invoice_id_reused",
     message: "this invoice_id was already priced with a different request",

@@ -14,11 +14,11 @@ import type { CheckoutTerms } from "../store/promotion-views.js";
 /** The counter operations checkout moves (src/counters/counters.ts). */
 export type CheckoutCounters = Pick<
   Counters,
-  "reserve" | "consumeBudget" | "giveBack" | "confirmLater" | "release" | "snapshot" | "keys" | "lockRebuild" | "unlockRebuild" | "isHydrated" | "install"
+  "reserve" | "consumeBudget" | "giveBack" | "confirmLater" | "applyReturn" | "snapshot" | "keys" | "lockRebuild" | "unlockRebuild" | "isHydrated" | "install"
 >;
 
 /** The redemption ledger as checkout uses it; `write` is the group commit (store/ledger-batch.ts). */
-export interface RedemptionLedger extends Pick<Ledger, "findByIdempotencyKey" | "findReservation" | "releaseRedemption" | "rebuild"> {
+export interface RedemptionLedger extends Pick<Ledger, "findByIdempotencyKey" | "findReservation" | "releaseRedemption" | "rebuild" | "markReturnsApplied"> {
   write(row: RedemptionRow): Promise<RedemptionWrite>;
 }
 
@@ -37,7 +37,7 @@ export interface PricingReads {
 /** Everything one checkout call reads and writes, bound to that call's EntityManager. */
 export interface CheckoutStores {
   ledger: RedemptionLedger;
-  invoices: Pick<InvoiceLedger, "find" | "redemptionCandidates" | "automaticCycles" | "write">;
+  invoices: Pick<InvoiceLedger, "find" | "redemptionCandidates" | "redeemedPromotions" | "write" | "reverse">;
   catalog: CatalogReads;
   pricing: PricingReads;
 }

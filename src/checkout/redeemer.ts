@@ -3,13 +3,16 @@ import type { Check } from "../domain/billing.js";
 import { DomainError, notFound } from "../domain/errors.js";
 import { max } from "../domain/money.js";
 import { summarizeEffects } from "../domain/pipeline.js";
-import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions, type RedeemRequest } from "../domain/redemption.js";
+import { failedChecksText, needsContext, redemptionEligibility, type CodeRestrictions, type RedeemRequest, type RedemptionKind } from "../domain/redemption.js";
+import { totalCycles } from "../domain/phases.js";
 import type { ReserveRequest, ReserveResult } from "../counters/counters.js";
-import { isRefusal, refusalError, refusalOf, ReserveOutcome } from "../counters/outcomes.js";
+import { isRefusal, refusalError, refusalOf, ReserveOutcome, type Refusal } from "../counters/outcomes.js";
 import { rebuildCounters } from "../counters/rebuild.js";
 import type { ResolvedCode } from "../store/code-store.js";
 import type { RedemptionRow } from "../store/ledger.js";
+import { automaticRedemptionKey } from "./automatic.js";
 import { redeemRequestHash, sameRequest } from "./idempotency.js";
+import { settleReturns } from "./returns.js";
 import type { CheckoutCounters, CheckoutStores, RedemptionLedger } from "./ports.js";
 import type { TermsCache, TermsEntry } from "./terms-cache.js";
 
@@ -42,6 +45,34 @@ interface Target {
   /** The seq both entries were read at: the older of the two. */
   seq: bigint;
 }
+
+/** How one redemption is being taken. */
+interface Admission {
+  kind: RedemptionKind;
+  idempotencyKey: string | null;
+  requestHash: string;
+  /**
+   * The conditions were judged already (an automatic promotion priced on the real invoice), so
+   * they are not judged again on the redeem request's context.
+   */
+  judged: boolean;
+  /**
+   * The caller holds this redemption's budget already (an automatic promotion's first invoice
+   * reserved it first), so the budget is not judged again: the last of it is the caller's own.
+   */
+  budgetHeld?: boolean;
+}
+
+/** What one admission came to. */
+type Admitted =
+  | { kind: "redeemed"; row: RedemptionRow }
+  /** An earlier redemption with the same idempotency key answers. */
+  | { kind: "replayed"; row: RedemptionRow }
+  | { kind: "refused"; outcome: Refusal }
+  | { kind: "not_eligible"; checks: Check[] };
+
+/** An automatic promotion's first application to a customer: its redemption, or the limit that refused it. */
+export type AutomaticAdmission = { kind: "redeemed"; row: RedemptionRow } | { kind: "refused"; outcome: Refusal; message: string };
 
 export interface RedeemerDeps {
   counters: CheckoutCounters;
@@ -81,6 +112,9 @@ export class Redeemer {
         publicDescription: view.terms.publicDescription,
         effectSummary: summarizeEffects(view.terms),
       };
+      if (view.terms.applicationMethod === "AUTOMATIC") {
+        return { ...base, valid: false, reason: APPLIES_AUTOMATICALLY.code, message: APPLIES_AUTOMATICALLY.message, checks: [], remainingRedemptions: null };
+      }
       const eligibility = await this.eligibility(stores, organizationId, input, target, now);
       // Check mode reads no reservation id (reserve.lua returns before it would).
       const result = await this.counters.reserve(this.reserveRequest("check", "", target, input, now, null));
@@ -99,9 +133,55 @@ export class Redeemer {
   }
 
   async redeem(stores: CheckoutStores, organizationId: string, input: RedeemRequest): Promise<RedemptionRow> {
-    const { ledger } = stores;
     const requestHash = redeemRequestHash(input);
     const idempotencyKey = input.idempotencyKey === "" ? null : input.idempotencyKey;
+    const result = await this.admit(stores, organizationId, input, (target) => {
+      if (target.terms.view.terms.applicationMethod === "AUTOMATIC") {
+        this.onOutcome(APPLIES_AUTOMATICALLY.code);
+        throw DomainError.of("failed_precondition", APPLIES_AUTOMATICALLY.code, APPLIES_AUTOMATICALLY.message, "promotion_id");
+      }
+      return { kind: target.code === null && target.terms.view.terms.applicationMethod === "ASSIGNED" ? "ASSIGNED" : "CODE", idempotencyKey, requestHash, judged: false };
+    });
+    switch (result.kind) {
+      case "redeemed":
+        return result.row;
+      case "replayed":
+        return this.replay(result.row, requestHash);
+      case "refused":
+        this.onOutcome(refusalOf(result.outcome).code);
+        throw refusalError(result.outcome);
+      case "not_eligible":
+        this.onOutcome("not_eligible");
+        throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(result.checks)}` }]);
+    }
+  }
+
+  /**
+   * An automatic promotion's first application to a customer: its redemption (kind AUTOMATIC),
+   * taken under the same counters, fence and group commit as a code's. The pipeline judged the
+   * invoice already; the customer's one key makes concurrent invoices take one redemption.
+   */
+  async admitAutomatic(stores: CheckoutStores, organizationId: string, promotionId: string, customerId: string): Promise<AutomaticAdmission> {
+    const input: RedeemRequest = { code: "", promotionId, customerId, subscriptionId: "", invoice: null, idempotencyKey: automaticRedemptionKey(promotionId, customerId), metadata: {} };
+    const requestHash = redeemRequestHash(input);
+    const result = await this.admit(stores, organizationId, input, () => ({ kind: "AUTOMATIC", idempotencyKey: input.idempotencyKey, requestHash, judged: true, budgetHeld: true }));
+    switch (result.kind) {
+      case "redeemed":
+      case "replayed":
+        return { kind: "redeemed", row: result.row };
+      case "refused":
+        return { kind: "refused", outcome: result.outcome, message: refusalOf(result.outcome).message };
+      case "not_eligible":
+        throw new Error("an automatic admission is judged by the pipeline, never here");
+    }
+  }
+
+  /**
+   * Reserve in Redis, write the ledger row fenced by the counter epoch, confirm — retrying what
+   * means "try again" (rebuilt counters, stale terms, a fenced write, an earlier call given back).
+   */
+  private async admit(stores: CheckoutStores, organizationId: string, input: RedeemRequest, how: (target: Target) => Admission): Promise<Admitted> {
+    const { ledger } = stores;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
       const target = await this.target(stores, organizationId, input);
@@ -109,7 +189,8 @@ export class Redeemer {
         this.onOutcome("code_not_found");
         throw DomainError.of("not_found", "code_not_found", "no live promotion has this code", input.code !== "" ? "code" : "promotion_id");
       }
-      const eligibility = await this.eligibility(stores, organizationId, input, target, now);
+      const admission = how(target);
+      const eligibility = admission.judged ? { eligible: true, checks: [] } : await this.eligibility(stores, organizationId, input, target, now);
 
       // An ineligible request is judged without moving anything (check mode), so its answer keeps
       // the precedence ValidateCode gives (a limit refusal first) and it never holds a slot that a
@@ -117,25 +198,22 @@ export class Redeemer {
       // reservation id.
       const mode = eligibility.eligible ? "redeem" : "check";
       const id = mode === "redeem" ? randomUUID() : "";
-      const result = await this.counters.reserve(this.reserveRequest(mode, id, target, input, now, idempotencyKey));
+      const { idempotencyKey } = admission;
+      const request = this.reserveRequest(mode, id, target, input, now, idempotencyKey);
+      const result = await this.counters.reserve(admission.budgetHeld === true ? { ...request, maxBudget: null, budgetExhausted: false } : request);
       if (await this.retryable(stores, organizationId, target, result)) continue;
       if (result.outcome === ReserveOutcome.Duplicate) {
         const earlier = await this.awaitEarlier(ledger, organizationId, result.earlier);
         if (!earlier) continue; // given back meanwhile: decide afresh
-        return this.replay(earlier, requestHash);
+        return { kind: "replayed", row: earlier };
       }
       // Refused (a limit first, then eligibility): an earlier redemption with this idempotency key
       // still answers; else the refusal does.
       const outcome = result.outcome;
       if (isRefusal(outcome) || !eligibility.eligible) {
         const replay = idempotencyKey === null ? null : await ledger.findByIdempotencyKey(organizationId, idempotencyKey);
-        if (replay) return this.replay(replay, requestHash);
-        if (isRefusal(outcome)) {
-          this.onOutcome(refusalOf(outcome).code);
-          throw refusalError(outcome);
-        }
-        this.onOutcome("not_eligible");
-        throw new DomainError("failed_precondition", [{ param: "", code: "not_eligible", message: `not eligible: ${failedChecksText(eligibility.checks)}` }]);
+        if (replay) return { kind: "replayed", row: replay };
+        return isRefusal(outcome) ? { kind: "refused", outcome } : { kind: "not_eligible", checks: eligibility.checks };
       }
       // Admitted: from here the reservation must be written or given back.
       const { view } = target.terms;
@@ -144,6 +222,7 @@ export class Redeemer {
         organizationId,
         promotionId: view.id,
         status: "ACTIVE",
+        kind: admission.kind,
         epoch: result.epoch,
         promotionVersionId: view.liveVersionId,
         version: view.liveVersion,
@@ -152,11 +231,15 @@ export class Redeemer {
         customerId: input.customerId,
         subscriptionId: input.subscriptionId === "" ? null : input.subscriptionId,
         idempotencyKey,
-        requestHash,
+        requestHash: admission.requestHash,
         cyclesUsed: 0,
+        cyclesTotal: totalCycles(view.terms.phases),
         metadata: input.metadata,
         createdAt: now,
         releasedAt: null,
+        completedAt: null,
+        endedAt: null,
+        endReason: null,
       };
       let written;
       try {
@@ -168,23 +251,20 @@ export class Redeemer {
       if (written.kind === "written") {
         this.counters.confirmLater(view.id, id);
         this.onOutcome("admitted");
-        return row;
+        return { kind: "redeemed", row };
       }
       await this.giveBack(view.id, id, idempotencyKey);
-      if (written.kind === "duplicate_key") return this.replay(written.existing, requestHash);
+      if (written.kind === "duplicate_key") return { kind: "replayed", row: written.existing };
       // fenced or tombstoned: the counters moved under us; decide afresh.
     }
     throw busy();
   }
 
-  /** Marks the redemption RELEASED in the ledger, then frees its slot in the counters that counted it. */
+  /** Marks the redemption RELEASED in the ledger, then frees its slot in the counters that counted it (returns.ts). */
   async release(stores: CheckoutStores, organizationId: string, id: string): Promise<RedemptionRow> {
-    const released = await stores.ledger.releaseRedemption(organizationId, id, this.clock());
-    if (released.changed) {
-      const r = released.row;
-      // If Redis is unreachable now, the slot stays taken until the next rebuild: never over the limit.
-      await this.counters.release(r.promotionId, released.epoch, r.customerId, r.codeId).catch(() => false);
-    }
+    const now = this.clock();
+    const released = await stores.ledger.releaseRedemption(organizationId, id, now);
+    if (released.returned) await settleReturns(this.counters, stores.ledger, [released.returned], now);
     return released.row;
   }
 
@@ -240,6 +320,7 @@ export class Redeemer {
       maxPerCustomer: view.terms.maxRedemptionsPerCustomer,
       codeMaxRedemptions: code?.maxRedemptions ?? null,
       maxBudget: view.terms.maxBudget,
+      budgetExhausted: view.budgetExhausted,
       idempotencyKey,
     };
   }
@@ -287,6 +368,12 @@ export class Redeemer {
     return null;
   }
 }
+
+/** An AUTOMATIC promotion is never redeemed by a client: its first invoice is its redemption. */
+const APPLIES_AUTOMATICALLY = {
+  code: "applies_automatically",
+  message: "this promotion applies automatically to every eligible customer; it is not redeemed (use an ASSIGNED promotion to give it to chosen customers)",
+};
 
 function busy(): DomainError {
   return DomainError.of("unavailable", "counters_busy", "the promotion's counters are being rebuilt; retry");

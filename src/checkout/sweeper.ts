@@ -2,6 +2,7 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Counters } from "../counters/counters.js";
 import type { Logger } from "../observability/logger.js";
 import { Ledger } from "../store/ledger.js";
+import { settleReturns } from "./returns.js";
 
 // Settles reservations that outlived their deadline without being confirmed: the process died
 // between reserve and confirm, the ledger write failed, or Redis was unreachable for the confirm.
@@ -14,7 +15,12 @@ import { Ledger } from "../store/ledger.js";
 export interface SweepResult {
   abandoned: number;
   confirmed: number;
+  /** Counter returns of committed releases and reversals that a crash or an outage left pending. */
+  returned: number;
 }
+
+/** How long a committed release or reversal has to apply its own counter return before the sweeper does. */
+const RETURN_GRACE_MS = 2_000;
 
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -32,7 +38,7 @@ export class Sweeper {
       if (this.running) return;
       this.running = this.sweep()
         .then((r) => {
-          if (r.abandoned + r.confirmed > 0) this.logger.info({ ...r }, "settled overdue reservations");
+          if (r.abandoned + r.confirmed + r.returned > 0) this.logger.info({ ...r }, "settled overdue reservations and counter returns");
         })
         .catch((error: unknown) => this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, "sweep failed; will retry"))
         .finally(() => {
@@ -50,7 +56,7 @@ export class Sweeper {
   /** One pass over every promotion that can hold reservations. */
   async sweep(now = Date.now()): Promise<SweepResult> {
     const ledger = new Ledger(this.orm.em.fork());
-    const result: SweepResult = { abandoned: 0, confirmed: 0 };
+    const result: SweepResult = { abandoned: 0, confirmed: 0, returned: 0 };
     for (const promotionId of await ledger.promotionsThatMayHoldReservations()) {
       for (const reservation of await this.counters.overdue(promotionId, now)) {
         // Read once: the kind picks the ledger table, the marker is what give_back.lua clears.
@@ -65,6 +71,7 @@ export class Sweeper {
         }
       }
     }
+    result.returned = await settleReturns(this.counters, ledger, await ledger.pendingReturns(new Date(now - RETURN_GRACE_MS)), new Date(now));
     return result;
   }
 }

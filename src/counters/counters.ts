@@ -1,5 +1,5 @@
 import { DomainError } from "../domain/errors.js";
-import type { Rebuilt } from "../store/ledger.js";
+import type { CounterReturn, Rebuilt } from "../store/ledger.js";
 import { promotionKeys, type PromotionKeys } from "./keys.js";
 import { ReserveOutcome } from "./outcomes.js";
 import type { RedisClient } from "./redis.js";
@@ -10,7 +10,7 @@ import { traced } from "../observability/tracing.js";
 // and return values in its header). Nothing else in the service talks to these keys.
 
 /** The scripts this face calls; each file's name carries its key count (scripts.ts). */
-export const SCRIPT_NAMES = ["reserve", "consume_budget", "confirm", "give_back", "release", "hydrate", "reset_for_rebuild", "publish_seq"] as const;
+export const SCRIPT_NAMES = ["reserve", "consume_budget", "confirm", "give_back", "apply_return", "hydrate", "reset_for_rebuild", "publish_seq"] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /**
@@ -20,7 +20,7 @@ type ScriptName = (typeof SCRIPT_NAMES)[number];
 export const RESERVE_ARGV = [
   "mode", "reservation_id", "now", "deadline", "terms_seq", "customer_id", "code_id", "status", "valid_from", "valid_to",
   "code_active", "code_expires_at", "max_redemptions", "max_per_customer", "has_idempotency_key", "code_max_redemptions",
-  "max_budget", "idempotency_ttl_ms",
+  "max_budget", "idempotency_ttl_ms", "budget_exhausted",
 ] as const;
 type ReserveArgs = Record<(typeof RESERVE_ARGV)[number], string | number>;
 
@@ -46,6 +46,8 @@ export interface ReserveRequest {
   maxPerCustomer: bigint | null;
   codeMaxRedemptions: bigint | null;
   maxBudget: bigint | null;
+  /** A STRICT budget refused a grant: no more redemptions either (budget_exhausted). */
+  budgetExhausted: boolean;
   idempotencyKey: string | null;
 }
 
@@ -122,6 +124,7 @@ export class Counters {
       code_max_redemptions: opt(r.codeMaxRedemptions),
       max_budget: opt(r.maxBudget),
       idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+      budget_exhausted: r.budgetExhausted ? "1" : "0",
     };
     const reply = await this.call("reserve", [k.state, k.customers, k.codes, k.pending, k.details, idem, ...RESERVE_ARGV.map((name) => args[name])]);
     const [outcome, epoch, earlier, n] = tuple(reply, 4);
@@ -189,10 +192,18 @@ export class Counters {
     return Number(await this.call("give_back", [k.state, k.customers, k.codes, k.pending, k.details, marker || k.state, reservationId])) === 1;
   }
 
-  /** release.lua: a released ledger row frees its slot, if these counters counted it. */
-  async release(promotionId: string, epoch: bigint, customerId: string, codeId: string | null): Promise<boolean> {
-    const k = this.keys(promotionId);
-    return Number(await this.call("release", [k.state, k.customers, k.codes, epoch.toString(), customerId, codeId ?? ""])) === 1;
+  /**
+   * apply_return.lua: a release or reversal committed in the ledger (counter_returns) gives its
+   * counters back, if these counters counted it (same epoch), once. Returns "applied", "other_epoch"
+   * (a rebuild already left it out) or "already" (applied before).
+   */
+  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already"> {
+    const k = this.keys(r.promotionId);
+    const reply = Number(await this.call("apply_return", [
+      k.state, k.customers, k.codes, k.applied(r.id),
+      r.epoch.toString(), r.kind, r.customerId ?? "", r.codeId ?? "", r.amountMinor.toString(), IDEMPOTENCY_TTL_MS,
+    ]));
+    return reply === 1 ? "applied" : reply === 2 ? "already" : "other_epoch";
   }
 
   /** publish_seq.lua: terms changed in Postgres; reservations made with older ones become stale. */

@@ -21,6 +21,8 @@ export interface PromotionKeys {
   rebuildLock: string;
   /** String: idempotency key -> reservation id, kept for a day. */
   idempotency(key: string): string;
+  /** String: set once the counter return with this id was applied (apply_return.lua), kept for a day. */
+  applied(returnId: string): string;
 }
 
 export function promotionKeys(prefix: string, promotionId: string): PromotionKeys {
@@ -33,6 +35,7 @@ export function promotionKeys(prefix: string, promotionId: string): PromotionKey
     details: `${base}:d`,
     rebuildLock: `${base}:lock`,
     idempotency: (key) => `${base}:i:${key}`,
+    applied: (returnId) => `${base}:r:${returnId}`,
   };
 }
 

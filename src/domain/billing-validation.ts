@@ -92,6 +92,14 @@ export function validateApplyRequest(r: { invoiceId: string; customerId: string;
   return out;
 }
 
+/** A ReverseInvoice request: the invoice id, and a reason of bounded length. */
+export function validateReverseRequest(r: { invoiceId: string; reason: string }): Violation[] {
+  const out: Violation[] = [];
+  checkText(out, r.invoiceId, "invoice_id", { min: 1, max: LIMITS.idLength });
+  checkText(out, r.reason, "reason", { max: LIMITS.idLength });
+  return out;
+}
+
 /** Bounds of the dry-run requests; exported so the proto comments and tests quote the same numbers. */
 export const SIMULATION_LIMITS = {
   promotionIds: 50,

@@ -70,6 +70,31 @@ export interface CandidatePromotion {
   terms: PromotionTerms;
   currentRedemptions: bigint;
   currentBudgetUsed: bigint;
+  /**
+   * A STRICT budget refused a grant it could no longer pay: the promotion reads EXHAUSTED and
+   * grants nothing more until an edit raises max_budget.
+   */
+  budgetExhausted?: boolean;
+}
+
+/** What the ledger knows of an existing redemption's earlier invoices. */
+export interface RedemptionHistory {
+  /** Its trial extension was granted already (a trial is extended once per redemption). */
+  trialExtended: boolean;
+  /** End of the last billing period it applied to; null before its first. */
+  lastPeriodEnd: Date | null;
+}
+
+/** A limit the counters refused a candidate's redemption for (an automatic promotion's first application). */
+export interface CounterRefusal {
+  check: "max_redemptions" | "customer_limit" | "budget";
+  detail: string;
+}
+
+/** A code a customer entered, and whether it is one of this promotion's codes (the use case looked it up). */
+export interface EnteredCode {
+  entered: string;
+  matches: boolean;
 }
 
 /** Why this promotion is being considered for this invoice. */
@@ -89,10 +114,14 @@ export interface Candidate {
   redemptionId: string | null;
   /** Simulations may price drafts as if they were active. */
   allowDraft: boolean;
-  /** A code the customer entered, to check against the promotion's code; null = none given. */
-  code: string | null;
+  /** A code the customer entered; null = none given. */
+  code: EnteredCode | null;
   /** Whether this customer's redemption of it already counts against max_redemptions (a redemption being applied). */
   alreadyRedeemed: boolean;
+  /** The existing redemption's earlier invoices (with redemptionId). */
+  history?: RedemptionHistory;
+  /** The counters refused this candidate's redemption: a failed gate. */
+  refusal?: CounterRefusal;
 }
 
 export interface Check {
@@ -135,6 +164,10 @@ export interface PromotionOutcome {
   /** What this promotion took off each line (lines it did not touch are absent); sums to discountMinor. */
   lineDiscounts: { lineId: string; amountMinor: bigint }[];
   checks: Check[];
+  /** The trial's new end when this promotion extended it; null otherwise. */
+  trialEnd: Date | null;
+  /** The redemption that applied (an existing one, or the one an automatic promotion's first application took); null otherwise. */
+  redemptionId: string | null;
 }
 
 export interface PricedInvoice {

@@ -28,9 +28,12 @@ export interface EffectCurrencies {
 
 export interface SkippedEffect {
   kind: Effect["kind"];
-  reason: "currency_mismatch";
+  reason: "currency_mismatch" | "not_trialing" | "trial_already_extended";
   detail: string;
 }
+
+/** Whether a free trial extension may be granted on this invoice, and why not. */
+export type TrialRule = { allowed: true } | { allowed: false; reason: "not_trialing" | "trial_already_extended"; detail: string };
 
 export interface EffectsResult {
   /** Discount per line, by the index of the line given. */
@@ -56,7 +59,7 @@ export function matchesAppliesTo(line: Pick<EffectLine, "planId" | "productId">,
 }
 
 /** The result of one phase's effects, applied in the order listed, each to what the ones before left. */
-export function applyEffects(effects: readonly Effect[], lines: readonly EffectLine[], currencies: EffectCurrencies): EffectsResult {
+export function applyEffects(effects: readonly Effect[], lines: readonly EffectLine[], currencies: EffectCurrencies, trial: TrialRule = { allowed: true }): EffectsResult {
   const remaining = lines.map((l) => max(l.remainingMinor, 0n));
   const lineDiscounts = lines.map(() => 0n);
   const result: EffectsResult = { lineDiscounts, discountMinor: 0n, creditMinor: 0n, trialDays: 0, skipped: [] };
@@ -97,7 +100,9 @@ export function applyEffects(effects: readonly Effect[], lines: readonly EffectL
         if (eligible.some(Boolean)) result.creditMinor += max(effect.amountMinor, 0n);
         break;
       case "free_trial_extension":
-        if (eligible.some(Boolean) && Number.isSafeInteger(effect.days) && effect.days > 0) result.trialDays += effect.days;
+        if (!eligible.some(Boolean) || !Number.isSafeInteger(effect.days) || effect.days <= 0) break;
+        if (trial.allowed) result.trialDays += effect.days;
+        else result.skipped.push({ kind: effect.kind, reason: trial.reason, detail: trial.detail });
         break;
     }
   }

@@ -50,6 +50,7 @@ const RESOURCE_NAMES = {
   subscription: "subscription",
   redemption: "redemption",
   code: "promotion code",
+  invoice: "invoice",
 } as const;
 
 /** A resource that does not exist for the caller's tenant: NOT_FOUND `<kind>_not_found`, naming the field that named it. */

@@ -4,6 +4,7 @@
 
 import { DomainError, type Violation } from "./errors.js";
 import {
+  APPLICATION_METHODS,
   APPLICATION_TIMINGS,
   ARCHETYPES,
   BUDGET_BEHAVIORS,
@@ -40,7 +41,8 @@ const LIST_OPS: ReadonlySet<FilterOp> = new Set(["in", "nin"]);
 export const PROMOTION_FILTER_FIELDS: Readonly<Record<string, FieldSpec>> = Object.freeze({
   id: { type: "uuid" },
   name: { type: "string" },
-  code: { type: "string" },
+  code: { type: "string", nullable: true },
+  application_method: { type: { enum: APPLICATION_METHODS } },
   description: { type: "string" },
   public_description: { type: "string" },
   currency: { type: "string" },

@@ -10,6 +10,7 @@ export interface VersionFacts {
   state: "draft" | "published";
   effectiveFrom: Date | null;
   archivedReason: string | null;
+  archivedAt: Date | null;
 }
 
 export interface VersionLifecycle {
@@ -24,6 +25,15 @@ export const ARCHIVED_REASON = {
   replacedBeforeEffective: "replaced_before_effective",
 } as const;
 
+/**
+ * Whether a version was cancelled before it took effect: archived (replaced by a later publish, or
+ * its promotion deactivated) while a draft or while still scheduled. The version in force when its
+ * promotion was deactivated is archived too, but it did take effect, and stays the one in force.
+ */
+export function cancelledBeforeEffect(v: VersionFacts): boolean {
+  return v.archivedReason !== null && (v.effectiveFrom === null || v.archivedAt === null || v.effectiveFrom > v.archivedAt);
+}
+
 /** The version whose terms are in force at `now`: the draft of a draft, else the newest published one that has started. */
 export function versionInForce<V extends VersionFacts>(
   versions: readonly V[],
@@ -35,7 +45,7 @@ export function versionInForce<V extends VersionFacts>(
     const eligible =
       promotionStatus === "DRAFT"
         ? v.state === "draft"
-        : v.state === "published" && v.archivedReason === null && v.effectiveFrom !== null && v.effectiveFrom <= now;
+        : v.state === "published" && !cancelledBeforeEffect(v) && v.effectiveFrom !== null && v.effectiveFrom <= now;
     if (eligible && (best === undefined || v.version > best.version)) best = v;
   }
   return best;
@@ -50,7 +60,7 @@ export function versionLifecycles(
   const live = versionInForce(versions, promotionStatus, now);
   // Versions that actually took effect, in order; each one ends when the next one starts.
   const started = versions
-    .filter((v) => v.state === "published" && v.archivedReason === null && v.effectiveFrom !== null && v.effectiveFrom <= now)
+    .filter((v) => v.state === "published" && !cancelledBeforeEffect(v) && v.effectiveFrom !== null && v.effectiveFrom <= now)
     .sort((a, b) => a.version - b.version);
   const endOf = new Map<number, Date>();
   for (let i = 0; i + 1 < started.length; i++) {
@@ -76,9 +86,13 @@ export function cancelledByPublish<V extends VersionFacts>(versions: readonly V[
   return versions.filter((v) => v.state === "published" && v.archivedReason === null && v.effectiveFrom !== null && v.effectiveFrom > now);
 }
 
-/** Versions a deactivation at `now` archives with it: those that never took effect (drafts, scheduled ones). */
+/**
+ * Versions a deactivation at `now` archives with it: the one in force (it stays the promotion's
+ * terms, now read-only) and those that never took effect (drafts, scheduled ones).
+ */
 export function archivedByDeactivation<V extends VersionFacts>(versions: readonly V[], now: Date): V[] {
-  return versions.filter((v) => v.archivedReason === null && (v.state === "draft" || (v.effectiveFrom !== null && v.effectiveFrom > now)));
+  const inForce = versionInForce(versions, "ACTIVE", now);
+  return versions.filter((v) => v.archivedReason === null && (v === inForce || v.state === "draft" || (v.effectiveFrom !== null && v.effectiveFrom > now)));
 }
 
 /** What a promotion is doing at `now`, from its status, window and counters. */
@@ -91,6 +105,8 @@ export function derivedStatus(
     currentRedemptions: bigint;
     maxBudget: bigint | null;
     currentBudgetUsed: bigint;
+    /** A STRICT budget refused a grant it could no longer pay. */
+    budgetExhausted?: boolean;
   },
   now: Date,
 ): DerivedStatus {
@@ -99,18 +115,19 @@ export function derivedStatus(
   if (p.validTo !== null && now >= p.validTo) return "EXPIRED";
   if (p.validFrom !== null && now < p.validFrom) return "SCHEDULED";
   const redemptionsUsedUp = p.maxRedemptions !== null && p.currentRedemptions >= p.maxRedemptions;
-  const budgetUsedUp = p.maxBudget !== null && p.currentBudgetUsed >= p.maxBudget;
+  const budgetUsedUp = p.maxBudget !== null && (p.currentBudgetUsed >= p.maxBudget || p.budgetExhausted === true);
   return redemptionsUsedUp || budgetUsedUp ? "EXHAUSTED" : "LIVE";
 }
 
 /** What a caller may ask of a promotion, each allowed in some statuses only. */
-export type LifecycleAction = "activate" | "deactivate" | "edit" | "edit_phases" | "add_codes" | "change_codes";
+export type LifecycleAction = "activate" | "deactivate" | "edit" | "edit_phases" | "change_method" | "add_codes" | "change_codes";
 
 const ALLOWED: Record<LifecycleAction, readonly PromotionStatus[]> = {
   activate: ["DRAFT"],
   deactivate: ["ACTIVE"],
   edit: ["DRAFT", "ACTIVE"],
   edit_phases: ["DRAFT"],
+  change_method: ["DRAFT"],
   add_codes: ["DRAFT", "ACTIVE"],
   change_codes: ["DRAFT", "ACTIVE"],
 };
@@ -121,6 +138,7 @@ const PARAM: Record<LifecycleAction, string> = {
   deactivate: "",
   edit: "",
   edit_phases: "phases",
+  change_method: "application_method",
   add_codes: "promotion_id",
   change_codes: "id",
 };
@@ -133,6 +151,7 @@ export function assertTransition(action: LifecycleAction, status: PromotionStatu
     deactivate: `only an ACTIVE promotion can be deactivated; this one is ${status}`,
     edit: `an ${status} promotion is read-only; copy it to a new draft instead`,
     edit_phases: `phases, is_phased and archetype can only change while the promotion is a DRAFT; this one is ${status} (copy it to a new draft instead)`,
+    change_method: `application_method can only change while the promotion is a DRAFT; this one is ${status} (copy it to a new draft instead)`,
     add_codes: `codes can be added only to a DRAFT or ACTIVE promotion; this one is ${status}`,
     change_codes: `the codes of an ${status} promotion cannot change`,
   };

@@ -33,6 +33,17 @@ export function phaseLength(phase: Phase): number | null {
   }
 }
 
+/** Billing periods the phases last in all; null when one of them is FOREVER (the promotion never completes). */
+export function totalCycles(phases: readonly Phase[]): number | null {
+  let total = 0;
+  for (const phase of phases) {
+    const length = phaseLength(phase);
+    if (length === null) return null;
+    total += length;
+  }
+  return total;
+}
+
 /** The phase in force once `cyclesUsed` billing periods have been used, or null when all are used up. */
 export function phaseAt(phases: readonly Phase[], cyclesUsed: number): PhaseInForce | null {
   if (!Number.isSafeInteger(cyclesUsed) || cyclesUsed < 0) {
@@ -67,15 +78,23 @@ export function phaseCheck(phases: readonly Phase[], cyclesUsed: number): { chec
   };
 }
 
-/** The "continuous_coverage" check, for promotions that end when the subscription stops being paid; null when not required. */
-export function coverageCheck(terms: PromotionTerms, subscription: SubscriptionFacts | null): Check | null {
+/**
+ * The "continuous_coverage" check, for promotions that end when the subscription stops being
+ * paid; null when not required. Coverage breaks when the subscription is not ACTIVE or TRIALING,
+ * or when this billing period does not start where the last one the redemption applied to ended.
+ */
+export function coverageCheck(terms: PromotionTerms, ctx: Pick<BillingContext, "subscription" | "periodStart">, lastPeriodEnd: Date | null): Check | null {
   if (!terms.requiresContinuousCoverage) return null;
   const check = "continuous_coverage";
-  // An inline invoice has no subscription whose coverage could have lapsed.
-  if (!subscription) return { check, passed: true, detail: "no subscription is known, so no lapse in coverage" };
-  if (LAPSED_STATUSES.has(subscription.status)) {
+  const { subscription } = ctx;
+  if (subscription && LAPSED_STATUSES.has(subscription.status)) {
     return { check, passed: false, detail: `coverage lapsed: subscription ${subscription.id} is ${subscription.status}` };
   }
+  if (lastPeriodEnd !== null && lastPeriodEnd.getTime() !== ctx.periodStart.getTime()) {
+    return { check, passed: false, detail: `coverage gap: this billing period starts ${ctx.periodStart.toISOString()}, the last one it applied to ended ${lastPeriodEnd.toISOString()}` };
+  }
+  // An inline invoice has no subscription whose coverage could have lapsed.
+  if (!subscription) return { check, passed: true, detail: "no subscription is known, so no lapse in coverage" };
   return { check, passed: true, detail: `subscription ${subscription.id} is ${subscription.status}: coverage continuous` };
 }
 

@@ -1,9 +1,9 @@
-import type { BillingContext, Candidate, Check, LineDiscount, PricedInvoice, PricedLine, PromotionOutcome } from "./billing.js";
+import type { BillingContext, Candidate, Check, EnteredCode, LineDiscount, PricedInvoice, PricedLine, PromotionOutcome } from "./billing.js";
 import { evaluateConditions, lineAmount } from "./conditions.js";
-import { applyEffects, describeEffect, type EffectsResult } from "./effects.js";
+import { applyEffects, describeEffect, type EffectsResult, type TrialRule } from "./effects.js";
 import { allocate, formatMoney, max, min, sum } from "./money.js";
 import { coverageCheck, phaseCheck, timingCheck, type PhaseInForce } from "./phases.js";
-import { normalizeCode, type Phase, type PromotionTerms } from "./terms.js";
+import type { Phase, PromotionTerms } from "./terms.js";
 
 // The one pricing pipeline: simulation, eligibility preview, impact forecasts and real invoices all
 // call priceInvoice, so a price can only ever be computed one way. It is pure — counters come in on
@@ -20,6 +20,10 @@ import { normalizeCode, type Phase, type PromotionTerms } from "./terms.js";
 //   trial days — e.g. its applies_to matches no line, or earlier promotions left nothing) is not
 //   applied. It then neither blocks the promotions after it (a non-stackable that gave nothing must
 //   not cost the customer a stackable that would give something) nor consumes budget.
+// - A free trial extension is granted once per redemption and only to a TRIALING subscription
+//   ("not_trialing" when that is all a promotion would give); the outcome carries the new trial_end.
+// - A STRICT budget that refused a grant it could no longer pay grants nothing more ("budget"), until
+//   an edit raises max_budget.
 // - Budget CAP: when discount + credit exceed what is left of max_budget, the discount is cut first
 //   to the remainder (the promotion's line discounts re-spread by largest remainder, so each line
 //   keeps at most what it had) and credit gets whatever is left after that. STRICT grants nothing.
@@ -30,6 +34,7 @@ export const GATE_CHECKS: ReadonlySet<string> = new Set([
   "status",
   "validity_window",
   "max_redemptions",
+  "customer_limit",
   "budget",
   "code",
   "conditions",
@@ -78,6 +83,8 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
       budgetConsumedMinor: 0n,
       lineDiscounts: [],
       checks: gates.checks,
+      trialEnd: null,
+      redemptionId: null,
     };
     outcomes.push(outcome);
     if (gates.reason !== "" || !gates.inForce) continue;
@@ -96,12 +103,16 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
       gates.inForce.phase.effects,
       invoiceLines.map((l, i) => ({ planId: l.planId, productId: l.productId, remainingMinor: remaining[i] ?? 0n })),
       { invoice: ctx.invoice.currency, promotion: terms.currency, percentNeedsCurrency: terms.maxBudget !== null },
+      trialRule(ctx, candidate),
     );
-    if (result.skipped.length > 0) {
-      outcome.checks.push({ check: "currency", passed: false, detail: result.skipped.map((s) => s.detail).join("; ") });
+    const currencySkips = result.skipped.filter((s) => s.reason === "currency_mismatch");
+    const trialSkips = result.skipped.filter((s) => s.reason !== "currency_mismatch");
+    if (currencySkips.length > 0) {
+      outcome.checks.push({ check: "currency", passed: false, detail: currencySkips.map((s) => s.detail).join("; ") });
     }
+    if (trialSkips[0]) outcome.checks.push({ check: "trial", passed: false, detail: trialSkips[0].detail });
     if (result.discountMinor === 0n && result.creditMinor === 0n && result.trialDays === 0) {
-      outcome.reason = result.skipped.length > 0 ? "currency_mismatch" : "no_effect";
+      outcome.reason = currencySkips.length > 0 ? "currency_mismatch" : trialSkips.some((s) => s.reason === "not_trialing") ? "not_trialing" : "no_effect";
       outcome.checks.push({ check: "effects", passed: false, detail: "gives nothing on this invoice: nothing it applies to is left to discount" });
       continue;
     }
@@ -114,9 +125,11 @@ export function priceInvoice(ctx: BillingContext, candidates: readonly Candidate
       outcome.lineDiscounts.push({ lineId: invoiceLines[i]?.id ?? "", amountMinor: part });
     });
     outcome.applied = true;
+    outcome.redemptionId = candidate.redemptionId;
     outcome.discountMinor = result.discountMinor;
     outcome.creditMinor = result.creditMinor;
     outcome.trialDays = result.trialDays;
+    if (result.trialDays > 0) outcome.trialEnd = extendedTrialEnd(ctx, result.trialDays);
     outcome.budgetConsumedMinor = result.discountMinor + result.creditMinor;
     outcome.checks.push({ check: "effects", passed: true, detail: `gives ${describeResult(result, ctx.invoice.currency)}` });
     applied.push({ name: terms.name, stackable: terms.stackable });
@@ -161,31 +174,39 @@ function checkGates(ctx: BillingContext, candidate: Candidate): Gates {
   const { promotion } = candidate;
   const { terms } = promotion;
   const checks: Check[] = [statusCheck(candidate), windowCheck(candidate, ctx.at)];
+  const refused = candidate.refusal;
   if (terms.maxRedemptions !== null) {
     const used = promotion.currentRedemptions;
     const limit = terms.maxRedemptions;
     checks.push(
-      candidate.alreadyRedeemed
-        ? { check: "max_redemptions", passed: true, detail: `this redemption is already counted (${used} of ${limit} used)` }
-        : used < limit
-          ? { check: "max_redemptions", passed: true, detail: `${used} of ${limit} redemptions used` }
-          : { check: "max_redemptions", passed: false, detail: `all ${limit} redemptions are used` },
+      refused?.check === "max_redemptions"
+        ? { check: "max_redemptions", passed: false, detail: refused.detail }
+        : candidate.alreadyRedeemed
+          ? { check: "max_redemptions", passed: true, detail: `this redemption is already counted (${used} of ${limit} used)` }
+          : used < limit
+            ? { check: "max_redemptions", passed: true, detail: `${used} of ${limit} redemptions used` }
+            : { check: "max_redemptions", passed: false, detail: `all ${limit} redemptions are used` },
     );
   }
+  if (refused?.check === "customer_limit") checks.push({ check: "customer_limit", passed: false, detail: refused.detail });
   if (terms.maxBudget !== null) {
     const used = formatMoney(promotion.currentBudgetUsed, terms.currency);
     const limit = formatMoney(terms.maxBudget, terms.currency);
     checks.push(
-      promotion.currentBudgetUsed < terms.maxBudget
-        ? { check: "budget", passed: true, detail: `${used} of the ${limit} budget used` }
-        : { check: "budget", passed: false, detail: `the ${limit} budget is used up` },
+      refused?.check === "budget"
+        ? { check: "budget", passed: false, detail: refused.detail }
+        : promotion.budgetExhausted === true
+          ? { check: "budget", passed: false, detail: `the ${limit} budget can no longer pay: a STRICT grant was refused (${used} used); raise max_budget to reopen it` }
+          : promotion.currentBudgetUsed < terms.maxBudget
+            ? { check: "budget", passed: true, detail: `${used} of the ${limit} budget used` }
+            : { check: "budget", passed: false, detail: `the ${limit} budget is used up` },
     );
   }
-  if (candidate.code !== null) checks.push(codeCheck(candidate.code, terms.code));
+  if (candidate.code !== null) checks.push(codeCheck(candidate.code, terms));
   checks.push(...evaluateConditions(terms, ctx).checks);
   const phase = phaseCheck(terms.phases, candidate.cyclesUsed);
   checks.push(phase.check);
-  const coverage = coverageCheck(terms, ctx.subscription);
+  const coverage = coverageCheck(terms, ctx, candidate.history?.lastPeriodEnd ?? null);
   if (coverage) checks.push(coverage);
   const timing = timingCheck(terms, candidate, ctx);
   if (timing) checks.push(timing);
@@ -240,12 +261,32 @@ function windowCheck(candidate: Candidate, at: Date): Check {
 }
 
 // The detail never echoes the promotion's real code: a preview must not reveal a private code.
-function codeCheck(given: string, code: string): Check {
-  const entered = normalizeCode(given);
-  if (code === "") return { check: "code", passed: false, detail: "this promotion applies automatically and takes no code" };
-  return entered === normalizeCode(code)
-    ? { check: "code", passed: true, detail: `code ${entered} matches` }
-    : { check: "code", passed: false, detail: `code ${JSON.stringify(entered)} is not this promotion's code` };
+function codeCheck(code: EnteredCode, terms: PromotionTerms): Check {
+  if (terms.applicationMethod !== "CODE") {
+    return { check: "code", passed: false, detail: `this promotion is ${terms.applicationMethod.toLowerCase()} and takes no code` };
+  }
+  return code.matches
+    ? { check: "code", passed: true, detail: `code ${code.entered} is one of this promotion's codes` }
+    : { check: "code", passed: false, detail: `code ${JSON.stringify(code.entered)} is not one of this promotion's codes` };
+}
+
+/** A trial is extended once per redemption, and only while the subscription is trialing. */
+function trialRule(ctx: BillingContext, candidate: Candidate): TrialRule {
+  if (candidate.history?.trialExtended === true) {
+    return { allowed: false, reason: "trial_already_extended", detail: "the trial extension of this redemption was granted already" };
+  }
+  const subscription = ctx.subscription;
+  if (subscription?.status !== "TRIALING") {
+    const what = subscription ? `subscription ${subscription.id} is ${subscription.status}` : "no subscription is trialing (an inline invoice)";
+    return { allowed: false, reason: "not_trialing", detail: `trial extension skipped: ${what}` };
+  }
+  return { allowed: true };
+}
+
+/** Where the trial ends after `days` more: from its current end (or, when unknown, this period's start). */
+function extendedTrialEnd(ctx: BillingContext, days: number): Date {
+  const from = ctx.subscription?.trialEnd ?? ctx.periodStart;
+  return new Date(from.getTime() + days * 86_400_000);
 }
 
 // Applies max_budget to what the effects would give; false (outcome marked) when STRICT refuses.

@@ -10,6 +10,23 @@ import { checkMetadata, checkText, checkUuid, LIMITS } from "./checks.js";
 // code's own restrictions, judged on the customer and the invoice the caller gave (if any). The
 // counters (status, window, limits, budget) are judged atomically in Redis by reserve.lua.
 
+/** Where a redemption stands (DESIGN §8). */
+export const REDEMPTION_STATUSES = ["ACTIVE", "COMPLETED", "RELEASED", "ENDED"] as const;
+export type RedemptionStatus = (typeof REDEMPTION_STATUSES)[number];
+
+/** Statuses that hold a slot in every limit: the customer was reached (RELEASED gave the slot back). */
+export const COUNTED_STATUSES: readonly RedemptionStatus[] = ["ACTIVE", "COMPLETED", "ENDED"];
+
+/** How a redemption came to be: a code, an assignment by a service, or an automatic promotion's first application. */
+export const REDEMPTION_KINDS = ["CODE", "ASSIGNED", "AUTOMATIC"] as const;
+export type RedemptionKind = (typeof REDEMPTION_KINDS)[number];
+
+/** Idempotency keys of automatic redemptions start with this; a client's key may not (src/checkout/automatic.ts). */
+export const AUTOMATIC_KEY_PREFIX = "automatic:";
+
+/** Why the system ended a redemption. */
+export const END_REASONS = { promotionDeleted: "promotion_deleted", coverageGap: "coverage_gap" } as const;
+
 export interface CodeRestrictions {
   minAmountMinor: bigint | null;
   firstTimeCustomersOnly: boolean;
@@ -91,6 +108,9 @@ export function validateRedeemRequest(r: RedeemRequest): Violation[] {
     out.push({ param: "invoice", code: "exclusive", message: "give subscription_id or invoice, not both" });
   }
   checkText(out, r.idempotencyKey, "idempotency_key", { max: LIMITS.idLength });
+  if (r.idempotencyKey.startsWith(AUTOMATIC_KEY_PREFIX)) {
+    out.push({ param: "idempotency_key", code: "invalid_value", message: `idempotency_key may not start with "${AUTOMATIC_KEY_PREFIX}" (reserved for automatic promotions)` });
+  }
   checkMetadata(out, r.metadata);
   if (r.invoice !== null) out.push(...validateInvoice(r.invoice));
   return out;

@@ -22,6 +22,10 @@ export type ConditionMode = (typeof CONDITION_MODES)[number];
 export const BUDGET_BEHAVIORS = ["CAP", "STRICT"] as const;
 export type BudgetBehavior = (typeof BUDGET_BEHAVIORS)[number];
 
+/** How a promotion reaches a customer: by code (entered, or redeemed by id), automatically, or assigned by a service. */
+export const APPLICATION_METHODS = ["CODE", "AUTOMATIC", "ASSIGNED"] as const;
+export type ApplicationMethod = (typeof APPLICATION_METHODS)[number];
+
 export const PHASE_DURATIONS = ["ONCE", "REPEATING", "FOREVER"] as const;
 export type PhaseDuration = (typeof PHASE_DURATIONS)[number];
 
@@ -66,8 +70,10 @@ export interface PromotionTerms {
   name: string;
   description: string;
   publicDescription: string;
-  /** Upper-cased primary code, or "" for a promotion that applies automatically. */
+  /** Upper-cased primary code; "" for an AUTOMATIC or ASSIGNED promotion. */
   code: string;
+  /** How it reaches customers; only AUTOMATIC applies without a redemption. */
+  applicationMethod: ApplicationMethod;
   archetype: Archetype;
   visibility: Visibility;
   stackable: boolean;
@@ -108,6 +114,7 @@ export function defaultTerms(): PromotionTerms {
     description: "",
     publicDescription: "",
     code: "",
+    applicationMethod: "AUTOMATIC",
     ...ENUM_DEFAULTS,
     stackable: false,
     priority: 0,
@@ -123,6 +130,11 @@ export function defaultTerms(): PromotionTerms {
     requiresContinuousCoverage: false,
     metadata: {},
   };
+}
+
+/** The method a request that names none gets: CODE when it gives a code, AUTOMATIC otherwise. */
+export function defaultApplicationMethod(code: string): ApplicationMethod {
+  return code.trim() === "" ? "AUTOMATIC" : "CODE";
 }
 
 /** Codes compare case-insensitively; this is the one canonical form they are stored in. */

@@ -13,6 +13,7 @@ export function validateTerms(terms: PromotionTerms, options: { effectsShorthand
   checkText(out, terms.description, "description", { max: LIMITS.descriptionLength, multiline: true });
   checkText(out, terms.publicDescription, "public_description", { max: LIMITS.descriptionLength, multiline: true });
   checkCode(out, terms.code);
+  checkApplicationMethod(out, terms);
   checkIntRange(out, terms.priority, "priority", -LIMITS.priority, LIMITS.priority);
   checkWindow(out, terms.validFrom, terms.validTo);
   checkLimits(out, terms);
@@ -26,6 +27,15 @@ export function validateTerms(terms: PromotionTerms, options: { effectsShorthand
 
 
 // ---- The rules of a promotion's terms. ----
+
+/** A CODE promotion has a code; AUTOMATIC and ASSIGNED ones have none (a code would be a second way in). */
+function checkApplicationMethod(out: Violation[], terms: PromotionTerms): void {
+  if (terms.applicationMethod === "CODE" && terms.code === "") {
+    out.push({ param: "code", code: "code_required", message: "a CODE promotion needs a code (set application_method to AUTOMATIC or ASSIGNED for one without)" });
+  } else if (terms.applicationMethod !== "CODE" && terms.code !== "") {
+    out.push({ param: "code", code: "not_allowed", message: `an ${terms.applicationMethod} promotion takes no code (set application_method to CODE)` });
+  }
+}
 
 /** Where a phase's effects live in the request: `effects` when the client used the shorthand. */
 class EffectPaths {

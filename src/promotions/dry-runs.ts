@@ -5,7 +5,9 @@ import { ImpactForecast, type ImpactForecastResult } from "../domain/impact.js";
 import { evaluateEligibility, priceInvoice, summarizeEffects } from "../domain/pipeline.js";
 import { BillingContextStore } from "../store/billing-context-store.js";
 import { automaticPromotions, candidateFrom, loadPromotions } from "../store/candidate-promotions.js";
+import { CodeStore } from "../store/code-store.js";
 import { findPromotionView } from "../store/promotion-views.js";
+import { normalizeCode } from "../domain/terms.js";
 
 // The dry runs of the one pricing pipeline: the eligibility preview of one promotion, a simulated
 // invoice, and the impact forecast over every billable subscription. Reads only; nothing here
@@ -42,10 +44,9 @@ export async function previewEligibility(
     { customerId: req.customerId, subscriptionId: req.subscriptionId, invoice: req.invoice, periodStart: null, periodEnd: null, at: req.at },
     KNOWN_CUSTOMERS,
   );
-  const verdict = evaluateEligibility(context, {
-    ...dryRun(candidateFrom(view), req.cyclesUsed, false),
-    code: req.code === "" ? null : req.code,
-  });
+  // Any of the promotion's codes counts (its primary code or an extra one); the pipeline is told whether it matched.
+  const code = req.code === "" ? null : { entered: normalizeCode(req.code), matches: (await new CodeStore(em).resolve(organizationId, req.code))?.promotionId === view.id };
+  const verdict = evaluateEligibility(context, { ...dryRun(candidateFrom(view), req.cyclesUsed, false), code });
   return {
     promotionId: view.id,
     promotionName: view.terms.name,

@@ -3,7 +3,17 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { assertValid } from "../domain/checks.js";
 import { applyPatch, copyTerms, normalizeTerms, planUpdate, type TermsPatch, type UpdateOptions } from "../domain/editing.js";
 import { notFound, type Violation } from "../domain/errors.js";
-import { ARCHIVED_REASON, archivedByDeactivation, assertTransition, cancelledByPublish, versionLifecycles, type VersionFacts, type VersionLifecycle } from "../domain/lifecycle.js";
+import {
+  ARCHIVED_REASON,
+  archivedByDeactivation,
+  assertTransition,
+  cancelledBeforeEffect,
+  cancelledByPublish,
+  versionLifecycles,
+  type VersionFacts,
+  type VersionLifecycle,
+} from "../domain/lifecycle.js";
+import { END_REASONS } from "../domain/redemption.js";
 import { DomainError } from "../domain/errors.js";
 import type { PromotionStatus, PromotionTerms, VersionStatus } from "../domain/terms.js";
 import { validateTerms } from "../domain/validation.js";
@@ -42,6 +52,7 @@ export function versionFacts(row: PromotionVersion): VersionFacts {
     state: row.state === "draft" ? "draft" : "published",
     effectiveFrom: row.effectiveFrom ?? null,
     archivedReason: row.archivedReason ?? null,
+    archivedAt: row.archivedAt ?? null,
   };
 }
 
@@ -93,7 +104,10 @@ export class Promotions {
       if (!head) throw new Error(`promotion ${id} has no versions`);
       // Edits build on the newest terms (a pending draft or a scheduled version included).
       const base = versions.find((v) => v.archivedReason == null) ?? head;
-      const terms = applyPatch(termsFromColumns(base), patch);
+      const before = termsFromColumns(base);
+      const terms = applyPatch(before, patch);
+      // How a promotion reaches customers never changes once it is live (DESIGN §8).
+      if (terms.applicationMethod !== before.applicationMethod) assertTransition("change_method", status);
       assertValid([...inputViolations, ...validateTerms(terms)]);
 
       let target: PromotionVersion;
@@ -143,7 +157,7 @@ export class Promotions {
     return this.get(actor.organizationId, id);
   }
 
-  /** ACTIVE -> ARCHIVED; versions that never took effect are archived with it, and its codes are freed. */
+  /** ACTIVE -> ARCHIVED; the version in force and those that never took effect are archived with it, and its codes are freed. */
   async deactivate(actor: Actor, id: string): Promise<PromotionView> {
     const termsSeq = await this.store.transaction(async (tx) => {
       const now = this.clock();
@@ -170,16 +184,32 @@ export class Promotions {
   async copy(actor: Actor, id: string, overrides: { name: string; code: string; validFrom: Date | null; validTo: Date | null }): Promise<PromotionView> {
     const source = await this.store.findLive(actor.organizationId, id);
     if (!source) throw notFound("promotion", id);
-    const newest = await this.store.newestVersion(id);
+    // The newest terms that were not cancelled before they took effect.
+    const newest = (await this.store.versions(id)).filter((v) => !cancelledBeforeEffect(versionFacts(v))).sort((a, b) => b.version - a.version)[0];
+    if (!newest) throw new Error(`promotion ${id} has no terms to copy`);
     return this.create(actor, copyTerms(termsFromColumns(newest), overrides));
   }
 
-  /** Soft delete: the promotion disappears from reads and its codes are free again. */
-  async softDelete(actor: Actor, id: string): Promise<PromotionView> {
+  /**
+   * Soft delete: the promotion disappears from reads and its codes are free again. ACTIVE
+   * redemptions would stop applying without a word, so a promotion that has some is refused unless
+   * the caller asks to end them (ENDED, promotion_deleted), in the same transaction.
+   */
+  async softDelete(actor: Actor, id: string, opts: { endRedemptions: boolean } = { endRedemptions: false }): Promise<PromotionView> {
     const termsSeq = await this.store.transaction(async (tx) => {
       const now = this.clock();
       const promotion = await tx.lock(actor.organizationId, id);
       if (!promotion) throw notFound("promotion", id);
+      const active = await tx.countActiveRedemptions(id);
+      if (active > 0n && !opts.endRedemptions) {
+        throw DomainError.of(
+          "failed_precondition",
+          "promotion_has_redemptions",
+          `the promotion has ${active} ACTIVE ${active === 1n ? "redemption" : "redemptions"} that would stop applying; pass end_redemptions to end them`,
+          "end_redemptions",
+        );
+      }
+      if (active > 0n) await tx.endRedemptions(id, END_REASONS.promotionDeleted, now);
       promotion.deletedAt = now;
       promotion.updatedAt = now;
       await tx.retireCodes(id, now);

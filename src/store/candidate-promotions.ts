@@ -15,6 +15,7 @@ export function candidateFrom(view: PromotionView): CandidatePromotion {
     terms: view.terms,
     currentRedemptions: view.currentRedemptions,
     currentBudgetUsed: view.currentBudgetUsed,
+    budgetExhausted: view.budgetExhausted,
   };
 }
 
@@ -29,14 +30,14 @@ export async function loadPromotions(em: EntityManager, organizationId: string, 
   return promotions;
 }
 
-/** Active promotions without a code: the ones that apply to every invoice they are eligible for. */
+/** Active AUTOMATIC promotions: the ones that apply, without a redemption call, to every invoice they are eligible for. */
 export async function automaticPromotions(em: EntityManager, organizationId: string, now: Date): Promise<CandidatePromotion[]> {
   const views = await queryPromotionViews(em, {
     organizationId,
     now,
     filters: [
       { field: "status", op: "eq", values: ["ACTIVE"] },
-      { field: "code", op: "eq", values: [null] },
+      { field: "application_method", op: "eq", values: ["AUTOMATIC"] },
     ],
   });
   return views.map(candidateFrom);

@@ -7,7 +7,7 @@ import { findTakenCodes, lockTenantCodes, sql, type TakenCode } from "./code-uni
 import { PromotionCode } from "./entities.js";
 import { asBig, asDate } from "./row-values.js";
 import { violatedUnique } from "./unique-violation.js";
-import { LIVE_REDEMPTION, on } from "./ledger-sql.js";
+import { COUNTED_REDEMPTION, on } from "./ledger-sql.js";
 
 // Persistence of a promotion's extra codes: set-based inserts (up to 100,000 in one statement),
 // keyset pages, single reads, and the redemption hot path's lookup of a code typed at checkout.
@@ -100,7 +100,7 @@ export class CodeStore {
          from page
          left join (
            select code_id, count(*) as n from redemptions
-            where organization_id = ? and promotion_id = ? and ${LIVE_REDEMPTION} and code_id in (select id from page)
+            where organization_id = ? and promotion_id = ? and ${COUNTED_REDEMPTION} and code_id in (select id from page)
             group by code_id
          ) r on r.code_id = page.id
         order by page.created_at, page.id`,
@@ -116,7 +116,7 @@ export class CodeStore {
       `select c.*,
               (select count(*) from redemptions r
                 where r.organization_id = c.organization_id and r.promotion_id = c.promotion_id
-                  and r.code_id = c.id and ${on("r", LIVE_REDEMPTION)}) as redemption_count
+                  and r.code_id = c.id and ${on("r", COUNTED_REDEMPTION)}) as redemption_count
          from promotion_codes c join promotions p on p.id = c.promotion_id
         where c.id = ? and c.organization_id = ? and p.deleted_at is null`,
       [id, organizationId],

@@ -51,6 +51,8 @@ const PromotionSchema = defineEntity({
     counterEpoch: p.bigint().default(1),
     /** Moves on every change to the promotion or its codes; caches of terms compare it. */
     termsSeq: p.bigint().default(1),
+    /** The max_budget in force when a STRICT budget refused a grant; EXHAUSTED while max_budget is not above it. */
+    budgetExhaustedMax: p.bigint().nullable(),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
     archivedAt: p.datetime(3).nullable(),
@@ -82,6 +84,8 @@ const PromotionVersionSchema = defineEntity({
     description: p.text(),
     publicDescription: p.text(),
     code: p.string().length(64).nullable(),
+    /** CODE, AUTOMATIC or ASSIGNED. */
+    applicationMethod: p.string().length(16),
     archetype: p.string().length(32),
     visibility: p.string().length(16),
     stackable: p.boolean(),
@@ -177,8 +181,13 @@ const RedemptionSchema = defineEntity({
     id: p.uuid().primary(),
     organizationId: p.uuid(),
     promotionId: p.uuid(),
-    /** ACTIVE, RELEASED, or ABANDONED (a tombstone: the reservation was given back, the write never happened). */
+    /**
+     * ACTIVE, COMPLETED (its last period used), RELEASED (given back), ENDED (stopped by the system,
+     * see end_reason), or ABANDONED (a tombstone: the reservation was given back, the write never happened).
+     */
     status: p.string().length(16),
+    /** CODE, ASSIGNED or AUTOMATIC (an automatic promotion's first application); null for tombstones. */
+    kind: p.string().length(16).nullable(),
     /** The counter epoch the reservation was made under. */
     epoch: p.bigint(),
     promotionVersionId: p.uuid().nullable(),
@@ -191,9 +200,15 @@ const RedemptionSchema = defineEntity({
     requestHash: p.string().length(64).nullable(),
     /** Billing periods of this redemption already used by invoices; selects the phase. */
     cyclesUsed: p.integer().default(0),
+    /** Billing periods its pinned terms last; null when a phase is FOREVER. */
+    cyclesTotal: p.integer().nullable(),
     metadata: p.json<Record<string, string>>(),
     createdAt: p.datetime(3),
     releasedAt: p.datetime(3).nullable(),
+    completedAt: p.datetime(3).nullable(),
+    endedAt: p.datetime(3).nullable(),
+    /** Why the system ended it: promotion_deleted, coverage_gap. */
+    endReason: p.string().length(32).nullable(),
   },
 });
 export class Redemption extends RedemptionSchema.class {}
@@ -212,6 +227,13 @@ const InvoiceSchema = defineEntity({
     /** The priced invoice as returned, so a retry returns exactly the first answer. */
     priced: p.json<unknown>(),
     createdAt: p.datetime(3),
+    /** APPLIED, or REVERSED (ReverseInvoice undid it; ApplyPromotions of this id is refused). */
+    status: p.string().length(16).default("APPLIED"),
+    /** The billing period priced (continuous coverage compares consecutive periods). */
+    periodStart: p.datetime(3).nullable(),
+    periodEnd: p.datetime(3).nullable(),
+    reversedAt: p.datetime(3).nullable(),
+    reverseReason: p.string().length(200).nullable(),
   },
 });
 export class Invoice extends InvoiceSchema.class {}
@@ -225,7 +247,7 @@ const InvoiceApplicationSchema = defineEntity({
     id: p.uuid().primary(),
     organizationId: p.uuid(),
     promotionId: p.uuid(),
-    /** APPLIED or ABANDONED (tombstone, as for redemptions). */
+    /** APPLIED, REVERSED (its invoice was reversed; its budget came back) or ABANDONED (tombstone, as for redemptions). */
     status: p.string().length(16),
     epoch: p.bigint(),
     invoiceId: p.string().length(200).nullable(),
@@ -348,6 +370,28 @@ const WebhookDispatchCursorSchema = defineEntity({
 export class WebhookDispatchCursor extends WebhookDispatchCursorSchema.class {}
 WebhookDispatchCursorSchema.setClass(WebhookDispatchCursor);
 
+const CounterReturnSchema = defineEntity({
+  name: "CounterReturn",
+  tableName: "counter_returns",
+  properties: {
+    id: p.uuid().primary(),
+    organizationId: p.uuid(),
+    promotionId: p.uuid(),
+    /** The counter epoch the release or reversal was committed under. */
+    epoch: p.bigint(),
+    /** RELEASE (a redemption's slot) or REVERSAL (budget). */
+    kind: p.string().length(16),
+    customerId: p.string().length(200).nullable(),
+    codeId: p.uuid().nullable(),
+    amountMinor: p.bigint().default(0),
+    createdAt: p.datetime(3),
+    /** When Redis took it (or a rebuild made it moot); null while pending. */
+    appliedAt: p.datetime(3).nullable(),
+  },
+});
+export class CounterReturn extends CounterReturnSchema.class {}
+CounterReturnSchema.setClass(CounterReturn);
+
 export const ENTITIES = [
   Organization,
   ApiKey,
@@ -365,4 +409,5 @@ export const ENTITIES = [
   WebhookDelivery,
   WebhookAttempt,
   WebhookDispatchCursor,
+  CounterReturn,
 ];

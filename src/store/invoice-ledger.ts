@@ -1,27 +1,39 @@
+import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { CandidatePromotion, PricedInvoice } from "../domain/billing.js";
+import type { CandidatePromotion, PricedInvoice, RedemptionHistory } from "../domain/billing.js";
+import { DomainError, notFound } from "../domain/errors.js";
+import { END_REASONS, type RedemptionKind } from "../domain/redemption.js";
 import type { PromotionStatus } from "../domain/terms.js";
-import { Promotion, PromotionVersion, Redemption } from "./entities.js";
-import { termsFromColumns } from "./terms-codec.js";
 import { traced } from "../observability/tracing.js";
+import { Promotion, PromotionVersion, Redemption } from "./entities.js";
+import { APPLIED_APPLICATION, COUNTED_REDEMPTION, on } from "./ledger-sql.js";
+import { asBig, asDate } from "./row-values.js";
+import { termsFromColumns } from "./terms-codec.js";
 import { violatedUnique } from "./unique-violation.js";
-import { APPLIED_APPLICATION, LIVE_REDEMPTION, on } from "./ledger-sql.js";
+import { recordReturns, type CounterReturn } from "./ledger.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the
-// terms of the version each was made under; how often automatic promotions already applied) and
-// writes (the invoice, one application per applied promotion, one row per discounted line, and
-// the redemptions' cycles) in one transaction, fenced by each promotion's counter epoch.
+// terms of the version each was made under and what their earlier invoices did) and writes (the
+// invoice, one application per applied promotion, one row per discounted line, the redemptions'
+// cycles, completion and coverage ends) in one transaction, fenced by each promotion's counter
+// epoch; and what ReverseInvoice undoes, under the same fence.
 
 export interface StoredInvoice {
   requestHash: string;
   priced: PricedInvoice;
+  status: "APPLIED" | "REVERSED";
+  reversedAt: Date | null;
+  reverseReason: string | null;
 }
 
 export interface RedemptionCandidate {
   redemptionId: string;
+  kind: RedemptionKind;
   cyclesUsed: number;
   redeemedAt: Date;
+  /** The promotion with the terms of the version the redemption pinned and its live counts. */
   promotion: CandidatePromotion;
+  history: RedemptionHistory;
 }
 
 export interface ApplicationWrite {
@@ -29,6 +41,7 @@ export interface ApplicationWrite {
   promotionId: string;
   /** The epoch the budget reservation was made under; null when no budget was reserved. */
   epoch: bigint | null;
+  /** The redemption it applied; its cycle advances in the same transaction, only while it is ACTIVE. */
   redemptionId: string | null;
   version: number;
   phaseName: string;
@@ -39,7 +52,26 @@ export interface ApplicationWrite {
   lines: { lineId: string; amountMinor: bigint }[];
 }
 
-export type InvoiceWrite = { kind: "written" } | { kind: "exists"; stored: StoredInvoice } | { kind: "fenced" };
+/** What the invoice transaction changes besides the applications. */
+export interface InvoiceEffects {
+  /** Redemptions whose continuous coverage broke on this invoice: ENDED (coverage_gap). */
+  coverageEnded: readonly string[];
+  /** STRICT promotions whose budget refused a grant: EXHAUSTED at the max_budget they had. */
+  budgetExhausted: readonly { promotionId: string; maxBudget: bigint }[];
+}
+
+export type InvoiceWrite =
+  | { kind: "written"; termsChanged: { promotionId: string; termsSeq: bigint }[] }
+  | { kind: "exists"; stored: StoredInvoice }
+  | { kind: "fenced" };
+
+/** What a reversal did: the stored invoice, and the budget to give back in Redis under the epoch it saw. */
+export interface Reversal {
+  stored: StoredInvoice;
+  /** False when the invoice had been reversed already (nothing moved). */
+  changed: boolean;
+  returned: CounterReturn[];
+}
 
 type Row = Record<string, unknown>;
 
@@ -51,15 +83,15 @@ export class InvoiceLedger {
   async find(organizationId: string, invoiceId: string): Promise<StoredInvoice | null> {
     const rows = await this.em
       .getConnection()
-      .execute<Row[]>(`select request_hash, priced from invoices where organization_id = ? and id = ?`, [organizationId, invoiceId], "all");
+      .execute<Row[]>(`select request_hash, priced, status, reversed_at, reverse_reason from invoices where organization_id = ? and id = ?`, [organizationId, invoiceId], "all", this.em.getTransactionContext());
     const row = rows[0];
-    return row ? { requestHash: String(row.request_hash), priced: revivePriced(row.priced) } : null;
+    return row ? storedInvoice(row) : null;
   }
 
   /**
-   * The customer's ACTIVE redemptions, oldest first, each with the terms of the version it pinned
-   * and its promotion's status now (the pipeline lets a redemption apply after its promotion is
-   * archived or its window closes: domain/pipeline.ts).
+   * The customer's ACTIVE redemptions, oldest first, each with the terms of the version it pinned,
+   * its promotion's status and counts now (the pipeline lets a redemption apply after its
+   * promotion is archived or its window closes: domain/pipeline.ts), and its history.
    */
   async redemptionCandidates(organizationId: string, customerId: string): Promise<RedemptionCandidate[]> {
     const em = this.em.fork();
@@ -69,58 +101,82 @@ export class InvoiceLedger {
     const promotionIds = [...new Set(redemptions.map((r) => r.promotionId))];
     const versions = new Map((await em.find(PromotionVersion, { id: { $in: versionIds } })).map((v) => [v.id, v]));
     const promotions = new Map((await em.find(Promotion, { id: { $in: promotionIds }, deletedAt: null })).map((p) => [p.id, p]));
+    const conn = em.getConnection();
+    const counted = new Map(
+      (await conn.execute<Row[]>(
+        `select promotion_id, count(*) as n from redemptions where promotion_id in (?) and ${COUNTED_REDEMPTION} group by promotion_id`,
+        [promotionIds],
+        "all",
+      )).map((r) => [String(r.promotion_id), BigInt(String(r.n))]),
+    );
+    const history = new Map(
+      (await conn.execute<Row[]>(
+        `select a.redemption_id, bool_or(a.trial_days > 0) as trial_extended, max(i.period_end) as last_period_end
+           from invoice_applications a join invoices i on i.organization_id = a.organization_id and i.id = a.invoice_id
+          where a.organization_id = ? and a.redemption_id in (?) and ${on("a", APPLIED_APPLICATION)}
+          group by a.redemption_id`,
+        [organizationId, redemptions.map((r) => r.id)],
+        "all",
+      )).map((r) => [String(r.redemption_id), { trialExtended: Boolean(r.trial_extended), lastPeriodEnd: asDate(r.last_period_end) }]),
+    );
     return redemptions.flatMap((r) => {
       const v = versions.get(r.promotionVersionId ?? "");
       const p = promotions.get(r.promotionId);
       if (!v || !p) return [];
-      const candidate: RedemptionCandidate = {
-        redemptionId: r.id,
-        cyclesUsed: r.cyclesUsed,
-        redeemedAt: r.createdAt,
-        promotion: {
-          id: p.id,
-          createdAt: p.createdAt,
-          status: p.status as PromotionStatus,
-          version: v.version,
-          terms: termsFromColumns(v),
-          currentRedemptions: 0n,
-          currentBudgetUsed: 0n,
+      const terms = termsFromColumns(v);
+      const exhaustedAt = p.budgetExhaustedMax ?? null;
+      return [
+        {
+          redemptionId: r.id,
+          kind: (r.kind ?? "CODE") as RedemptionKind,
+          cyclesUsed: r.cyclesUsed,
+          redeemedAt: r.createdAt,
+          history: history.get(r.id) ?? { trialExtended: false, lastPeriodEnd: null },
+          promotion: {
+            id: p.id,
+            createdAt: p.createdAt,
+            status: p.status as PromotionStatus,
+            version: v.version,
+            terms,
+            currentRedemptions: counted.get(p.id) ?? 0n,
+            currentBudgetUsed: 0n,
+            budgetExhausted: exhaustedAt !== null && terms.maxBudget !== null && terms.maxBudget <= exhaustedAt,
+          },
         },
-      };
-      return [candidate];
+      ];
     });
   }
 
-  /** How many invoices of this customer each automatic promotion already applied to (selects its phase). */
-  async automaticCycles(organizationId: string, customerId: string): Promise<Map<string, number>> {
+  /** Promotions the customer ever held a redemption of (whatever became of it): an automatic promotion reaches a customer once. */
+  async redeemedPromotions(organizationId: string, customerId: string): Promise<Set<string>> {
     const rows = await this.em.getConnection().execute<Row[]>(
-      `select a.promotion_id, count(*) as n
-         from invoice_applications a join invoices i on i.organization_id = a.organization_id and i.id = a.invoice_id
-        where a.organization_id = ? and i.customer_id = ? and a.redemption_id is null and ${on("a", APPLIED_APPLICATION)}
-        group by a.promotion_id`,
+      `select distinct promotion_id from redemptions where organization_id = ? and customer_id = ? and status <> 'ABANDONED'`,
       [organizationId, customerId],
       "all",
     );
-    return new Map(rows.map((r) => [String(r.promotion_id), Number(r.n)]));
+    return new Set(rows.map((r) => String(r.promotion_id)));
   }
 
   /**
    * Writes the invoice and its applications in one transaction. "exists" when another call wrote
    * this invoice id first; "fenced" when a promotion's counter epoch moved since its budget was
-   * reserved, or the sweeper tombstoned a reservation (nothing is written then).
+   * reserved, the sweeper tombstoned a reservation, or a redemption it applies stopped being ACTIVE
+   * (released, ended) meanwhile — nothing is written then.
    */
   async write(
     organizationId: string,
-    invoice: { id: string; requestHash: string; customerId: string | null; subscriptionId: string | null; priced: PricedInvoice; now: Date },
+    invoice: { id: string; requestHash: string; customerId: string | null; subscriptionId: string | null; priced: PricedInvoice; periodStart: Date; periodEnd: Date; now: Date },
     applications: readonly ApplicationWrite[],
+    effects: InvoiceEffects,
   ): Promise<InvoiceWrite> {
     try {
-      await traced("InvoiceLedger.write", () => this.em.transactional(async (em) => {
+      const termsChanged = await traced("InvoiceLedger.write", () => this.em.transactional(async (em) => {
         const conn = em.getConnection();
         const ctx = em.getTransactionContext();
         await conn.execute(
-          `insert into invoices (organization_id, id, request_hash, customer_id, subscription_id, priced, created_at) values (?, ?, ?, ?, ?, ?::jsonb, ?)`,
-          [organizationId, invoice.id, invoice.requestHash, invoice.customerId, invoice.subscriptionId, serializePriced(invoice.priced), invoice.now],
+          `insert into invoices (organization_id, id, request_hash, customer_id, subscription_id, priced, created_at, status, period_start, period_end)
+           values (?, ?, ?, ?, ?, ?::jsonb, ?, 'APPLIED', ?, ?)`,
+          [organizationId, invoice.id, invoice.requestHash, invoice.customerId, invoice.subscriptionId, serializePriced(invoice.priced), invoice.now, invoice.periodStart, invoice.periodEnd],
           "run",
           ctx,
         );
@@ -145,11 +201,45 @@ export class InvoiceLedger {
             await conn.execute(`insert into invoice_discount_lines (application_id, line_id, amount_minor) values (?, ?, ?)`, [a.id, line.lineId, line.amountMinor.toString()], "run", ctx);
           }
           if (a.redemptionId !== null) {
-            await conn.execute(`update redemptions set cycles_used = cycles_used + 1 where id = ? and ${LIVE_REDEMPTION}`, [a.redemptionId], "run", ctx);
+            // One more billing period used; the last one completes the redemption.
+            const advanced = await conn.execute<Row[]>(
+              `update redemptions
+                  set cycles_used = cycles_used + 1,
+                      status = case when cycles_total is not null and cycles_used + 1 >= cycles_total then 'COMPLETED' else status end,
+                      completed_at = case when cycles_total is not null and cycles_used + 1 >= cycles_total then ? else completed_at end
+                where id = ? and status = 'ACTIVE'
+                returning id`,
+              [invoice.now, a.redemptionId],
+              "all",
+              ctx,
+            );
+            if (advanced.length !== 1) throw new Fenced();
           }
         }
+        for (const id of effects.coverageEnded) {
+          await conn.execute(
+            `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ? where id = ? and organization_id = ? and status = 'ACTIVE'`,
+            [END_REASONS.coverageGap, invoice.now, id, organizationId],
+            "run",
+            ctx,
+          );
+        }
+        const changed: { promotionId: string; termsSeq: bigint }[] = [];
+        for (const e of effects.budgetExhausted) {
+          // The terms change (the promotion reads EXHAUSTED; checkout refuses it): caches are told by terms_seq.
+          const [row] = await conn.execute<Row[]>(
+            `update promotions set budget_exhausted_max = greatest(coalesce(budget_exhausted_max, 0), ?), terms_seq = terms_seq + 1
+              where id = ? and organization_id = ? and (budget_exhausted_max is null or budget_exhausted_max < ?)
+              returning terms_seq`,
+            [e.maxBudget.toString(), e.promotionId, organizationId, e.maxBudget.toString()],
+            "all",
+            ctx,
+          );
+          if (row) changed.push({ promotionId: e.promotionId, termsSeq: BigInt(String(row.terms_seq)) });
+        }
+        return changed;
       }));
-      return { kind: "written" };
+      return { kind: "written", termsChanged };
     } catch (error) {
       if (error instanceof Fenced) return { kind: "fenced" };
       const constraint = violatedUnique(error);
@@ -163,17 +253,111 @@ export class InvoiceLedger {
       throw error;
     }
   }
+
+  /**
+   * Marks an invoice REVERSED with its applications, un-uses the billing periods they advanced (a
+   * redemption they completed is ACTIVE again), and tells the caller how much budget to give back
+   * under which counter epoch: read under FOR KEY SHARE, so a rebuild either counted these
+   * applications as APPLIED before this commit (and the epoch matches) or counts them as REVERSED
+   * after it (and the epoch moved: the counters already left them out).
+   */
+  async reverse(organizationId: string, invoiceId: string, reason: string, now: Date): Promise<Reversal> {
+    return traced("InvoiceLedger.reverse", () => this.em.transactional(async (em) => {
+      const conn = em.getConnection();
+      const ctx = em.getTransactionContext();
+      const [invoice] = await conn.execute<Row[]>(
+        `select request_hash, priced, status, reversed_at, reverse_reason from invoices where organization_id = ? and id = ? for update`,
+        [organizationId, invoiceId],
+        "all",
+        ctx,
+      );
+      if (!invoice) throw notFound("invoice", invoiceId, "invoice_id");
+      if (invoice.status === "REVERSED") return { stored: storedInvoice(invoice), changed: false, returned: [] };
+      const applications = await conn.execute<Row[]>(
+        `update invoice_applications set status = 'REVERSED'
+          where organization_id = ? and invoice_id = ? and status = 'APPLIED'
+          returning promotion_id, redemption_id, budget_consumed_minor`,
+        [organizationId, invoiceId],
+        "all",
+        ctx,
+      );
+      const returned: CounterReturn[] = [];
+      for (const a of applications) {
+        const amount = asBig(a.budget_consumed_minor) ?? 0n;
+        if (amount > 0n) {
+          const [promotion] = await conn.execute<Row[]>(`select counter_epoch from promotions where id = ? for key share`, [a.promotion_id], "all", ctx);
+          returned.push({
+            id: randomUUID(),
+            organizationId,
+            promotionId: String(a.promotion_id),
+            epoch: BigInt(String(promotion?.counter_epoch ?? 0)),
+            kind: "REVERSAL",
+            customerId: null,
+            codeId: null,
+            amountMinor: amount,
+          });
+        }
+        if (a.redemption_id != null) {
+          await conn.execute(
+            `update redemptions
+                set cycles_used = greatest(cycles_used - 1, 0),
+                    status = case when status = 'COMPLETED' then 'ACTIVE' else status end,
+                    completed_at = case when status = 'COMPLETED' then null else completed_at end
+              where id = ?`,
+            [a.redemption_id],
+            "run",
+            ctx,
+          );
+        }
+      }
+      const [reversed] = await conn.execute<Row[]>(
+        `update invoices set status = 'REVERSED', reversed_at = ?, reverse_reason = ? where organization_id = ? and id = ?
+         returning request_hash, priced, status, reversed_at, reverse_reason`,
+        [now, reason, organizationId, invoiceId],
+        "all",
+        ctx,
+      );
+      if (!reversed) throw new Error(`invoice ${invoiceId} vanished inside its own transaction`);
+      await recordReturns(em, returned, now);
+      return { stored: storedInvoice(reversed), changed: true, returned };
+    }));
+  }
 }
 
-// PricedInvoice holds bigints; stored as JSON with each bigint as {"$bigint": "<digits>"}.
+/** ApplyPromotions of an invoice that was reversed is refused: its discounts were undone for a reason. */
+export function refuseReversed(stored: StoredInvoice, invoiceId: string): void {
+  if (stored.status === "REVERSED") {
+    throw DomainError.of("failed_precondition", "invoice_reversed", `invoice ${invoiceId} was reversed; price a new invoice id instead`, "invoice_id");
+  }
+}
+
+function storedInvoice(row: Row): StoredInvoice {
+  return {
+    requestHash: String(row.request_hash),
+    priced: revivePriced(row.priced),
+    status: row.status === "REVERSED" ? "REVERSED" : "APPLIED",
+    reversedAt: asDate(row.reversed_at),
+    reverseReason: row.reverse_reason == null ? null : String(row.reverse_reason),
+  };
+}
+
+// PricedInvoice holds bigints and dates; stored as JSON with each bigint as {"$bigint": "<digits>"}
+// and each date as {"$date": "<iso>"}.
 function serializePriced(priced: PricedInvoice): string {
-  return JSON.stringify(priced, (_k, v: unknown) => (typeof v === "bigint" ? { $bigint: v.toString() } : v));
+  return JSON.stringify(priced, function (this: Record<string, unknown>, key, v: unknown) {
+    const raw = this[key];
+    if (raw instanceof Date) return { $date: raw.toISOString() };
+    return typeof v === "bigint" ? { $bigint: v.toString() } : v;
+  });
 }
 
 function revivePriced(raw: unknown): PricedInvoice {
   const text = typeof raw === "string" ? raw : JSON.stringify(raw);
   return JSON.parse(text, (_k, v: unknown) => {
-    if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && "$bigint" in v && typeof v.$bigint === "string") return BigInt(v.$bigint);
+    if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1) {
+      if ("$bigint" in v && typeof v.$bigint === "string") return BigInt(v.$bigint);
+      if ("$date" in v && typeof v.$date === "string") return new Date(v.$date);
+    }
     return v;
   }) as PricedInvoice;
 }

@@ -1,12 +1,16 @@
-// Named SQL fragments of the ledger's statuses, so "a live redemption" means one thing in every
-// query. A redemption row is ACTIVE, RELEASED or ABANDONED (the sweeper's tombstone: the
-// reservation was given back and the real write can never land); an invoice application is
-// APPLIED or ABANDONED.
+import { COUNTED_STATUSES } from "../domain/redemption.js";
 
-/** A redemption that holds its slot in every limit and applies to invoices. */
-export const LIVE_REDEMPTION = "status = 'ACTIVE'";
-/** A redemption that was really made (live or given back since), as opposed to a tombstone. */
-export const LIVE_REDEMPTION_OR_RELEASED = "status <> 'ABANDONED'";
+// Named SQL fragments of the ledger's statuses, so "a counted redemption" means one thing in every
+// query. A redemption row is ACTIVE, COMPLETED, RELEASED, ENDED or ABANDONED (the sweeper's
+// tombstone: the reservation was given back and the real write can never land); an invoice
+// application is APPLIED, REVERSED or ABANDONED.
+
+/** A redemption that holds its slot in every limit (domain/redemption.ts COUNTED_STATUSES). */
+export const COUNTED_REDEMPTION = `status in (${COUNTED_STATUSES.map((s) => `'${s}'`).join(", ")})`;
+/** A redemption that applies to invoices. */
+export const APPLYING_REDEMPTION = "status = 'ACTIVE'";
+/** A redemption that was really made (whatever became of it since), as opposed to a tombstone. */
+export const MADE_REDEMPTION = "status <> 'ABANDONED'";
 /** An invoice application whose budget counts. */
 export const APPLIED_APPLICATION = "status = 'APPLIED'";
 

@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { CompiledQuery } from "kysely";
-import { notFound } from "../domain/errors.js";
+import { DomainError, notFound } from "../domain/errors.js";
+import type { RedemptionKind, RedemptionStatus } from "../domain/redemption.js";
 import { traced } from "../observability/tracing.js";
 import { asDate } from "./row-values.js";
-import { APPLIED_APPLICATION, LIVE_REDEMPTION, LIVE_REDEMPTION_OR_RELEASED } from "./ledger-sql.js";
+import { APPLIED_APPLICATION, COUNTED_REDEMPTION, MADE_REDEMPTION } from "./ledger-sql.js";
 
 // The durable ledger behind the Redis counters: redemptions and invoice applications. Every write
 // that a Redis reservation admitted is fenced by the promotion's counter epoch, and every row id
@@ -14,7 +16,8 @@ export interface RedemptionRow {
   id: string;
   organizationId: string;
   promotionId: string;
-  status: "ACTIVE" | "RELEASED";
+  status: RedemptionStatus;
+  kind: RedemptionKind;
   epoch: bigint;
   promotionVersionId: string;
   version: number;
@@ -25,9 +28,31 @@ export interface RedemptionRow {
   idempotencyKey: string | null;
   requestHash: string | null;
   cyclesUsed: number;
+  /** Billing periods its pinned terms last; null when a phase is FOREVER. */
+  cyclesTotal: number | null;
   metadata: Record<string, string>;
   createdAt: Date;
   releasedAt: Date | null;
+  completedAt: Date | null;
+  endedAt: Date | null;
+  endReason: string | null;
+}
+
+/**
+ * What a release or reversal gives back to the Redis counters, recorded in the ledger transaction
+ * that made it with the counter epoch that transaction saw (table counter_returns); applied to
+ * Redis after commit, once (apply_return.lua), by the caller or else by the sweeper.
+ */
+export interface CounterReturn {
+  id: string;
+  organizationId: string;
+  promotionId: string;
+  epoch: bigint;
+  /** RELEASE gives a redemption's slot back (n, the customer's, the code's); REVERSAL budget. */
+  kind: "RELEASE" | "REVERSAL";
+  customerId: string | null;
+  codeId: string | null;
+  amountMinor: bigint;
 }
 
 /** A promotion's counters as counted from the ledger under a new epoch (what Redis is rebuilt to). */
@@ -51,19 +76,21 @@ export type RedemptionWrite =
 
 type Row = Record<string, unknown>;
 
-const COLUMNS = `id, organization_id, promotion_id, status, epoch, promotion_version_id, version, code_id, code,
-  customer_id, subscription_id, idempotency_key, request_hash, cycles_used, metadata, created_at, released_at`;
+const COLUMNS = `id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, code_id, code,
+  customer_id, subscription_id, idempotency_key, request_hash, cycles_used, cycles_total, metadata, created_at, released_at,
+  completed_at, ended_at, end_reason`;
 const COLUMNS_OF_V = COLUMNS.split(",").map((c) => `v.${c.trim()}`).join(", ");
 
 /** Ledger.insertRedemptions: $1 is a JSON array of rows; each is written only under its promotion's current epoch. */
 const INSERT_FENCED = `insert into redemptions (${COLUMNS})
   select ${COLUMNS_OF_V}
-  from jsonb_to_recordset($1::jsonb) as v(id uuid, organization_id uuid, promotion_id uuid, status varchar, epoch bigint,
+  from jsonb_to_recordset($1::jsonb) as v(id uuid, organization_id uuid, promotion_id uuid, status varchar, kind varchar, epoch bigint,
     promotion_version_id uuid, version int, code_id uuid, code varchar, customer_id varchar, subscription_id varchar,
-    idempotency_key varchar, request_hash varchar, cycles_used int, metadata jsonb, created_at timestamptz, released_at timestamptz)
+    idempotency_key varchar, request_hash varchar, cycles_used int, cycles_total int, metadata jsonb, created_at timestamptz,
+    released_at timestamptz, completed_at timestamptz, ended_at timestamptz, end_reason varchar)
   where exists (
     select 1 from promotions p
-    where p.id = v.promotion_id and p.organization_id = v.organization_id and p.counter_epoch = v.epoch
+    where p.id = v.promotion_id and p.organization_id = v.organization_id and p.counter_epoch = v.epoch and p.deleted_at is null
     for key share)
   on conflict do nothing
   returning id`;
@@ -92,6 +119,7 @@ export class Ledger {
       organization_id: r.organizationId,
       promotion_id: r.promotionId,
       status: r.status,
+      kind: r.kind,
       epoch: r.epoch.toString(),
       promotion_version_id: r.promotionVersionId,
       version: r.version,
@@ -102,9 +130,13 @@ export class Ledger {
       idempotency_key: r.idempotencyKey,
       request_hash: r.requestHash,
       cycles_used: r.cyclesUsed,
+      cycles_total: r.cyclesTotal,
       metadata: r.metadata,
       created_at: r.createdAt.toISOString(),
       released_at: r.releasedAt?.toISOString() ?? null,
+      completed_at: r.completedAt?.toISOString() ?? null,
+      ended_at: r.endedAt?.toISOString() ?? null,
+      end_reason: r.endReason,
     }));
     // The rows go as one bound parameter, straight to the driver: MikroORM's execute() would
     // escape them into the SQL text, which for a batch costs more than the rest of the write.
@@ -166,7 +198,7 @@ export class Ledger {
   async findRedemption(organizationId: string, id: string): Promise<RedemptionRow | null> {
     const rows = await this.em
       .getConnection()
-      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${LIVE_REDEMPTION_OR_RELEASED}`, [organizationId, id], "all");
+      .execute<Row[]>(`select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${MADE_REDEMPTION}`, [organizationId, id], "all");
     return rows[0] ? toRow(rows[0]) : null;
   }
 
@@ -195,11 +227,17 @@ export class Ledger {
     organizationId: string;
     promotionId: string | null;
     customerId: string | null;
+    /** Only these statuses; empty for every status. */
+    statuses: readonly RedemptionStatus[];
     after: { createdAt: Date; id: string } | null;
     limit: number;
   }): Promise<RedemptionRow[]> {
-    const where = ["organization_id = ?", LIVE_REDEMPTION_OR_RELEASED];
+    const where = ["organization_id = ?", MADE_REDEMPTION];
     const params: unknown[] = [q.organizationId];
+    if (q.statuses.length > 0) {
+      where.push(`status in (${q.statuses.map(() => "?").join(", ")})`);
+      params.push(...q.statuses);
+    }
     if (q.promotionId !== null) {
       where.push("promotion_id = ?");
       params.push(q.promotionId);
@@ -220,22 +258,26 @@ export class Ledger {
   }
 
   /**
-   * Marks a redemption RELEASED. Returns the row, whether this call changed it, and the counter
-   * epoch seen under FOR KEY SHARE — the epoch whose counters must give the slot back.
+   * Marks an ACTIVE redemption RELEASED and records, in the same transaction, the slot to give
+   * back under the counter epoch seen under FOR KEY SHARE — the epoch whose counters counted it.
+   * Returns the row, whether this call changed it, and that return (null when nothing changed).
    */
-  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; epoch: bigint }> {
+  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; returned: CounterReturn | null }> {
     return traced("Ledger.releaseRedemption", () => this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
       const found = await conn.execute<Row[]>(
-        `select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${LIVE_REDEMPTION_OR_RELEASED} for update`,
+        `select ${COLUMNS} from redemptions where organization_id = ? and id = ? and ${MADE_REDEMPTION} for update`,
         [organizationId, id],
         "all",
         ctx,
       );
       const current = found[0] ? toRow(found[0]) : null;
       if (!current) throw notFound("redemption", id);
-      if (current.status === "RELEASED") return { row: current, changed: false, epoch: 0n };
+      if (current.status === "RELEASED") return { row: current, changed: false, returned: null };
+      if (current.status !== "ACTIVE") {
+        throw DomainError.of("failed_precondition", "redemption_not_active", `redemption ${id} is ${current.status}: it was used, so its slot stays taken and there is nothing to release`, "id");
+      }
       const epochRows = await conn.execute<Row[]>(`select counter_epoch from promotions where id = ? for key share`, [current.promotionId], "all", ctx);
       const updated = await conn.execute<Row[]>(
         `update redemptions set status = 'RELEASED', released_at = ? where id = ? returning ${COLUMNS}`,
@@ -243,9 +285,44 @@ export class Ledger {
         "all",
         ctx,
       );
-      const row = updated[0] ? toRow(updated[0]) : current;
-      return { row, changed: true, epoch: BigInt(String(epochRows[0]?.counter_epoch ?? 0)) };
+      const returned: CounterReturn = {
+        id: randomUUID(),
+        organizationId,
+        promotionId: current.promotionId,
+        epoch: BigInt(String(epochRows[0]?.counter_epoch ?? 0)),
+        kind: "RELEASE",
+        customerId: current.customerId,
+        codeId: current.codeId,
+        amountMinor: 0n,
+      };
+      await recordReturns(em, [returned], now);
+      return { row: updated[0] ? toRow(updated[0]) : current, changed: true, returned };
     }));
+  }
+
+  /** Counter returns the caller could not apply (a crash, Redis unreachable) that are older than `before`. */
+  async pendingReturns(before: Date, limit = 500): Promise<CounterReturn[]> {
+    const rows = await this.em.getConnection().execute<Row[]>(
+      `select * from counter_returns where applied_at is null and created_at < ? order by created_at limit ?`,
+      [before, limit],
+      "all",
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      organizationId: String(r.organization_id),
+      promotionId: String(r.promotion_id),
+      epoch: BigInt(String(r.epoch)),
+      kind: r.kind === "REVERSAL" ? "REVERSAL" : "RELEASE",
+      customerId: r.customer_id == null ? null : String(r.customer_id),
+      codeId: r.code_id == null ? null : String(r.code_id),
+      amountMinor: BigInt(String(r.amount_minor ?? 0)),
+    }));
+  }
+
+  /** The returns are settled in Redis (applied, or left out by a rebuild). */
+  async markReturnsApplied(ids: readonly string[], now: Date): Promise<void> {
+    if (ids.length === 0) return;
+    await this.em.getConnection().execute(`update counter_returns set applied_at = ? where id in (?) and applied_at is null`, [now, ids], "run");
   }
 
   /**
@@ -269,13 +346,13 @@ export class Ledger {
       const head = bumped[0];
       if (!head) throw notFound("promotion", promotionId, "promotion_id");
       const customers = await conn.execute<Row[]>(
-        `select customer_id, count(*) as n from redemptions where promotion_id = ? and ${LIVE_REDEMPTION} group by customer_id`,
+        `select customer_id, count(*) as n from redemptions where promotion_id = ? and ${COUNTED_REDEMPTION} group by customer_id`,
         [promotionId],
         "all",
         ctx,
       );
       const codes = await conn.execute<Row[]>(
-        `select code_id, count(*) as n from redemptions where promotion_id = ? and ${LIVE_REDEMPTION} and code_id is not null group by code_id`,
+        `select code_id, count(*) as n from redemptions where promotion_id = ? and ${COUNTED_REDEMPTION} and code_id is not null group by code_id`,
         [promotionId],
         "all",
         ctx,
@@ -302,12 +379,25 @@ export class Ledger {
   }
 }
 
+/** Records counter returns inside the ledger transaction `em` runs. */
+export async function recordReturns(em: EntityManager, returns: readonly CounterReturn[], now: Date): Promise<void> {
+  for (const r of returns) {
+    await em.getConnection().execute(
+      `insert into counter_returns (id, organization_id, promotion_id, epoch, kind, customer_id, code_id, amount_minor, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [r.id, r.organizationId, r.promotionId, r.epoch.toString(), r.kind, r.customerId, r.codeId, r.amountMinor.toString(), now],
+      "run",
+      em.getTransactionContext(),
+    );
+  }
+}
+
 function toRow(r: Row): RedemptionRow {
   return {
     id: String(r.id),
     organizationId: String(r.organization_id),
     promotionId: String(r.promotion_id),
-    status: r.status === "RELEASED" ? "RELEASED" : "ACTIVE",
+    status: String(r.status) as RedemptionStatus,
+    kind: String(r.kind ?? "CODE") as RedemptionKind,
     epoch: BigInt(String(r.epoch)),
     promotionVersionId: String(r.promotion_version_id ?? ""),
     version: Number(r.version ?? 0),
@@ -318,8 +408,12 @@ function toRow(r: Row): RedemptionRow {
     idempotencyKey: r.idempotency_key == null ? null : String(r.idempotency_key),
     requestHash: r.request_hash == null ? null : String(r.request_hash),
     cyclesUsed: Number(r.cycles_used ?? 0),
+    cyclesTotal: r.cycles_total == null ? null : Number(r.cycles_total),
     metadata: (r.metadata ?? {}) as Record<string, string>,
     createdAt: r.created_at instanceof Date ? r.created_at : new Date(String(r.created_at)),
     releasedAt: asDate(r.released_at),
+    completedAt: asDate(r.completed_at),
+    endedAt: asDate(r.ended_at),
+    endReason: r.end_reason == null ? null : String(r.end_reason),
   };
 }

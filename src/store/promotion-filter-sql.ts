@@ -16,6 +16,7 @@ const COLUMNS: Readonly<Record<string, string>> = {
   published_at: "v.published_at",
   name: "v.name",
   code: "v.code",
+  application_method: "v.application_method",
   description: "v.description",
   public_description: "v.public_description",
   currency: "v.currency",

@@ -5,7 +5,7 @@ import { DomainError } from "../domain/errors.js";
 import type { PromotionTerms } from "../domain/terms.js";
 import { findTakenCodes, lockTenantCodes, retirePromotionCodes } from "./code-uniqueness.js";
 import { Promotion, PromotionVersion } from "./entities.js";
-import { LIVE_REDEMPTION_OR_RELEASED } from "./ledger-sql.js";
+import { APPLYING_REDEMPTION, MADE_REDEMPTION } from "./ledger-sql.js";
 import { findPromotionView, type PromotionView } from "./promotion-views.js";
 import { termsToColumns } from "./terms-codec.js";
 import { violatedUnique } from "./unique-violation.js";
@@ -45,11 +45,6 @@ export class PromotionStore {
     return this.em.findOne(Promotion, { id, organizationId, deletedAt: null });
   }
 
-  /** The newest version that was not cancelled (a pending draft or a scheduled version included). */
-  newestVersion(promotionId: string): Promise<PromotionVersion> {
-    return this.em.findOneOrFail(PromotionVersion, { promotionId, archivedReason: null }, { orderBy: { version: "desc" } });
-  }
-
   versions(promotionId: string): Promise<PromotionVersion[]> {
     return this.em.find(PromotionVersion, { promotionId });
   }
@@ -58,7 +53,7 @@ export class PromotionStore {
   async usageByVersion(organizationId: string, promotionId: string): Promise<Map<string, bigint>> {
     const usage = await this.em.getConnection().execute<{ promotion_version_id: string; n: string | number }[]>(
       `select promotion_version_id, count(*) as n from redemptions
-        where organization_id = ? and promotion_id = ? and ${LIVE_REDEMPTION_OR_RELEASED} group by promotion_version_id`,
+        where organization_id = ? and promotion_id = ? and ${MADE_REDEMPTION} group by promotion_version_id`,
       [organizationId, promotionId],
       "all",
     );
@@ -151,6 +146,27 @@ export class PromotionWrites {
       const whose = taken.promotionId === promotionId ? "one of this promotion's codes" : "a code of another live promotion of this organization";
       throw new DomainError("already_exists", [{ param: "code", code: "code_taken", message: `${code} is already ${whose}` }]);
     }
+  }
+
+  /** The promotion's ACTIVE redemptions (the ones that still apply), counted under the promotion's row lock. */
+  async countActiveRedemptions(promotionId: string): Promise<bigint> {
+    const [row] = await this.em.getConnection().execute<{ n: string | number }[]>(
+      `select count(*) as n from redemptions where promotion_id = ? and ${APPLYING_REDEMPTION}`,
+      [promotionId],
+      "all",
+      this.em.getTransactionContext(),
+    );
+    return BigInt(String(row?.n ?? 0));
+  }
+
+  /** Ends every ACTIVE redemption of the promotion (they stop applying; they still count as made). */
+  async endRedemptions(promotionId: string, reason: string, now: Date): Promise<void> {
+    await this.em.getConnection().execute(
+      `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ? where promotion_id = ? and ${APPLYING_REDEMPTION}`,
+      [reason, now, promotionId],
+      "run",
+      this.em.getTransactionContext(),
+    );
   }
 
   /** Frees the promotion's extra codes for other promotions. */

@@ -5,7 +5,7 @@ import type { DerivedStatus, PromotionStatus, PromotionTerms } from "../domain/t
 import { termsFromRow, termSqlColumns } from "./terms-codec.js";
 import { filterToSql } from "./promotion-filter-sql.js";
 import { asBig, asDate } from "./row-values.js";
-import { APPLIED_APPLICATION, LIVE_REDEMPTION, on } from "./ledger-sql.js";
+import { APPLIED_APPLICATION, COUNTED_REDEMPTION, on } from "./ledger-sql.js";
 
 // Reading promotions as clients see them: the promotion row joined with the version in force at
 // `now`. The join is computed per query, so a scheduled version is live the moment its time
@@ -36,6 +36,8 @@ export interface TermsInForce {
   archivedAt: Date | null;
   deletedAt: Date | null;
   terms: PromotionTerms;
+  /** A STRICT budget refused a grant at the max_budget in force (and no edit raised it since): EXHAUSTED. */
+  budgetExhausted: boolean;
 }
 
 /** Keyset position for newest-first paging. */
@@ -55,9 +57,10 @@ export interface ViewQuery {
 }
 
 // The version in force: a draft promotion's draft; otherwise the newest published version that
-// has started and was not cancelled. Mirrors domain/lifecycle.ts versionInForce.
+// has started and was not cancelled before it took effect. Mirrors domain/lifecycle.ts
+// versionInForce (test/integration/version-in-force.test.ts holds the two to each other).
 const TERMS_COLUMNS = `p.id, p.organization_id, p.status, p.version, p.head_version_id,
-         p.created_at, p.updated_at, p.archived_at, p.deleted_at,
+         p.created_at, p.updated_at, p.archived_at, p.deleted_at, p.budget_exhausted_max,
          v.version as live_version, v.id as live_version_id, v.published_at, v.published_by, ${termSqlColumns("v")}`;
 const IN_FORCE = `
   from promotions p
@@ -65,7 +68,7 @@ const IN_FORCE = `
     select * from promotion_versions v
     where v.promotion_id = p.id
       and ((p.status = 'DRAFT' and v.state = 'draft')
-        or (p.status <> 'DRAFT' and v.state = 'published' and v.archived_reason is null and v.effective_from <= ?))
+        or (p.status <> 'DRAFT' and v.state = 'published' and (v.archived_reason is null or v.effective_from <= v.archived_at) and v.effective_from <= ?))
     order by v.version desc
     limit 1
   ) v on true`;
@@ -76,7 +79,7 @@ const SELECT_TERMS_WITH_SEQ = `select ${TERMS_COLUMNS}, p.terms_seq,
 const SELECT = `
   select ${TERMS_COLUMNS}, rc.n as current_redemptions, bc.b as current_budget_used ${IN_FORCE}
   cross join lateral (
-    select count(*) as n from redemptions r where r.promotion_id = p.id and ${on("r", LIVE_REDEMPTION)}
+    select count(*) as n from redemptions r where r.promotion_id = p.id and ${on("r", COUNTED_REDEMPTION)}
   ) rc
   cross join lateral (
     select coalesce(sum(a.budget_consumed_minor), 0) as b from invoice_applications a
@@ -156,7 +159,7 @@ function toView(row: Row, now: Date): PromotionView {
   const currentBudgetUsed = asBig(row.current_budget_used) ?? 0n;
   return {
     ...base,
-    derivedStatus: derivedStatus({ status: base.status, ...base.terms, currentRedemptions, currentBudgetUsed }, now),
+    derivedStatus: derivedStatus({ status: base.status, ...base.terms, currentRedemptions, currentBudgetUsed, budgetExhausted: base.budgetExhausted }, now),
     currentRedemptions,
     currentBudgetUsed,
   };
@@ -179,5 +182,11 @@ function toTermsInForce(row: Row): TermsInForce {
     archivedAt: asDate(row.archived_at),
     deletedAt: asDate(row.deleted_at),
     terms,
+    budgetExhausted: exhaustedAt(asBig(row.budget_exhausted_max), terms.maxBudget),
   };
+}
+
+/** Whether a STRICT refusal at `refusedAtMax` still holds under the budget in force: only raising max_budget reopens it. */
+export function exhaustedAt(refusedAtMax: bigint | null, maxBudget: bigint | null): boolean {
+  return refusedAtMax !== null && maxBudget !== null && maxBudget <= refusedAtMax;
 }

@@ -133,6 +133,7 @@ export type TermColumns = Pick<
   | "description"
   | "publicDescription"
   | "code"
+  | "applicationMethod"
   | "archetype"
   | "visibility"
   | "stackable"
@@ -162,6 +163,7 @@ const TERM_COLUMN_KINDS = {
   description: "string",
   publicDescription: "string",
   code: "nullable_string",
+  applicationMethod: "string",
   archetype: "string",
   visibility: "string",
   stackable: "boolean",
@@ -222,6 +224,7 @@ export function termsToColumns(t: PromotionTerms): TermColumns {
     description: t.description,
     publicDescription: t.publicDescription,
     code: t.code === "" ? null : t.code,
+    applicationMethod: t.applicationMethod,
     archetype: t.archetype,
     visibility: t.visibility,
     stackable: t.stackable,
@@ -249,6 +252,7 @@ export function termsFromColumns(c: TermColumns): PromotionTerms {
     description: c.description,
     publicDescription: c.publicDescription,
     code: c.code ?? "",
+    applicationMethod: c.applicationMethod as PromotionTerms["applicationMethod"],
     archetype: c.archetype as PromotionTerms["archetype"],
     visibility: c.visibility as PromotionTerms["visibility"],
     stackable: c.stackable,

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { RedemptionService, RedemptionStatus, type RedeemPromotionResponse } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { RedemptionKind, RedemptionService, RedemptionStatus, type RedeemPromotionResponse } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { createLogger, drainLogs } from "../../src/observability/logger.js";
 import { startServer } from "../../src/server/server.js";
 import { openOrm } from "../../src/store/orm.js";
@@ -133,6 +133,8 @@ const server = await startServer({
           $typeName: "promotions.v1.RedeemPromotionResponse",
           redemption: {
             $typeName: "promotions.v1.Redemption",
+            kind: RedemptionKind.CODE,
+            endReason: "",
             id: r.id,
             promotionId: r.promotionId,
             version: 1,

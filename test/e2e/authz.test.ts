@@ -72,6 +72,7 @@ const CROSS_TENANT: Record<string, "not_found" | ((res: { code: string; message?
     expect(res.message).toMatchObject({ redemptions: [], nextCursor: "" });
   },
   ApplyPromotions: "not_found",
+  ReverseInvoice: "not_found",
   GetCustomer: "not_found",
   GetSubscription: "not_found",
   ValidateCode: (res) => {

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Counters, type ReserveRequest, type ReserveResult } from "../../src/counters/counters.js";
-import type { Rebuilt } from "../../src/store/ledger.js";
+import type { CounterReturn, Rebuilt } from "../../src/store/ledger.js";
 import { assertValidPrefix, promotionKeys } from "../../src/counters/keys.js";
 import { ReserveOutcome } from "../../src/counters/outcomes.js";
 import { createRedis, waitForRedis, type RedisClient } from "../../src/counters/redis.js";
@@ -127,6 +127,7 @@ function request(promotionId: string, overrides: Partial<ReserveRequest> = {}): 
     maxPerCustomer: null,
     codeMaxRedemptions: null,
     maxBudget: null,
+    budgetExhausted: false,
     idempotencyKey: null,
     ...overrides,
   };
@@ -433,34 +434,57 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     });
   });
 
-  describe("release.lua", () => {
-    const LIVE = { epoch: 3n, redemptions: 2n, perCustomer: new Map([["cus_1", 1n], ["cus_2", 1n]]), perCode: new Map([["code_1", 2n]]) };
+  describe("apply_return.lua", () => {
+    const LIVE = { epoch: 3n, redemptions: 2n, budgetUsed: 500n, perCustomer: new Map([["cus_1", 1n], ["cus_2", 1n]]), perCode: new Map([["code_1", 2n]]) };
+    const release = (promotionId: string, epoch: bigint, customerId: string, codeId: string | null, id = randomUUID()): CounterReturn => ({
+      id, organizationId: "org", promotionId, epoch, kind: "RELEASE", customerId, codeId, amountMinor: 0n,
+    });
 
     it.each([
-      { name: "the same epoch with a code", epoch: 3n, codeId: "code_1", moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "1" } },
-      { name: "the same epoch without a code", epoch: 3n, codeId: null, moved: true, n: "1", customers: { cus_2: "1" }, codes: { code_1: "2" } },
-      { name: "an older epoch", epoch: 2n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
-      { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: false, n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
-    ])("under $name moves counters: $moved", async ({ epoch, codeId, moved, n, customers: c, codes: k }) => {
+      { name: "the same epoch with a code", epoch: 3n, codeId: "code_1", moved: "applied", n: "1", customers: { cus_2: "1" }, codes: { code_1: "1" } },
+      { name: "the same epoch without a code", epoch: 3n, codeId: null, moved: "applied", n: "1", customers: { cus_2: "1" }, codes: { code_1: "2" } },
+      { name: "an older epoch", epoch: 2n, codeId: "code_1", moved: "other_epoch", n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
+      { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: "other_epoch", n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
+    ])("a released slot under $name: $moved", async ({ epoch, codeId, moved, n, customers: c, codes: k }) => {
       const promotionId = await hydrated(LIVE);
-      expect(await counters.release(promotionId, epoch, "cus_1", codeId)).toBe(moved);
+      expect(await counters.applyReturn(release(promotionId, epoch, "cus_1", codeId))).toBe(moved);
       expect(await state(promotionId)).toMatchObject({ epoch: "3", n });
       expect(await customers(promotionId)).toEqual(c);
       expect(await codes(promotionId)).toEqual(k);
+    });
+
+    it("applies a return once, however often it is sent (the caller and the sweeper may both try)", async () => {
+      const promotionId = await hydrated(LIVE);
+      const r = release(promotionId, 3n, "cus_1", "code_1");
+      expect(await counters.applyReturn(r)).toBe("applied");
+      const after = await dump();
+      expect(await counters.applyReturn(r)).toBe("already");
+      expect(await dump()).toEqual(after);
+      expect(await state(promotionId)).toMatchObject({ n: "1" });
+    });
+
+    it("gives a reversed invoice's budget back under the same epoch, never below zero", async () => {
+      const promotionId = await hydrated(LIVE);
+      const reversal = (amountMinor: bigint, epoch = 3n): CounterReturn => ({ id: randomUUID(), organizationId: "org", promotionId, epoch, kind: "REVERSAL", customerId: null, codeId: null, amountMinor });
+      expect(await counters.applyReturn(reversal(200n))).toBe("applied");
+      expect(await state(promotionId)).toMatchObject({ b: "300", n: "2" });
+      expect(await counters.applyReturn(reversal(200n, 2n))).toBe("other_epoch");
+      expect(await counters.applyReturn(reversal(1_000n))).toBe("applied");
+      expect(await state(promotionId)).toMatchObject({ b: "0" });
     });
 
     it("does nothing when the state is missing", async () => {
       const promotionId = await hydrated(LIVE);
       await redis.del(counters.keys(promotionId).state);
       const before = await dump();
-      expect(await counters.release(promotionId, 3n, "cus_1", "code_1")).toBe(false);
+      expect(await counters.applyReturn(release(promotionId, 3n, "cus_1", "code_1"))).toBe("other_epoch");
       expect(await dump()).toEqual(before);
       expect(await redis.exists(counters.keys(promotionId).state)).toBe(0);
     });
 
     it("never takes a count below zero: fields are deleted at zero and n stays at 0", async () => {
       const promotionId = await hydrated({ epoch: 3n });
-      await counters.release(promotionId, 3n, "cus_x", "code_x");
+      await counters.applyReturn(release(promotionId, 3n, "cus_x", "code_x"));
       expect(await customers(promotionId)).toEqual({});
       expect(await codes(promotionId)).toEqual({});
       // n must not go negative: a negative n lets reserve.lua admit past max_redemptions.

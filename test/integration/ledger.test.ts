@@ -24,6 +24,7 @@ function row(epoch: bigint, overrides: Partial<RedemptionRow> = {}): RedemptionR
     organizationId: actor.organizationId,
     promotionId,
     status: "ACTIVE",
+    kind: "CODE",
     epoch,
     promotionVersionId: versionId,
     version: 1,
@@ -34,9 +35,13 @@ function row(epoch: bigint, overrides: Partial<RedemptionRow> = {}): RedemptionR
     idempotencyKey: null,
     requestHash: null,
     cyclesUsed: 0,
+    cyclesTotal: null,
     metadata: {},
     createdAt: new Date(),
     releasedAt: null,
+    completedAt: null,
+    endedAt: null,
+    endReason: null,
     ...overrides,
   };
 }
@@ -73,7 +78,7 @@ describe("counter epoch fence", () => {
       expect(ok).toHaveLength(1);
       const r = row(before.epoch);
       await conn.execute(
-        `insert into redemptions (id, organization_id, promotion_id, status, epoch, promotion_version_id, version, customer_id, created_at) values (?, ?, ?, 'ACTIVE', ?, ?, 1, ?, now())`,
+        `insert into redemptions (id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, customer_id, created_at) values (?, ?, ?, 'ACTIVE', 'CODE', ?, ?, 1, ?, now())`,
         [r.id, r.organizationId, r.promotionId, r.epoch.toString(), r.promotionVersionId, r.customerId],
         "run",
         ctx,
@@ -126,16 +131,31 @@ describe("sweeper tombstones", () => {
     if (second.kind === "duplicate_key") expect(second.existing.id).toBe(first.id);
   });
 
-  it("release records the epoch it saw and is idempotent", async () => {
+  it("release records, in its own transaction, the slot to give back under the epoch it saw, and is idempotent", async () => {
     const ledger = new Ledger(orm.em.fork());
     const { epoch } = await ledger.rebuild(promotionId);
-    const r = row(epoch);
+    const r = row(epoch, { codeId: randomUUID() });
     await ledger.writeRedemption(r);
     const first = await ledger.releaseRedemption(actor.organizationId, r.id, new Date());
-    expect(first).toMatchObject({ changed: true, epoch });
+    expect(first).toMatchObject({ changed: true, returned: { kind: "RELEASE", epoch, promotionId, customerId: r.customerId, codeId: r.codeId } });
     expect(first.row.status).toBe("RELEASED");
+    const pending = await ledger.pendingReturns(new Date(Date.now() + 1_000));
+    expect(pending.map((p) => p.id)).toContain(first.returned?.id);
     const again = await ledger.releaseRedemption(actor.organizationId, r.id, new Date());
-    expect(again.changed).toBe(false);
+    expect(again).toMatchObject({ changed: false, returned: null });
+    await ledger.markReturnsApplied([first.returned?.id ?? ""], new Date());
+    expect((await ledger.pendingReturns(new Date(Date.now() + 1_000))).map((p) => p.id)).not.toContain(first.returned?.id);
+  });
+
+  it("refuses to release a redemption that completed or ended: it was used, its slot stays taken", async () => {
+    const ledger = new Ledger(orm.em.fork());
+    const { epoch } = await ledger.rebuild(promotionId);
+    for (const status of ["COMPLETED", "ENDED"] as const) {
+      const r = row(epoch);
+      await ledger.writeRedemption(r);
+      await orm.em.getConnection().execute(`update redemptions set status = ? where id = ?`, [status, r.id]);
+      await expect(ledger.releaseRedemption(actor.organizationId, r.id, new Date())).rejects.toMatchObject({ kind: "failed_precondition", details: [{ code: "redemption_not_active" }] });
+    }
   });
 });
 

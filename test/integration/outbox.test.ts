@@ -236,12 +236,12 @@ describe("ordered, resumable reading", () => {
 
 describe("events of the group-commit INSERT (prototype over a copy of the ledger's INSERT_FENCED)", () => {
   // A copy of src/store/ledger.ts INSERT_FENCED (not exported, and not to be edited here).
-  const COLUMNS = `id, organization_id, promotion_id, status, epoch, promotion_version_id, version, code_id, code,
+  const COLUMNS = `id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, code_id, code,
   customer_id, subscription_id, idempotency_key, request_hash, cycles_used, metadata, created_at, released_at`;
   const COLUMNS_OF_V = COLUMNS.split(",").map((c) => `v.${c.trim()}`).join(", ");
   const INSERT_FENCED = `insert into redemptions (${COLUMNS})
   select ${COLUMNS_OF_V}
-  from jsonb_to_recordset($1::jsonb) as v(id uuid, organization_id uuid, promotion_id uuid, status varchar, epoch bigint,
+  from jsonb_to_recordset($1::jsonb) as v(id uuid, organization_id uuid, promotion_id uuid, status varchar, kind varchar, epoch bigint,
     promotion_version_id uuid, version int, code_id uuid, code varchar, customer_id varchar, subscription_id varchar,
     idempotency_key varchar, request_hash varchar, cycles_used int, metadata jsonb, created_at timestamptz, released_at timestamptz)
   where exists (
@@ -260,7 +260,7 @@ describe("events of the group-commit INSERT (prototype over a copy of the ledger
 
   function record(r: Row) {
     return {
-      id: r.id, organization_id: org, promotion_id: promotionId, status: "ACTIVE", epoch: String(r.epoch), promotion_version_id: versionId,
+      id: r.id, organization_id: org, promotion_id: promotionId, status: "ACTIVE", kind: "CODE", epoch: String(r.epoch), promotion_version_id: versionId,
       version: 1, code_id: null, code: null, customer_id: r.customer, subscription_id: null, idempotency_key: null, request_hash: null,
       cycles_used: 0, metadata: {}, created_at: new Date().toISOString(), released_at: null,
     };

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateCodes, type CreateCodesInput } from "../../src/domain/codes.js";
 import { DomainError } from "../../src/domain/errors.js";
-import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
+import { defaultApplicationMethod, defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
 import type { PromotionChangeHook } from "../../src/promotions/change-hook.js";
 import { PromotionCodes } from "../../src/promotions/codes.js";
 import { Promotions, type Actor } from "../../src/promotions/promotions.js";
@@ -20,10 +20,12 @@ let orm: MikroORM;
 let actor: Actor;
 let other: Actor;
 
+/** Valid terms; a code makes it a CODE promotion, as a request that names no method would. */
 const terms = (overrides: Partial<PromotionTerms> = {}): PromotionTerms => ({
   ...defaultTerms(),
   name: "Spring sale",
   phases: [{ name: "Default", duration: "FOREVER", cycles: null, effects: [{ kind: "percentage_discount", percentBps: 1000, appliesTo: null }] }],
+  applicationMethod: defaultApplicationMethod(overrides.code ?? ""),
   ...overrides,
 });
 
@@ -312,8 +314,8 @@ describe("PromotionCodes.update", () => {
     const [version] = await orm.em.fork().getConnection().execute<{ id: string }[]>("select id from promotion_versions where promotion_id = ?", [id]);
     for (const status of ["ACTIVE", "ACTIVE", "RELEASED"]) {
       await orm.em.fork().getConnection().execute(
-        `insert into redemptions (id, organization_id, promotion_id, status, epoch, promotion_version_id, version, code_id, code, customer_id, created_at)
-         values (?, ?, ?, ?, 1, ?, 1, ?, 'COUNTED', 'cus_1', now())`,
+        `insert into redemptions (id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, code_id, code, customer_id, created_at)
+         values (?, ?, ?, ?, 'CODE', 1, ?, 1, ?, 'COUNTED', 'cus_1', now())`,
         [randomUUID(), actor.organizationId, id, status, version?.id, code.id],
       );
     }

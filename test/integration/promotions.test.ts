@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.js";
-import { defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
+import { defaultApplicationMethod, defaultTerms, type PromotionTerms } from "../../src/domain/terms.js";
 import { openOrm, type MikroORM } from "../../src/store/orm.js";
 import { Promotions, type Actor } from "../../src/promotions/promotions.js";
 import { queryPromotionViews } from "../../src/store/promotion-views.js";
@@ -15,10 +15,12 @@ let orm: MikroORM;
 let actor: Actor;
 let other: Actor;
 
+/** Valid terms; a code makes it a CODE promotion, as a request that names no method would. */
 const terms = (overrides: Partial<PromotionTerms> = {}): PromotionTerms => ({
   ...defaultTerms(),
   name: "Spring sale",
   phases: [{ name: "Default", duration: "FOREVER", cycles: null, effects: [{ kind: "percentage_discount", percentBps: 1000, appliesTo: null }] }],
+  applicationMethod: defaultApplicationMethod(overrides.code ?? ""),
   ...overrides,
 });
 

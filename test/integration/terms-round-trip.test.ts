@@ -27,6 +27,7 @@ const FULL: PromotionTerms = normalizeTerms({
   description: "internal notes",
   publicDescription: "Save on every plan",
   code: "EVERYFIELD",
+  applicationMethod: "CODE",
   archetype: "LOYALTY_LADDER",
   visibility: "PUBLIC",
   stackable: true,

@@ -48,13 +48,15 @@ async function otherPromotion(): Promise<string> {
   return view.liveVersionId;
 }
 
+const hour = (h: number) => new Date(NOW.getTime() + h * HOUR);
+/** Archived a few hours before or after it took effect: cancelled before effect, or archived while in force. */
+const archival = fc.oneof(
+  fc.record({ archivedReason: fc.constant(null), archivedAt: fc.constant(null) }),
+  fc.record({ archivedReason: fc.constantFrom("replaced_before_effective", "promotion_deactivated"), archivedAt: fc.integer({ min: -4, max: 4 }).map(hour) }),
+);
 const versionArb: fc.Arbitrary<Omit<VersionFacts, "version">> = fc.oneof(
-  fc.record({ state: fc.constant("draft" as const), effectiveFrom: fc.constant(null), archivedReason: fc.constantFrom(null, "replaced_before_effective") }),
-  fc.record({
-    state: fc.constant("published" as const),
-    effectiveFrom: fc.integer({ min: -4, max: 4 }).map((h) => new Date(NOW.getTime() + h * HOUR)),
-    archivedReason: fc.constantFrom(null, null, "replaced_before_effective", "promotion_deactivated"),
-  }),
+  fc.tuple(fc.constant({ state: "draft" as const, effectiveFrom: null }), archival).map(([v, a]) => ({ ...v, ...a })),
+  fc.tuple(fc.record({ state: fc.constant("published" as const), effectiveFrom: fc.integer({ min: -4, max: 4 }).map(hour) }), archival).map(([v, a]) => ({ ...v, ...a })),
 );
 
 async function install(status: PromotionStatus, versions: readonly VersionFacts[]): Promise<void> {
@@ -63,9 +65,9 @@ async function install(status: PromotionStatus, versions: readonly VersionFacts[
   const columns = (await conn.execute<{ column_name: string }[]>(
     `select column_name from information_schema.columns where table_name = 'promotion_versions' order by ordinal_position`,
   )).map((c) => c.column_name);
-  const set: Record<string, string> = { id: "gen_random_uuid()", promotion_id: "?", version: "?", state: "?", effective_from: "?", archived_reason: "?" };
+  const set: Record<string, string> = { id: "gen_random_uuid()", promotion_id: "?", version: "?", state: "?", effective_from: "?", archived_reason: "?", archived_at: "?" };
   for (const v of versions) {
-    const values: Record<string, unknown> = { promotion_id: promotionId, version: v.version, state: v.state, effective_from: v.effectiveFrom, archived_reason: v.archivedReason };
+    const values: Record<string, unknown> = { promotion_id: promotionId, version: v.version, state: v.state, effective_from: v.effectiveFrom, archived_reason: v.archivedReason, archived_at: v.archivedAt };
     const params: unknown[] = columns.filter((c) => c in values).map((c) => values[c]);
     await conn.execute(`insert into promotion_versions (${columns.join(", ")}) select ${columns.map((c) => set[c] ?? c).join(", ")} from promotion_versions where id = ?`, [...params, template]);
   }

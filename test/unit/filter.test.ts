@@ -47,7 +47,9 @@ describe("parseFilters", () => {
       { spec: "a value containing '.'", raw: "name.eq=v1.2", clause: { field: "name", op: "eq", values: ["v1.2"] } },
       { spec: "an empty string value", raw: "description.eq=", clause: { field: "description", op: "eq", values: [""] } },
       { spec: "a lexicographic string comparison", raw: "name.gt=M", clause: { field: "name", op: "gt", values: ["M"] } },
-      { spec: "the text null on a non-nullable string field as text", raw: "code.eq=null", clause: { field: "code", op: "eq", values: ["null"] } },
+      { spec: "the text null on a non-nullable string field as text", raw: "name.eq=null", clause: { field: "name", op: "eq", values: ["null"] } },
+      { spec: "null on the code: promotions without one", raw: "code.eq=null", clause: { field: "code", op: "eq", values: [null] } },
+      { spec: "an application method in lower case", raw: "application_method.eq=automatic", clause: { field: "application_method", op: "eq", values: ["AUTOMATIC"] } },
       { spec: "null on a nullable int field: max_redemptions.eq=null", raw: "max_redemptions.eq=null", clause: { field: "max_redemptions", op: "eq", values: [null] } },
       { spec: "null with ne on a nullable timestamp", raw: "valid_to.ne=null", clause: { field: "valid_to", op: "ne", values: [null] } },
       { spec: "a bool in any case", raw: "stackable.eq=TRUE", clause: { field: "stackable", op: "eq", values: [true] } },
@@ -299,7 +301,7 @@ describe("PROMOTION_FILTER_FIELDS", () => {
     expect(Object.keys(PROMOTION_FILTER_FIELDS).sort()).toEqual(
       [
         "id", "name", "code", "description", "public_description", "currency",
-        "archetype", "status", "visibility", "application_timing", "condition_mode", "budget_behavior",
+        "archetype", "status", "visibility", "application_method", "application_timing", "condition_mode", "budget_behavior",
         "stackable", "is_phased", "requires_continuous_coverage",
         "priority", "version", "live_version", "current_redemptions", "current_budget_used",
         "max_budget", "max_redemptions", "max_redemptions_per_customer",

@@ -1,18 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { applyPatch, copyTerms, planUpdate, shorthandPhases } from "../../src/domain/editing.js";
 import { DomainError } from "../../src/domain/errors.js";
-import { derivedStatus, versionInForce, versionLifecycles, type VersionFacts } from "../../src/domain/lifecycle.js";
+import { archivedByDeactivation, cancelledBeforeEffect, derivedStatus, versionInForce, versionLifecycles, type VersionFacts } from "../../src/domain/lifecycle.js";
 import { defaultTerms } from "../../src/domain/terms.js";
 
 const t = (iso: string) => new Date(iso);
 const now = t("2026-06-01T12:00:00Z");
+/** A published version; one with an archived reason was cancelled the day before it would have taken effect. */
 const published = (version: number, from: string, archivedReason: string | null = null): VersionFacts => ({
   version,
   state: "published",
   effectiveFrom: t(from),
   archivedReason,
+  archivedAt: archivedReason === null ? null : new Date(t(from).getTime() - 86_400_000),
 });
-const draft = (version: number): VersionFacts => ({ version, state: "draft", effectiveFrom: null, archivedReason: null });
+const draft = (version: number): VersionFacts => ({ version, state: "draft", effectiveFrom: null, archivedReason: null, archivedAt: null });
 
 describe("derivedStatus", () => {
   const base = {
@@ -139,5 +141,17 @@ describe("applyPatch and copyTerms", () => {
   it("turns a bare effect list into one Default phase that lasts forever", () => {
     const effects = [{ kind: "percentage_discount" as const, percentBps: 1000, appliesTo: null }];
     expect(shorthandPhases(effects)).toEqual([{ name: "Default", duration: "FOREVER", cycles: null, effects }]);
+  });
+});
+
+describe("deactivation", () => {
+  it("archives the version in force with the promotion, and it stays the version in force of the archived promotion", () => {
+    const versions = [published(1, "2026-01-01T00:00:00Z"), published(2, "2026-05-01T00:00:00Z"), published(3, "2026-07-01T00:00:00Z"), draft(4)];
+    expect(archivedByDeactivation(versions, now).map((v) => v.version)).toEqual([2, 3, 4]);
+    const archived = versions.map((v) => (v.version >= 2 ? { ...v, archivedReason: "promotion_deactivated", archivedAt: now } : v));
+    expect(cancelledBeforeEffect(archived[1] as VersionFacts)).toBe(false); // it took effect before
+    expect(cancelledBeforeEffect(archived[2] as VersionFacts)).toBe(true); // it never did
+    expect(versionInForce(archived, "ARCHIVED", new Date("2026-08-01T00:00:00Z"))?.version).toBe(2);
+    expect(versionLifecycles(archived, "ARCHIVED", now).map((l) => [l.version, l.status])).toEqual([[4, "ARCHIVED"], [3, "ARCHIVED"], [2, "ARCHIVED"], [1, "SUPERSEDED"]]);
   });
 });

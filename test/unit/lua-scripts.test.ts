@@ -53,7 +53,7 @@ describe("Lua scripts", () => {
     expect([...loadScript("reserve").returns].sort((a, b) => a[0] - b[0])).toEqual(outcomes.sort((a, b) => a[0] - b[0]));
   });
 
-  it.each(["give_back", "release"])("%s takes a redemption's slot back through the one shared helper", (name) => {
+  it.each(["give_back", "apply_return"])("%s takes a redemption's slot back through the one shared helper", (name) => {
     const source = readFileSync(new URL(FILES[NAMES.indexOf(name)] ?? "", DIR), "utf8");
     expect(source).toContain('--- @include "take_back"');
     expect(source).not.toMatch(/HINCRBY", [SCK], [^,]+, -1/);

@@ -72,19 +72,29 @@ describe("coverageCheck", () => {
     ["PAUSED", false],
     ["CANCELED", false],
   ])("a %s subscription keeps coverage: %s", (status, passed) => {
-    expect(coverageCheck(covered, subscription({ status }))).toMatchObject({ check: "continuous_coverage", passed });
+    expect(coverageCheck(covered, { subscription: subscription({ status }), periodStart: PERIOD_START }, null)).toMatchObject({ check: "continuous_coverage", passed });
   });
 
   it("says which subscription lapsed and how", () => {
-    expect(coverageCheck(covered, subscription({ status: "PAST_DUE" }))?.detail).toBe("coverage lapsed: subscription sub_1 is PAST_DUE");
+    expect(coverageCheck(covered, { subscription: subscription({ status: "PAST_DUE" }), periodStart: PERIOD_START }, null)?.detail).toBe("coverage lapsed: subscription sub_1 is PAST_DUE");
   });
 
   it("is not a check at all when the promotion does not require coverage", () => {
-    expect(coverageCheck(terms([pct(1000)]), subscription({ status: "CANCELED" }))).toBeNull();
+    expect(coverageCheck(terms([pct(1000)]), { subscription: subscription({ status: "CANCELED" }), periodStart: PERIOD_START }, null)).toBeNull();
   });
 
   it("passes an inline invoice, which has no subscription to lapse", () => {
-    expect(coverageCheck(covered, null)?.passed).toBe(true);
+    expect(coverageCheck(covered, { subscription: null, periodStart: PERIOD_START }, null)?.passed).toBe(true);
+  });
+
+  it("breaks on a gap: this period does not start where the last one it applied to ended", () => {
+    const lastEnd = new Date(PERIOD_START.getTime() - 86_400_000);
+    expect(coverageCheck(covered, { subscription: subscription(), periodStart: PERIOD_START }, lastEnd)).toEqual({
+      check: "continuous_coverage",
+      passed: false,
+      detail: `coverage gap: this billing period starts ${PERIOD_START.toISOString()}, the last one it applied to ended ${lastEnd.toISOString()}`,
+    });
+    expect(coverageCheck(covered, { subscription: subscription(), periodStart: PERIOD_START }, PERIOD_START)?.passed).toBe(true);
   });
 });
 

@@ -40,6 +40,9 @@ describe("rounding: percentages are rounded half-to-even on the eligible amount"
   });
 });
 
+const TRIAL_END = new Date("2026-06-20T00:00:00Z");
+const trialing = subscription({ status: "TRIALING", trialEnd: TRIAL_END });
+
 describe("effects", () => {
   const lines = [line("pro", 6_000n, { plan: "pro", product: "app" }), line("seats", 4_000n, { plan: "addon", product: "seats" })];
   const cases: [string, Effect[], { discount: bigint; lines: bigint[]; credit?: bigint; days?: number; reason?: string }][] = [
@@ -60,7 +63,8 @@ describe("effects", () => {
     ["a credit narrowed to a plan not on the invoice gives nothing", [credit(100n, on(["enterprise"]))], { discount: 0n, lines: [0n, 0n], reason: "no_effect" }],
   ];
   it.each(cases)("%s", (_name, effects, expected) => {
-    const priced = priceInvoice(context(lines), [offer("p", effects)]);
+    // A trialing subscription, so trial extensions apply (they do only while trialing: see "trials").
+    const priced = priceInvoice(context(lines, { subscription: trialing }), [offer("p", effects)]);
     const result = outcome(priced, "p");
     expect(priced.discountMinor).toBe(expected.discount);
     expect(lineDiscounts(priced)).toEqual(expected.lines);
@@ -205,7 +209,7 @@ describe("currency", () => {
 
 describe("budget", () => {
   const budget = (maxBudget: bigint, budgetBehavior: "CAP" | "STRICT", used: bigint, effects: Effect[], lines = [line("l1", 10_000n)]) =>
-    outcome(priceInvoice(context(lines), [offer("p", effects, { maxBudget, budgetBehavior }, { currentBudgetUsed: used })]), "p");
+    outcome(priceInvoice(context(lines, { subscription: trialing }), [offer("p", effects, { maxBudget, budgetBehavior }, { currentBudgetUsed: used })]), "p");
 
   it.each<[string, bigint, "CAP" | "STRICT", bigint, Effect[], Partial<PromotionOutcome>]>([
     ["CAP grants all when the budget covers it", 10_000n, "CAP", 0n, [pct(2000)], { applied: true, discountMinor: 2_000n, budgetConsumedMinor: 2_000n }],
@@ -270,9 +274,9 @@ describe("gates", () => {
     ["at valid_to it has expired", offer("p", [pct(1000)], { validTo: AT }), false, "validity_window"],
     ["with every redemption used it does not apply", offer("p", [pct(1000)], { maxRedemptions: 5n }, { currentRedemptions: 5n }), false, "max_redemptions"],
     ["a redemption already counted still applies at the limit", offer("p", [pct(1000)], { maxRedemptions: 5n }, { currentRedemptions: 5n }, { alreadyRedeemed: true }), true, ""],
-    ["the matching code applies, in any case", offer("p", [pct(1000)], { code: "SPRING25" }, {}, { code: " spring25 " }), true, ""],
-    ["a different code does not apply", offer("p", [pct(1000)], { code: "SPRING25" }, {}, { code: "SUMMER" }), false, "code"],
-    ["a code given for an automatic promotion does not apply", offer("p", [pct(1000)], { code: "" }, {}, { code: "SPRING25" }), false, "code"],
+    ["one of the promotion's codes applies", offer("p", [pct(1000)], { code: "SPRING25", applicationMethod: "CODE" }, {}, { code: { entered: "SPRING25", matches: true } }), true, ""],
+    ["a code that is not one of the promotion's does not apply", offer("p", [pct(1000)], { code: "SPRING25", applicationMethod: "CODE" }, {}, { code: { entered: "SUMMER", matches: false } }), false, "code"],
+    ["a code given for an automatic promotion does not apply", offer("p", [pct(1000)], { code: "", applicationMethod: "AUTOMATIC" }, {}, { code: { entered: "SPRING25", matches: false } }), false, "code"],
     ["unmet conditions stop it", offer("p", [pct(1000)], { conditions: [{ kind: "first_time_customer" }] }), false, "condition.first_time_customer"],
   ])("%s", (_name, c, applied, reason, statusDetail) => {
     const result = ok(c);
@@ -281,8 +285,55 @@ describe("gates", () => {
   });
 
   it("never echoes the promotion's real code in a mismatch", () => {
-    const checks = ok(offer("p", [pct(1000)], { code: "SECRET99" }, {}, { code: "guess" })).checks;
+    const checks = ok(offer("p", [pct(1000)], { code: "SECRET99", applicationMethod: "CODE" }, {}, { code: { entered: "GUESS", matches: false } })).checks;
     expect(JSON.stringify(checks)).not.toContain("SECRET99");
+  });
+});
+
+describe("trials", () => {
+  const lines = [line("l1", 10_000n)];
+
+  it("extends a trialing subscription once, and says where the trial now ends", () => {
+    const result = outcome(priceInvoice(context(lines, { subscription: trialing }), [offer("p", [trial(14)])]), "p");
+    expect(result).toMatchObject({ applied: true, trialDays: 14, trialEnd: new Date("2026-07-04T00:00:00Z") });
+  });
+
+  it("refuses to extend a subscription that is not trialing (not_trialing), naming its status", () => {
+    const result = outcome(priceInvoice(context(lines, { subscription: subscription({ status: "ACTIVE" }) }), [offer("p", [trial(14)])]), "p");
+    expect(result).toMatchObject({ applied: false, reason: "not_trialing", trialDays: 0, trialEnd: null });
+    expect(result.checks).toContainEqual({ check: "trial", passed: false, detail: "trial extension skipped: subscription sub_1 is ACTIVE" });
+  });
+
+  it("does not extend a trial an inline invoice cannot tell is running", () => {
+    expect(outcome(priceInvoice(context(lines, { subscription: null }), [offer("p", [trial(14)])]), "p")).toMatchObject({ applied: false, reason: "not_trialing" });
+  });
+
+  it("extends once per redemption: a redemption whose trial was extended gives the rest of its effects only", () => {
+    const extended = { trialExtended: true, lastPeriodEnd: null };
+    const alone = outcome(priceInvoice(context(lines, { subscription: trialing }), [offer("p", [trial(14)], {}, {}, { redemptionId: "r1", history: extended })]), "p");
+    expect(alone).toMatchObject({ applied: false, reason: "no_effect", trialDays: 0 });
+    const withDiscount = outcome(priceInvoice(context(lines, { subscription: trialing }), [offer("p", [trial(14), pct(1000)], {}, {}, { redemptionId: "r1", history: extended })]), "p");
+    expect(withDiscount).toMatchObject({ applied: true, trialDays: 0, discountMinor: 1_000n, trialEnd: null });
+    expect(withDiscount.checks).toContainEqual({ check: "trial", passed: false, detail: "the trial extension of this redemption was granted already" });
+  });
+});
+
+describe("STRICT exhaustion and counter refusals", () => {
+  const lines = [line("l1", 10_000n)];
+
+  it("a STRICT budget that refused a grant grants nothing more, even what would fit", () => {
+    const result = outcome(priceInvoice(context(lines), [offer("p", [fixed(10n)], { maxBudget: 1_000n, budgetBehavior: "STRICT" }, { currentBudgetUsed: 500n, budgetExhausted: true })]), "p");
+    expect(result).toMatchObject({ applied: false, reason: "budget" });
+  });
+
+  it.each([
+    ["max_redemptions", { maxRedemptions: 10n }],
+    ["customer_limit", { maxRedemptionsPerCustomer: 1n }],
+    ["budget", { maxBudget: 5_000n }],
+  ] as const)("a first application the counters refused on %s fails that gate", (check, over) => {
+    const result = outcome(priceInvoice(context(lines), [offer("p", [pct(1000)], over, {}, { refusal: { check, detail: "the counters said no" } })]), "p");
+    expect(result).toMatchObject({ applied: false, reason: check });
+    expect(result.checks).toContainEqual({ check, passed: false, detail: "the counters said no" });
   });
 });
 
@@ -335,7 +386,7 @@ describe("summarizeEffects", () => {
 
 describe("the priced invoice", () => {
   it("adds up: subtotal, discount, total, credits, trial days", () => {
-    const ctx = context([line("a", 2_500n, { quantity: 2 }), line("b", 5_000n, { plan: "addon" })]);
+    const ctx = context([line("a", 2_500n, { quantity: 2 }), line("b", 5_000n, { plan: "addon" })], { subscription: trialing });
     const priced = priceInvoice(ctx, [
       offer("pct", [pct(1000)], { stackable: true, priority: 1 }),
       offer("credit", [credit(700n), trial(5)], { stackable: true }),

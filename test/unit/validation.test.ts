@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CURRENCIES, isKnownCurrency, minorUnits } from "../../src/domain/currency.js";
 import { DomainError, type Violation } from "../../src/domain/errors.js";
-import { defaultTerms, type Archetype, type Effect, type Phase, type PromotionTerms } from "../../src/domain/terms.js";
+import { defaultApplicationMethod, defaultTerms, type Archetype, type Effect, type Phase, type PromotionTerms } from "../../src/domain/terms.js";
 import { validateTerms } from "../../src/domain/validation.js";
 import { assertValid, checkCode, checkPageLimit, checkTimestampNotPast, checkUuid } from "../../src/domain/checks.js";
 
@@ -40,9 +40,12 @@ function phased(...phases: Phase[]): (t: PromotionTerms) => void {
   };
 }
 
+/** The terms after `mutate`; a case that sets a code but no application method gets the one a request would (CODE). */
 function run(mutate: (t: PromotionTerms) => void, options?: { effectsShorthand?: boolean }): Violation[] {
   const terms = validTerms();
+  const method = terms.applicationMethod;
   mutate(terms);
+  if (terms.applicationMethod === method) terms.applicationMethod = defaultApplicationMethod(terms.code);
   return validateTerms(terms, options);
 }
 
@@ -143,9 +146,12 @@ describe("validateTerms", () => {
       { spec: "refuses lower case in code (terms hold the normalized, upper-cased code)", mutate: (t) => { t.code = "save20"; }, expected: [["code", "invalid_format"]] },
       { spec: "refuses letters outside A-Z in code", mutate: (t) => { t.code = "ÄPFEL"; }, expected: [["code", "invalid_format"]] },
       { spec: "refuses a short code with a bad character twice over", mutate: (t) => { t.code = "A!"; }, expected: [["code", "too_short"], ["code", "invalid_format"]] },
+      { spec: "refuses a CODE promotion without a code", mutate: (t) => { t.code = ""; t.applicationMethod = "CODE"; }, expected: [["code", "code_required"]] },
+      { spec: "refuses a code on an ASSIGNED promotion", mutate: (t) => { t.code = "SAVE20"; t.applicationMethod = "ASSIGNED"; }, expected: [["code", "not_allowed"]] },
     ]);
     acceptances([
       { spec: "accepts an empty code (an automatic promotion)", mutate: (t) => { t.code = ""; } },
+      { spec: "accepts an ASSIGNED promotion without a code", mutate: (t) => { t.code = ""; t.applicationMethod = "ASSIGNED"; } },
       { spec: "accepts a 3-character code", mutate: (t) => { t.code = "ABC"; } },
       { spec: "accepts a 64-character code", mutate: (t) => { t.code = text(64, "Z"); } },
       { spec: "accepts digits, '_' and '-' in code", mutate: (t) => { t.code = "SAVE_20-OFF9"; } },
@@ -586,6 +592,10 @@ describe("validateTerms", () => {
       { spec: "accepts a 40-character key and a 500-character value", mutate: withMetadata({ [text(40)]: text(500) }) },
       { spec: "accepts newlines and tabs in metadata values", mutate: withMetadata({ note: "a\n\tb" }) },
     ]);
+  });
+
+  it("refuses a code on an AUTOMATIC promotion: a code would be a second way in", () => {
+    expect(pairs(validateTerms({ ...validTerms(), code: "SAVE20", applicationMethod: "AUTOMATIC" }))).toEqual([["code", "not_allowed"]]);
   });
 
   it("reports every violation of a request at once, none short-circuiting", () => {

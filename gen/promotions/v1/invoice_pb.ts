@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file promotions/v1/invoice.proto.
  */
 export const file_promotions_v1_invoice: GenFile = /*@__PURE__*/
-  fileDesc("Chtwcm9tb3Rpb25zL3YxL2ludm9pY2UucHJvdG8SDXByb21vdGlvbnMudjEigAEKC0ludm9pY2VMaW5lEgoKAmlkGAEgASgJEg8KB3BsYW5faWQYAiABKAkSEgoKcHJvZHVjdF9pZBgDIAEoCRIZChF1bml0X2Ftb3VudF9taW5vchgEIAEoAxIQCghxdWFudGl0eRgFIAEoBRITCgtkZXNjcmlwdGlvbhgGIAEoCSJGCgdJbnZvaWNlEhAKCGN1cnJlbmN5GAEgASgJEikKBWxpbmVzGAIgAygLMhoucHJvbW90aW9ucy52MS5JbnZvaWNlTGluZSJBChBFbGlnaWJpbGl0eUNoZWNrEg0KBWNoZWNrGAEgASgJEg4KBnBhc3NlZBgCIAEoCBIOCgZkZXRhaWwYAyABKAkiOgoMTGluZURpc2NvdW50EhQKDHByb21vdGlvbl9pZBgBIAEoCRIUCgxhbW91bnRfbWlub3IYAiABKAMitQEKClByaWNlZExpbmUSDwoHbGluZV9pZBgBIAEoCRIPCgdwbGFuX2lkGAIgASgJEhIKCnByb2R1Y3RfaWQYAyABKAkSFAoMYW1vdW50X21pbm9yGAQgASgDEhYKDmRpc2NvdW50X21pbm9yGAUgASgDEhMKC3RvdGFsX21pbm9yGAYgASgDEi4KCWRpc2NvdW50cxgHIAMoCzIbLnByb21vdGlvbnMudjEuTGluZURpc2NvdW50IpgCChBQcm9tb3Rpb25PdXRjb21lEhQKDHByb21vdGlvbl9pZBgBIAEoCRIWCg5wcm9tb3Rpb25fbmFtZRgCIAEoCRIPCgdhcHBsaWVkGAMgASgIEg4KBnJlYXNvbhgEIAEoCRISCgpwaGFzZV9uYW1lGAUgASgJEhYKDmRpc2NvdW50X21pbm9yGAYgASgDEhQKDGNyZWRpdF9taW5vchgHIAEoAxISCgp0cmlhbF9kYXlzGAggASgFEh0KFWJ1ZGdldF9jb25zdW1lZF9taW5vchgJIAEoAxIvCgZjaGVja3MYCiADKAsyHy5wcm9tb3Rpb25zLnYxLkVsaWdpYmlsaXR5Q2hlY2sSDwoHdmVyc2lvbhgLIAEoAyL+AQoNUHJpY2VkSW52b2ljZRIQCghjdXJyZW5jeRgBIAEoCRIoCgVsaW5lcxgCIAMoCzIZLnByb21vdGlvbnMudjEuUHJpY2VkTGluZRIWCg5zdWJ0b3RhbF9taW5vchgDIAEoAxIWCg5kaXNjb3VudF9taW5vchgEIAEoAxITCgt0b3RhbF9taW5vchgFIAEoAxIdChVjcmVkaXRzX2dyYW50ZWRfbWlub3IYBiABKAMSGAoQdHJpYWxfZGF5c19hZGRlZBgHIAEoBRIzCgpwcm9tb3Rpb25zGAggAygLMh8ucHJvbW90aW9ucy52MS5Qcm9tb3Rpb25PdXRjb21lYgZwcm90bzM");
+  fileDesc("Chtwcm9tb3Rpb25zL3YxL2ludm9pY2UucHJvdG8SDXByb21vdGlvbnMudjEigAEKC0ludm9pY2VMaW5lEgoKAmlkGAEgASgJEg8KB3BsYW5faWQYAiABKAkSEgoKcHJvZHVjdF9pZBgDIAEoCRIZChF1bml0X2Ftb3VudF9taW5vchgEIAEoAxIQCghxdWFudGl0eRgFIAEoBRITCgtkZXNjcmlwdGlvbhgGIAEoCSJGCgdJbnZvaWNlEhAKCGN1cnJlbmN5GAEgASgJEikKBWxpbmVzGAIgAygLMhoucHJvbW90aW9ucy52MS5JbnZvaWNlTGluZSJBChBFbGlnaWJpbGl0eUNoZWNrEg0KBWNoZWNrGAEgASgJEg4KBnBhc3NlZBgCIAEoCBIOCgZkZXRhaWwYAyABKAkiOgoMTGluZURpc2NvdW50EhQKDHByb21vdGlvbl9pZBgBIAEoCRIUCgxhbW91bnRfbWlub3IYAiABKAMitQEKClByaWNlZExpbmUSDwoHbGluZV9pZBgBIAEoCRIPCgdwbGFuX2lkGAIgASgJEhIKCnByb2R1Y3RfaWQYAyABKAkSFAoMYW1vdW50X21pbm9yGAQgASgDEhYKDmRpc2NvdW50X21pbm9yGAUgASgDEhMKC3RvdGFsX21pbm9yGAYgASgDEi4KCWRpc2NvdW50cxgHIAMoCzIbLnByb21vdGlvbnMudjEuTGluZURpc2NvdW50It4CChBQcm9tb3Rpb25PdXRjb21lEhQKDHByb21vdGlvbl9pZBgBIAEoCRIWCg5wcm9tb3Rpb25fbmFtZRgCIAEoCRIPCgdhcHBsaWVkGAMgASgIEg4KBnJlYXNvbhgEIAEoCRISCgpwaGFzZV9uYW1lGAUgASgJEhYKDmRpc2NvdW50X21pbm9yGAYgASgDEhQKDGNyZWRpdF9taW5vchgHIAEoAxISCgp0cmlhbF9kYXlzGAggASgFEh0KFWJ1ZGdldF9jb25zdW1lZF9taW5vchgJIAEoAxIvCgZjaGVja3MYCiADKAsyHy5wcm9tb3Rpb25zLnYxLkVsaWdpYmlsaXR5Q2hlY2sSDwoHdmVyc2lvbhgLIAEoAxItCgl0cmlhbF9lbmQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZGVtcHRpb25faWQYDSABKAki/gEKDVByaWNlZEludm9pY2USEAoIY3VycmVuY3kYASABKAkSKAoFbGluZXMYAiADKAsyGS5wcm9tb3Rpb25zLnYxLlByaWNlZExpbmUSFgoOc3VidG90YWxfbWlub3IYAyABKAMSFgoOZGlzY291bnRfbWlub3IYBCABKAMSEwoLdG90YWxfbWlub3IYBSABKAMSHQoVY3JlZGl0c19ncmFudGVkX21pbm9yGAYgASgDEhgKEHRyaWFsX2RheXNfYWRkZWQYByABKAUSMwoKcHJvbW90aW9ucxgIIAMoCzIfLnByb21vdGlvbnMudjEuUHJvbW90aW9uT3V0Y29tZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One line of an invoice to price.
@@ -252,8 +254,10 @@ export type PromotionOutcome = Message<"promotions.v1.PromotionOutcome"> & {
   applied: boolean;
 
   /**
-   * Why not, when it did not: the first failing check's code (e.g. "condition.min_spend"),
-   * "not_stackable" (another promotion applied first), "currency_mismatch", "no_effect".
+   * Why not, when it did not: the first failing check's code (e.g. "condition.min_spend",
+   * "max_redemptions", "customer_limit", "budget", "continuous_coverage"), "not_stackable"
+   * (another promotion applied first), "currency_mismatch", "budget_insufficient",
+   * "not_trialing" (a trial extension for a subscription that is not trialing), "no_effect".
    *
    * @generated from field: string reason = 4;
    */
@@ -307,6 +311,22 @@ export type PromotionOutcome = Message<"promotions.v1.PromotionOutcome"> & {
    * @generated from field: int64 version = 11;
    */
   version: bigint;
+
+  /**
+   * The trial's new end when this promotion extended it (once per redemption, only while the
+   * subscription is TRIALING); unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp trial_end = 12;
+   */
+  trialEnd?: Timestamp | undefined;
+
+  /**
+   * The customer's redemption that applied (for an AUTOMATIC promotion, the one its first
+   * application created); empty when it did not apply.
+   *
+   * @generated from field: string redemption_id = 13;
+   */
+  redemptionId: string;
 };
 
 /**

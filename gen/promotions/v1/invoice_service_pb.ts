@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promotions/v1/invoice_service.proto.
  */
 export const file_promotions_v1_invoice_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNwcm9tb3Rpb25zL3YxL2ludm9pY2Vfc2VydmljZS5wcm90bxINcHJvbW90aW9ucy52MSL1AQoWQXBwbHlQcm9tb3Rpb25zUmVxdWVzdBISCgppbnZvaWNlX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgDIAEoCRInCgdpbnZvaWNlGAQgASgLMhYucHJvbW90aW9ucy52MS5JbnZvaWNlEjgKFGJpbGxpbmdfcGVyaW9kX3N0YXJ0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJiaWxsaW5nX3BlcmlvZF9lbmQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm4KF0FwcGx5UHJvbW90aW9uc1Jlc3BvbnNlEhIKCmludm9pY2VfaWQYASABKAkSLQoHaW52b2ljZRgCIAEoCzIcLnByb21vdGlvbnMudjEuUHJpY2VkSW52b2ljZRIQCghyZXBsYXllZBgDIAEoCDJyCg5JbnZvaWNlU2VydmljZRJgCg9BcHBseVByb21vdGlvbnMSJS5wcm9tb3Rpb25zLnYxLkFwcGx5UHJvbW90aW9uc1JlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkFwcGx5UHJvbW90aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_promotions_v1_invoice]);
+  fileDesc("CiNwcm9tb3Rpb25zL3YxL2ludm9pY2Vfc2VydmljZS5wcm90bxINcHJvbW90aW9ucy52MSL1AQoWQXBwbHlQcm9tb3Rpb25zUmVxdWVzdBISCgppbnZvaWNlX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgDIAEoCRInCgdpbnZvaWNlGAQgASgLMhYucHJvbW90aW9ucy52MS5JbnZvaWNlEjgKFGJpbGxpbmdfcGVyaW9kX3N0YXJ0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJiaWxsaW5nX3BlcmlvZF9lbmQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm4KF0FwcGx5UHJvbW90aW9uc1Jlc3BvbnNlEhIKCmludm9pY2VfaWQYASABKAkSLQoHaW52b2ljZRgCIAEoCzIcLnByb21vdGlvbnMudjEuUHJpY2VkSW52b2ljZRIQCghyZXBsYXllZBgDIAEoCCI7ChVSZXZlcnNlSW52b2ljZVJlcXVlc3QSEgoKaW52b2ljZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkizQEKFlJldmVyc2VJbnZvaWNlUmVzcG9uc2USEgoKaW52b2ljZV9pZBgBIAEoCRItCgdpbnZvaWNlGAIgASgLMhwucHJvbW90aW9ucy52MS5QcmljZWRJbnZvaWNlEh0KFWJ1ZGdldF9yZXR1cm5lZF9taW5vchgDIAEoAxIvCgtyZXZlcnNlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAUgASgJEhAKCHJlcGxheWVkGAYgASgIMtEBCg5JbnZvaWNlU2VydmljZRJgCg9BcHBseVByb21vdGlvbnMSJS5wcm9tb3Rpb25zLnYxLkFwcGx5UHJvbW90aW9uc1JlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkFwcGx5UHJvbW90aW9uc1Jlc3BvbnNlEl0KDlJldmVyc2VJbnZvaWNlEiQucHJvbW90aW9ucy52MS5SZXZlcnNlSW52b2ljZVJlcXVlc3QaJS5wcm9tb3Rpb25zLnYxLlJldmVyc2VJbnZvaWNlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_promotions_v1_invoice]);
 
 /**
  * The invoice to price.
@@ -108,6 +108,90 @@ export const ApplyPromotionsResponseSchema: GenMessage<ApplyPromotionsResponse> 
   messageDesc(file_promotions_v1_invoice_service, 1);
 
 /**
+ * The invoice to reverse.
+ *
+ * @generated from message promotions.v1.ReverseInvoiceRequest
+ */
+export type ReverseInvoiceRequest = Message<"promotions.v1.ReverseInvoiceRequest"> & {
+  /**
+   * The invoice id ApplyPromotions priced. Required.
+   *
+   * @generated from field: string invoice_id = 1;
+   */
+  invoiceId: string;
+
+  /**
+   * Why (e.g. "voided", "refunded"), up to 200 characters; kept with the reversal.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message promotions.v1.ReverseInvoiceRequest.
+ * Use `create(ReverseInvoiceRequestSchema)` to create a new message.
+ */
+export const ReverseInvoiceRequestSchema: GenMessage<ReverseInvoiceRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_invoice_service, 2);
+
+/**
+ * What the reversal undid.
+ *
+ * @generated from message promotions.v1.ReverseInvoiceResponse
+ */
+export type ReverseInvoiceResponse = Message<"promotions.v1.ReverseInvoiceResponse"> & {
+  /**
+   * The invoice id.
+   *
+   * @generated from field: string invoice_id = 1;
+   */
+  invoiceId: string;
+
+  /**
+   * The invoice as ApplyPromotions priced it (what was reversed).
+   *
+   * @generated from field: promotions.v1.PricedInvoice invoice = 2;
+   */
+  invoice?: PricedInvoice | undefined;
+
+  /**
+   * Budget given back, summed over the promotions that consumed some.
+   *
+   * @generated from field: int64 budget_returned_minor = 3;
+   */
+  budgetReturnedMinor: bigint;
+
+  /**
+   * When it was reversed.
+   *
+   * @generated from field: google.protobuf.Timestamp reversed_at = 4;
+   */
+  reversedAt?: Timestamp | undefined;
+
+  /**
+   * The reason given with the first reversal.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * True when this invoice had been reversed already (a retry); nothing moved this time.
+   *
+   * @generated from field: bool replayed = 6;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message promotions.v1.ReverseInvoiceResponse.
+ * Use `create(ReverseInvoiceResponseSchema)` to create a new message.
+ */
+export const ReverseInvoiceResponseSchema: GenMessage<ReverseInvoiceResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_invoice_service, 3);
+
+/**
  * Prices real invoices: the billing system calls it once per invoice before finalizing it.
  * Needs scope `redeem`.
  *
@@ -127,6 +211,20 @@ export const InvoiceService: GenService<{
     methodKind: "unary";
     input: typeof ApplyPromotionsRequestSchema;
     output: typeof ApplyPromotionsResponseSchema;
+  },
+  /**
+   * Undoes what ApplyPromotions did for an invoice that was voided or refunded: the budget it
+   * consumed comes back, the billing periods it advanced are un-used (a redemption it completed is
+   * ACTIVE again), and its applications read REVERSED in the ledger. Idempotent (`replayed` on a
+   * retry); an unknown invoice is NOT_FOUND; ApplyPromotions of a reversed invoice_id is
+   * FAILED_PRECONDITION (`invoice_reversed`).
+   *
+   * @generated from rpc promotions.v1.InvoiceService.ReverseInvoice
+   */
+  reverseInvoice: {
+    methodKind: "unary";
+    input: typeof ReverseInvoiceRequestSchema;
+    output: typeof ReverseInvoiceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_promotions_v1_invoice_service, 0);

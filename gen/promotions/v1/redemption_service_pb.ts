@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promotions/v1/redemption_service.proto.
  */
 export const file_promotions_v1_redemption_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZwcm9tb3Rpb25zL3YxL3JlZGVtcHRpb25fc2VydmljZS5wcm90bxINcHJvbW90aW9ucy52MSLFAwoKUmVkZW1wdGlvbhIKCgJpZBgBIAEoCRIUCgxwcm9tb3Rpb25faWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBRIcChRwcm9tb3Rpb25fdmVyc2lvbl9pZBgEIAEoCRIMCgRjb2RlGAUgASgJEhMKC2N1c3RvbWVyX2lkGAYgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgHIAEoCRIvCgZzdGF0dXMYCCABKA4yHy5wcm9tb3Rpb25zLnYxLlJlZGVtcHRpb25TdGF0dXMSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEhMKC2N5Y2xlc191c2VkGAogASgFEjkKCG1ldGFkYXRhGAsgAygLMicucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKQAQoTVmFsaWRhdGVDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHByb21vdGlvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSJwoHaW52b2ljZRgFIAEoCzIWLnByb21vdGlvbnMudjEuSW52b2ljZSL/AQoUVmFsaWRhdGVDb2RlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSFAoMcHJvbW90aW9uX2lkGAQgASgJEhoKEnB1YmxpY19kZXNjcmlwdGlvbhgFIAEoCRIWCg5lZmZlY3Rfc3VtbWFyeRgGIAEoCRIvCgZjaGVja3MYByADKAsyHy5wcm9tb3Rpb25zLnYxLkVsaWdpYmlsaXR5Q2hlY2sSIgoVcmVtYWluaW5nX3JlZGVtcHRpb25zGAggASgDSACIAQFCGAoWX3JlbWFpbmluZ19yZWRlbXB0aW9ucyKkAgoWUmVkZWVtUHJvbW90aW9uUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHByb21vdGlvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSJwoHaW52b2ljZRgFIAEoCzIWLnByb21vdGlvbnMudjEuSW52b2ljZRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSRQoIbWV0YWRhdGEYByADKAsyMy5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSAoXUmVkZWVtUHJvbW90aW9uUmVzcG9uc2USLQoKcmVkZW1wdGlvbhgBIAEoCzIZLnByb21vdGlvbnMudjEuUmVkZW1wdGlvbiImChhSZWxlYXNlUmVkZW1wdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSgoZUmVsZWFzZVJlZGVtcHRpb25SZXNwb25zZRItCgpyZWRlbXB0aW9uGAEgASgLMhkucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uIiIKFEdldFJlZGVtcHRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkYKFUdldFJlZGVtcHRpb25SZXNwb25zZRItCgpyZWRlbXB0aW9uGAEgASgLMhkucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uImIKFkxpc3RSZWRlbXB0aW9uc1JlcXVlc3QSFAoMcHJvbW90aW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEg0KBWxpbWl0GAMgASgFEg4KBmN1cnNvchgEIAEoCSJeChdMaXN0UmVkZW1wdGlvbnNSZXNwb25zZRIuCgtyZWRlbXB0aW9ucxgBIAMoCzIZLnByb21vdGlvbnMudjEuUmVkZW1wdGlvbhITCgtuZXh0X2N1cnNvchgCIAEoCSpzChBSZWRlbXB0aW9uU3RhdHVzEiEKHVJFREVNUFRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYUkVERU1QVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaUkVERU1QVElPTl9TVEFUVVNfUkVMRUFTRUQQAjL0AwoRUmVkZW1wdGlvblNlcnZpY2USVwoMVmFsaWRhdGVDb2RlEiIucHJvbW90aW9ucy52MS5WYWxpZGF0ZUNvZGVSZXF1ZXN0GiMucHJvbW90aW9ucy52MS5WYWxpZGF0ZUNvZGVSZXNwb25zZRJgCg9SZWRlZW1Qcm9tb3Rpb24SJS5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlc3BvbnNlEmYKEVJlbGVhc2VSZWRlbXB0aW9uEicucHJvbW90aW9ucy52MS5SZWxlYXNlUmVkZW1wdGlvblJlcXVlc3QaKC5wcm9tb3Rpb25zLnYxLlJlbGVhc2VSZWRlbXB0aW9uUmVzcG9uc2USWgoNR2V0UmVkZW1wdGlvbhIjLnByb21vdGlvbnMudjEuR2V0UmVkZW1wdGlvblJlcXVlc3QaJC5wcm9tb3Rpb25zLnYxLkdldFJlZGVtcHRpb25SZXNwb25zZRJgCg9MaXN0UmVkZW1wdGlvbnMSJS5wcm9tb3Rpb25zLnYxLkxpc3RSZWRlbXB0aW9uc1JlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkxpc3RSZWRlbXB0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_promotions_v1_invoice]);
+  fileDesc("CiZwcm9tb3Rpb25zL3YxL3JlZGVtcHRpb25fc2VydmljZS5wcm90bxINcHJvbW90aW9ucy52MSKaBQoKUmVkZW1wdGlvbhIKCgJpZBgBIAEoCRIUCgxwcm9tb3Rpb25faWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBRIcChRwcm9tb3Rpb25fdmVyc2lvbl9pZBgEIAEoCRIMCgRjb2RlGAUgASgJEhMKC2N1c3RvbWVyX2lkGAYgASgJEhcKD3N1YnNjcmlwdGlvbl9pZBgHIAEoCRIvCgZzdGF0dXMYCCABKA4yHy5wcm9tb3Rpb25zLnYxLlJlZGVtcHRpb25TdGF0dXMSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEhMKC2N5Y2xlc191c2VkGAogASgFEjkKCG1ldGFkYXRhGAsgAygLMicucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uLk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBGtpbmQYDiABKA4yHS5wcm9tb3Rpb25zLnYxLlJlZGVtcHRpb25LaW5kEhIKCmVuZF9yZWFzb24YDyABKAkSHQoQY3ljbGVzX3JlbWFpbmluZxgQIAEoBUgAiAEBEjAKDGNvbXBsZXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUITChFfY3ljbGVzX3JlbWFpbmluZyKQAQoTVmFsaWRhdGVDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHByb21vdGlvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSJwoHaW52b2ljZRgFIAEoCzIWLnByb21vdGlvbnMudjEuSW52b2ljZSL/AQoUVmFsaWRhdGVDb2RlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSFAoMcHJvbW90aW9uX2lkGAQgASgJEhoKEnB1YmxpY19kZXNjcmlwdGlvbhgFIAEoCRIWCg5lZmZlY3Rfc3VtbWFyeRgGIAEoCRIvCgZjaGVja3MYByADKAsyHy5wcm9tb3Rpb25zLnYxLkVsaWdpYmlsaXR5Q2hlY2sSIgoVcmVtYWluaW5nX3JlZGVtcHRpb25zGAggASgDSACIAQFCGAoWX3JlbWFpbmluZ19yZWRlbXB0aW9ucyKkAgoWUmVkZWVtUHJvbW90aW9uUmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDHByb21vdGlvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYBCABKAkSJwoHaW52b2ljZRgFIAEoCzIWLnByb21vdGlvbnMudjEuSW52b2ljZRIXCg9pZGVtcG90ZW5jeV9rZXkYBiABKAkSRQoIbWV0YWRhdGEYByADKAsyMy5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSAoXUmVkZWVtUHJvbW90aW9uUmVzcG9uc2USLQoKcmVkZW1wdGlvbhgBIAEoCzIZLnByb21vdGlvbnMudjEuUmVkZW1wdGlvbiImChhSZWxlYXNlUmVkZW1wdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSgoZUmVsZWFzZVJlZGVtcHRpb25SZXNwb25zZRItCgpyZWRlbXB0aW9uGAEgASgLMhkucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uIiIKFEdldFJlZGVtcHRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkYKFUdldFJlZGVtcHRpb25SZXNwb25zZRItCgpyZWRlbXB0aW9uGAEgASgLMhkucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uIpMBChZMaXN0UmVkZW1wdGlvbnNSZXF1ZXN0EhQKDHByb21vdGlvbl9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRINCgVsaW1pdBgDIAEoBRIOCgZjdXJzb3IYBCABKAkSLwoGc3RhdHVzGAUgAygOMh8ucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uU3RhdHVzIl4KF0xpc3RSZWRlbXB0aW9uc1Jlc3BvbnNlEi4KC3JlZGVtcHRpb25zGAEgAygLMhkucHJvbW90aW9ucy52MS5SZWRlbXB0aW9uEhMKC25leHRfY3Vyc29yGAIgASgJKrEBChBSZWRlbXB0aW9uU3RhdHVzEiEKHVJFREVNUFRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYUkVERU1QVElPTl9TVEFUVVNfQUNUSVZFEAESHgoaUkVERU1QVElPTl9TVEFUVVNfUkVMRUFTRUQQAhIfChtSRURFTVBUSU9OX1NUQVRVU19DT01QTEVURUQQAxIbChdSRURFTVBUSU9OX1NUQVRVU19FTkRFRBAEKogBCg5SZWRlbXB0aW9uS2luZBIfChtSRURFTVBUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIYChRSRURFTVBUSU9OX0tJTkRfQ09ERRABEhwKGFJFREVNUFRJT05fS0lORF9BU1NJR05FRBACEh0KGVJFREVNUFRJT05fS0lORF9BVVRPTUFUSUMQAzL0AwoRUmVkZW1wdGlvblNlcnZpY2USVwoMVmFsaWRhdGVDb2RlEiIucHJvbW90aW9ucy52MS5WYWxpZGF0ZUNvZGVSZXF1ZXN0GiMucHJvbW90aW9ucy52MS5WYWxpZGF0ZUNvZGVSZXNwb25zZRJgCg9SZWRlZW1Qcm9tb3Rpb24SJS5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLlJlZGVlbVByb21vdGlvblJlc3BvbnNlEmYKEVJlbGVhc2VSZWRlbXB0aW9uEicucHJvbW90aW9ucy52MS5SZWxlYXNlUmVkZW1wdGlvblJlcXVlc3QaKC5wcm9tb3Rpb25zLnYxLlJlbGVhc2VSZWRlbXB0aW9uUmVzcG9uc2USWgoNR2V0UmVkZW1wdGlvbhIjLnByb21vdGlvbnMudjEuR2V0UmVkZW1wdGlvblJlcXVlc3QaJC5wcm9tb3Rpb25zLnYxLkdldFJlZGVtcHRpb25SZXNwb25zZRJgCg9MaXN0UmVkZW1wdGlvbnMSJS5wcm9tb3Rpb25zLnYxLkxpc3RSZWRlbXB0aW9uc1JlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkxpc3RSZWRlbXB0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_promotions_v1_invoice]);
 
 /**
  * A customer's redemption of a promotion.
@@ -72,7 +72,7 @@ export type Redemption = Message<"promotions.v1.Redemption"> & {
   subscriptionId: string;
 
   /**
-   * ACTIVE or RELEASED.
+   * ACTIVE, COMPLETED, RELEASED or ENDED.
    *
    * @generated from field: promotions.v1.RedemptionStatus status = 8;
    */
@@ -112,6 +112,42 @@ export type Redemption = Message<"promotions.v1.Redemption"> & {
    * @generated from field: google.protobuf.Timestamp released_at = 13;
    */
   releasedAt?: Timestamp | undefined;
+
+  /**
+   * How it came to be: a code, an assignment, or an automatic promotion's first application.
+   *
+   * @generated from field: promotions.v1.RedemptionKind kind = 14;
+   */
+  kind: RedemptionKind;
+
+  /**
+   * Why the system ended it (status ENDED): "promotion_deleted" or "coverage_gap"; else empty.
+   *
+   * @generated from field: string end_reason = 15;
+   */
+  endReason: string;
+
+  /**
+   * Billing periods it still has (all phases' cycles minus cycles_used); unset when it never ends
+   * (a FOREVER phase).
+   *
+   * @generated from field: optional int32 cycles_remaining = 16;
+   */
+  cyclesRemaining?: number | undefined;
+
+  /**
+   * When its last billing period was used (status COMPLETED).
+   *
+   * @generated from field: google.protobuf.Timestamp completed_at = 17;
+   */
+  completedAt?: Timestamp | undefined;
+
+  /**
+   * When it was ended (status ENDED).
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 18;
+   */
+  endedAt?: Timestamp | undefined;
 };
 
 /**
@@ -444,6 +480,13 @@ export type ListRedemptionsRequest = Message<"promotions.v1.ListRedemptionsReque
    * @generated from field: string cursor = 4;
    */
   cursor: string;
+
+  /**
+   * Only redemptions in these statuses; empty for every status.
+   *
+   * @generated from field: repeated promotions.v1.RedemptionStatus status = 5;
+   */
+  status: RedemptionStatus[];
 };
 
 /**
@@ -482,7 +525,8 @@ export const ListRedemptionsResponseSchema: GenMessage<ListRedemptionsResponse> 
   messageDesc(file_promotions_v1_redemption_service, 10);
 
 /**
- * Where a redemption stands.
+ * Where a redemption stands. Only ACTIVE redemptions apply to invoices; ACTIVE, COMPLETED and
+ * ENDED ones count against the limits (the customer was reached); RELEASED ones do not.
  *
  * @generated from enum promotions.v1.RedemptionStatus
  */
@@ -505,6 +549,21 @@ export enum RedemptionStatus {
    * @generated from enum value: REDEMPTION_STATUS_RELEASED = 2;
    */
   RELEASED = 2,
+
+  /**
+   * Its last billing period was used (a FOREVER phase never completes). ReverseInvoice of that
+   * period's invoice makes it ACTIVE again.
+   *
+   * @generated from enum value: REDEMPTION_STATUS_COMPLETED = 3;
+   */
+  COMPLETED = 3,
+
+  /**
+   * Stopped by the system before it completed; `end_reason` says why.
+   *
+   * @generated from enum value: REDEMPTION_STATUS_ENDED = 4;
+   */
+  ENDED = 4,
 }
 
 /**
@@ -512,6 +571,45 @@ export enum RedemptionStatus {
  */
 export const RedemptionStatusSchema: GenEnum<RedemptionStatus> = /*@__PURE__*/
   enumDesc(file_promotions_v1_redemption_service, 0);
+
+/**
+ * How a redemption came to be.
+ *
+ * @generated from enum promotions.v1.RedemptionKind
+ */
+export enum RedemptionKind {
+  /**
+   * @generated from enum value: REDEMPTION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * RedeemPromotion of a CODE promotion (by its code, or by id from a service).
+   *
+   * @generated from enum value: REDEMPTION_KIND_CODE = 1;
+   */
+  CODE = 1,
+
+  /**
+   * RedeemPromotion {promotion_id, customer_id} of an ASSIGNED promotion.
+   *
+   * @generated from enum value: REDEMPTION_KIND_ASSIGNED = 2;
+   */
+  ASSIGNED = 2,
+
+  /**
+   * The first application of an AUTOMATIC promotion to the customer (ApplyPromotions).
+   *
+   * @generated from enum value: REDEMPTION_KIND_AUTOMATIC = 3;
+   */
+  AUTOMATIC = 3,
+}
+
+/**
+ * Describes the enum promotions.v1.RedemptionKind.
+ */
+export const RedemptionKindSchema: GenEnum<RedemptionKind> = /*@__PURE__*/
+  enumDesc(file_promotions_v1_redemption_service, 1);
 
 /**
  * The checkout hot path: is this code good for this customer, and redeem it.
@@ -547,7 +645,9 @@ export const RedemptionService: GenService<{
     output: typeof RedeemPromotionResponseSchema;
   },
   /**
-   * Gives a redemption back: it stops applying and frees its slot in every limit. Idempotent.
+   * Gives an ACTIVE redemption back: it stops applying and frees its slot in every limit.
+   * Idempotent; a COMPLETED or ENDED redemption cannot be released (FAILED_PRECONDITION
+   * `redemption_not_active`): it was used, and its slot stays taken.
    *
    * @generated from rpc promotions.v1.RedemptionService.ReleaseRedemption
    */

@@ -117,6 +117,9 @@ export function pricedInvoiceToProto(p: d.PricedInvoice): ipb.PricedInvoice {
       budgetConsumedMinor: o.budgetConsumedMinor,
       checks: o.checks.map(checkToProto),
       version: BigInt(o.version),
+      // Invoices stored before these fields existed read back without them.
+      trialEnd: o.trialEnd ? ts(o.trialEnd) : undefined,
+      redemptionId: o.redemptionId ?? "",
     })),
   });
 }

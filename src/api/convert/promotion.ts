@@ -113,6 +113,11 @@ function termEnum<K extends TermEnum>(problems: ConversionProblems, key: K, valu
   return problems.enumValue(e.names, value, e.values as readonly string[], d.ENUM_DEFAULTS[key], e.param) as d.PromotionTerms[K];
 }
 
+/** A request's application method; UNSPECIFIED is the domain's default for the code it names. */
+function applicationMethod(problems: ConversionProblems, value: number, code: string): d.ApplicationMethod {
+  return problems.enumValue(pb.ApplicationMethod, value, d.APPLICATION_METHODS, d.defaultApplicationMethod(code), "application_method");
+}
+
 /** CreatePromotionRequest -> the terms of the new draft (`effects` is the shorthand for a single Default phase). */
 export function termsFromCreateRequest(req: CreatePromotionRequest, problems: ConversionProblems): { terms: d.PromotionTerms; effectsShorthand: boolean } {
   const effectsShorthand = req.effects.length > 0;
@@ -124,6 +129,7 @@ export function termsFromCreateRequest(req: CreatePromotionRequest, problems: Co
     description: req.description,
     publicDescription: req.publicDescription,
     code: req.code,
+    applicationMethod: applicationMethod(problems, req.applicationMethod, req.code),
     archetype: termEnum(problems, "archetype", req.archetype),
     visibility: termEnum(problems, "visibility", req.visibility),
     stackable: req.stackable,
@@ -156,6 +162,7 @@ export function patchFromUpdateRequest(req: UpdatePromotionRequest, problems: Co
   if (req.description !== undefined) patch.description = req.description;
   if (req.publicDescription !== undefined) patch.publicDescription = req.publicDescription;
   if (req.code !== undefined) patch.code = req.code;
+  if (req.applicationMethod !== undefined) patch.applicationMethod = applicationMethod(problems, req.applicationMethod, req.code ?? "");
   if (req.archetype !== undefined) patch.archetype = termEnum(problems, "archetype", req.archetype);
   if (req.visibility !== undefined) patch.visibility = termEnum(problems, "visibility", req.visibility);
   if (req.stackable !== undefined) patch.stackable = req.stackable;
@@ -228,6 +235,7 @@ function termsToProto(t: d.PromotionTerms) {
     description: t.description,
     publicDescription: t.publicDescription,
     code: t.code,
+    applicationMethod: enumNumber(pb.ApplicationMethod, t.applicationMethod),
     archetype: enumNumber(pb.Archetype, t.archetype),
     visibility: enumNumber(pb.Visibility, t.visibility),
     stackable: t.stackable,

@@ -1,13 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { InvoiceService } from "../../../gen/promotions/v1/invoice_service_pb.js";
 import type { Checkout } from "../../checkout/checkout.js";
-import { validateApplyRequest } from "../../domain/billing-validation.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { validateApplyRequest, validateReverseRequest } from "../../domain/billing-validation.js";
 import { assertValid } from "../../domain/checks.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
 import { requestScope } from "../request-scope.js";
 
-// promotions.v1.InvoiceService: maps messages, calls the checkout use case (src/checkout/invoicer.ts).
+// promotions.v1.InvoiceService: maps messages, calls the checkout use cases (src/checkout/invoicer.ts).
 
 export function invoiceService(checkout: Checkout): ServiceImpl<typeof InvoiceService> {
   return {
@@ -27,6 +28,20 @@ export function invoiceService(checkout: Checkout): ServiceImpl<typeof InvoiceSe
         periodEnd,
       });
       return { invoiceId: req.invoiceId, invoice: pricedInvoiceToProto(result.priced), replayed: result.replayed };
+    },
+
+    async reverseInvoice(req, ctx) {
+      const { em, actor } = requestScope(ctx);
+      assertValid(validateReverseRequest({ invoiceId: req.invoiceId, reason: req.reason }));
+      const r = await checkout.invoicer.reverse(checkout.stores(em), actor.organizationId, { invoiceId: req.invoiceId, reason: req.reason });
+      return {
+        invoiceId: req.invoiceId,
+        invoice: pricedInvoiceToProto(r.stored.priced),
+        budgetReturnedMinor: r.budgetReturnedMinor,
+        reversedAt: r.stored.reversedAt ? timestampFromDate(r.stored.reversedAt) : undefined,
+        reason: r.stored.reverseReason ?? "",
+        replayed: r.replayed,
+      };
     },
   };
 }

@@ -103,7 +103,7 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
 
     async deletePromotion(req, ctx) {
       const { promotions, actor } = useCases(ctx, onChanged);
-      return { promotion: promotionToProto(await promotions.softDelete(actor, requireUuid(req.id))) };
+      return { promotion: promotionToProto(await promotions.softDelete(actor, requireUuid(req.id), { endRedemptions: req.endRedemptions })) };
     },
 
     async previewPromotionEligibility(req, ctx) {

@@ -1,13 +1,14 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { RedemptionKind, RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
 import type { Checkout } from "../../checkout/checkout.js";
 import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
 import { notFound, type Violation } from "../../domain/errors.js";
-import { checkRedemptionListScope, validateRedeemRequest, type RedeemRequest } from "../../domain/redemption.js";
+import { checkRedemptionListScope, REDEMPTION_STATUSES, validateRedeemRequest, type RedeemRequest } from "../../domain/redemption.js";
 import { normalizeCode } from "../../domain/terms.js";
 import { Ledger, type RedemptionRow } from "../../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
+import { ConversionProblems } from "../convert/promotion.js";
 import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
 import { requestScope } from "../request-scope.js";
 
@@ -39,6 +40,8 @@ function redeemRequest(req: RedeemFields): RedeemRequest {
   return input;
 }
 
+const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
+
 export function redemptionToProto(r: RedemptionRow): Redemption {
   return {
     $typeName: "promotions.v1.Redemption",
@@ -49,12 +52,17 @@ export function redemptionToProto(r: RedemptionRow): Redemption {
     code: r.code ?? "",
     customerId: r.customerId,
     subscriptionId: r.subscriptionId ?? "",
-    status: r.status === "RELEASED" ? RedemptionStatus.RELEASED : RedemptionStatus.ACTIVE,
+    status: RedemptionStatus[r.status],
+    kind: RedemptionKind[r.kind],
     idempotencyKey: r.idempotencyKey ?? "",
     cyclesUsed: r.cyclesUsed,
+    cyclesRemaining: r.cyclesTotal === null ? undefined : Math.max(r.cyclesTotal - r.cyclesUsed, 0),
     metadata: r.metadata,
     createdAt: timestampFromDate(r.createdAt),
-    releasedAt: r.releasedAt ? timestampFromDate(r.releasedAt) : undefined,
+    releasedAt: ts(r.releasedAt),
+    completedAt: ts(r.completedAt),
+    endedAt: ts(r.endedAt),
+    endReason: r.endReason ?? "",
   };
 }
 
@@ -102,11 +110,18 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
       checkRedemptionListScope(out, req);
       const limit = checkPageLimit(out, req.limit);
       assertValid(out);
+      const problems = new ConversionProblems();
+      const statuses = req.status.map((s, i) => problems.enumValue(RedemptionStatus, s, REDEMPTION_STATUSES, "ACTIVE", `status[${i}]`));
+      if (req.status.some((s) => s === RedemptionStatus.UNSPECIFIED)) {
+        problems.violations.push({ param: "status", code: "invalid_enum", message: "status may not contain REDEMPTION_STATUS_UNSPECIFIED" });
+      }
+      assertValid(problems.violations);
       const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor);
       const rows = await new Ledger(em).listRedemptions({
         organizationId: actor.organizationId,
         promotionId: req.promotionId === "" ? null : requireUuid(req.promotionId, "promotion_id"),
         customerId: req.customerId === "" ? null : req.customerId,
+        statuses,
         after,
         limit: limit + 1,
       });

@@ -28,6 +28,7 @@ ARGV[15] has_idempotency_key   "1" when an idempotency key is given (KEYS[6] is 
 ARGV[16] code_max_redemptions  -1 for none
 ARGV[17] max_budget            -1 for none
 ARGV[18] idempotency_ttl_ms    how long the idempotency marker lives
+ARGV[19] budget_exhausted      "1" when a STRICT budget refused a grant it could no longer pay (the promotion reads EXHAUSTED)
 
 Returns {outcome, epoch, extra, n}: extra is the earlier reservation id for DUPLICATE, else "";
 n is the redemption count after the call. Outcomes (src/counters/outcomes.ts has the same names):
@@ -87,7 +88,7 @@ if code ~= "" then
   end
 end
 local maxB = tonumber(ARGV[17])
-if maxB >= 0 and b >= maxB then return {23, epoch, "", n} end
+if maxB >= 0 and (b >= maxB or ARGV[19] == "1") then return {23, epoch, "", n} end
 
 if not redeem then return {0, epoch, "", n} end
 

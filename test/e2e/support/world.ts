@@ -106,6 +106,7 @@ export function seedRequests(w: World): Record<string, Record<string, unknown>> 
     GetRedemption: { id: w.redemptionId },
     ListRedemptions: { promotionId: w.promotionId, limit: 10 },
     ApplyPromotions: { invoiceId: `${w.tag}-inv-2`, subscriptionId: w.subscriptionId },
+    ReverseInvoice: { invoiceId: w.invoiceId, reason: "voided" },
     UpsertCustomer: { customer: { id: w.customerId, segments: ["vip", "eu"], hasPaidBefore: true, updatedAt: at("2026-02-01T00:00:00Z") } },
     UpsertSubscription: {
       subscription: {

@@ -10,7 +10,7 @@ import { ReserveOutcome } from "../../../src/counters/outcomes.js";
 import type { BillingContext } from "../../../src/domain/billing.js";
 import type { PromotionTerms } from "../../../src/domain/terms.js";
 import type { ResolvedCode } from "../../../src/store/code-store.js";
-import type { Rebuilt, RedemptionRow, RedemptionWrite } from "../../../src/store/ledger.js";
+import type { CounterReturn, Rebuilt, RedemptionRow, RedemptionWrite } from "../../../src/store/ledger.js";
 import type { TermsInForce } from "../../../src/store/promotion-views.js";
 import { AT, terms as baseTerms } from "../support/pricing.js";
 
@@ -25,7 +25,7 @@ export class ScriptedCounters implements CheckoutCounters {
   readonly reserves: ReserveRequest[] = [];
   readonly givenBack: { promotionId: string; reservationId: string; marker: string | undefined }[] = [];
   readonly confirmed: { promotionId: string; reservationId: string }[] = [];
-  readonly released: { promotionId: string; epoch: bigint; customerId: string; codeId: string | null }[] = [];
+  readonly returned: CounterReturn[] = [];
   readonly installed: Rebuilt[] = [];
   readonly budgetCalls: { promotionId: string; amount: bigint }[] = [];
   /** What consumeBudget grants per call, in order (default: all it is asked for). */
@@ -63,9 +63,10 @@ export class ScriptedCounters implements CheckoutCounters {
     this.confirmed.push({ promotionId, reservationId });
   }
 
-  async release(promotionId: string, epoch: bigint, customerId: string, codeId: string | null): Promise<boolean> {
-    this.released.push({ promotionId, epoch, customerId, codeId });
-    return true;
+  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already"> {
+    if (this.returned.some((x) => x.id === r.id)) return "already";
+    this.returned.push(r);
+    return "applied";
   }
 
   async snapshot(ids: readonly string[]) {
@@ -124,13 +125,20 @@ export class MemoryLedger {
     return { row: row && row.organizationId === organizationId ? row : null, abandoned: this.abandoned.has(id) };
   }
 
-  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; epoch: bigint }> {
+  readonly settledReturns: string[] = [];
+
+  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; returned: CounterReturn | null }> {
     const row = this.rows.get(id);
     if (!row || row.organizationId !== organizationId) throw new Error("not found");
-    if (row.status === "RELEASED") return { row, changed: false, epoch: 0n };
+    if (row.status === "RELEASED") return { row, changed: false, returned: null };
     const released: RedemptionRow = { ...row, status: "RELEASED", releasedAt: now };
     this.rows.set(id, released);
-    return { row: released, changed: true, epoch: row.epoch };
+    const returned: CounterReturn = { id: `return-${id}`, organizationId, promotionId: row.promotionId, epoch: row.epoch, kind: "RELEASE", customerId: row.customerId, codeId: row.codeId, amountMinor: 0n };
+    return { row: released, changed: true, returned };
+  }
+
+  async markReturnsApplied(ids: readonly string[]): Promise<void> {
+    this.settledReturns.push(...ids);
   }
 
   async rebuild(): Promise<Rebuilt> {
@@ -154,7 +162,8 @@ export function termsInForce(over: Partial<PromotionTerms> = {}, status: TermsIn
     updatedAt: AT,
     archivedAt: null,
     deletedAt: null,
-    terms: baseTerms([{ kind: "percentage_discount", percentBps: 1000, appliesTo: null }], { code: "SAVE10", ...over }),
+    budgetExhausted: false,
+    terms: baseTerms([{ kind: "percentage_discount", percentBps: 1000, appliesTo: null }], { code: "SAVE10", applicationMethod: "CODE", ...over }),
   };
 }
 
@@ -182,8 +191,11 @@ export function stores(ledger: MemoryLedger, catalog: MemoryCatalog, context?: P
     invoices: {
       find: async () => null,
       redemptionCandidates: async () => [],
-      automaticCycles: async () => new Map(),
-      write: async () => ({ kind: "written" }),
+      redeemedPromotions: async () => new Set(),
+      write: async () => ({ kind: "written", termsChanged: [] }),
+      reverse: async () => {
+        throw new Error("not used here");
+      },
     },
     catalog,
     pricing: {

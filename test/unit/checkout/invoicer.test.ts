@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { automaticRedemptionKey } from "../../../src/checkout/automatic.js";
 import { Invoicer } from "../../../src/checkout/invoicer.js";
+import { Redeemer } from "../../../src/checkout/redeemer.js";
+import { TermsCache } from "../../../src/checkout/terms-cache.js";
 import type { CheckoutStores } from "../../../src/checkout/ports.js";
 import type { CandidatePromotion, PricedInvoice } from "../../../src/domain/billing.js";
 import type { PromotionTerms } from "../../../src/domain/terms.js";
@@ -36,20 +39,22 @@ function setup(opts: { automatic?: CandidatePromotion[]; redeemed?: RedemptionCa
     invoices: {
       find: async () => null,
       redemptionCandidates: async () => opts.redeemed ?? [],
-      automaticCycles: async () => new Map(),
+      redeemedPromotions: async () => new Set((opts.redeemed ?? []).map((r) => r.promotion.id)),
       write: async (_org, invoice, applications) => {
         const kind = writes.shift() ?? "written";
         if (kind === "written") written.push({ priced: invoice.priced, applications });
         if (kind === "exists") throw new Error("not scripted");
-        return kind === "written" ? { kind } : { kind: "fenced" };
+        return kind === "written" ? { kind, termsChanged: [] } : { kind: "fenced" };
       },
+      reverse: base.invoices.reverse,
     },
     pricing: {
       billingContext: async () => context([line("l1", 10_000n)]),
       automaticPromotions: async () => opts.automatic ?? [],
     },
   };
-  const invoicer = new Invoicer({ counters, reservationTtlMs: 1_000, clock: () => AT });
+  const redeemer = new Redeemer({ counters, cache: new TermsCache(), clock: () => AT });
+  const invoicer = new Invoicer({ counters, redeemer, reservationTtlMs: 1_000, clock: () => AT });
   const apply = () => invoicer.apply(s, ORG, { invoiceId: "in_1", customerId: "cus_1", subscriptionId: "", invoice: { currency: "USD", lines: [] }, periodStart: null, periodEnd: null });
   return { counters, written, apply };
 }
@@ -72,7 +77,10 @@ describe("ApplyPromotions decisions", () => {
     expect(priced.discountMinor).toBe(400n);
     expect(written).toHaveLength(1);
     expect(written[0]?.applications.map((a) => a.budgetConsumedMinor)).toEqual([400n]);
-    expect(counters.confirmed.map((c) => c.reservationId)).toEqual(written[0]?.applications.map((a) => a.id));
+    // Confirmed: the automatic promotion's first redemption, then the budget the invoice wrote.
+    const redemption = written[0]?.applications[0]?.redemptionId;
+    expect(counters.confirmed.map((c) => c.reservationId)).toEqual([redemption, ...(written[0]?.applications.map((a) => a.id) ?? [])]);
+    expect(counters.reserves.map((r) => [r.mode, r.customerId, r.idempotencyKey])).toEqual([["redeem", "cus_1", automaticRedemptionKey(PROMOTION, "cus_1")]]);
   });
 
   it("gives the budget back when the invoice write is fenced, and writes on the next attempt", async () => {
@@ -85,7 +93,7 @@ describe("ApplyPromotions decisions", () => {
   });
 
   it("records each applied outcome against the candidate it is about: a redemption's application names the redemption", async () => {
-    const redeemed: RedemptionCandidate = { redemptionId: "00000000-0000-4000-8000-0000000000d1", cyclesUsed: 2, redeemedAt: new Date("2026-01-01T00:00:00Z"), promotion: promotion({ stackable: true }, "00000000-0000-4000-8000-0000000000b2") };
+    const redeemed: RedemptionCandidate = { redemptionId: "00000000-0000-4000-8000-0000000000d1", kind: "CODE", history: { trialExtended: false, lastPeriodEnd: null }, cyclesUsed: 2, redeemedAt: new Date("2026-01-01T00:00:00Z"), promotion: promotion({ stackable: true }, "00000000-0000-4000-8000-0000000000b2") };
     const automatic = promotion({ stackable: true });
     const { written, apply } = setup({ redeemed: [redeemed], automatic: [automatic] });
     const { priced } = await apply();
@@ -94,12 +102,15 @@ describe("ApplyPromotions decisions", () => {
     );
     const byPromotion = new Map(written[0]?.applications.map((a) => [a.promotionId, a.redemptionId]));
     expect(byPromotion.get(redeemed.promotion.id)).toBe(redeemed.redemptionId);
-    expect(byPromotion.get(automatic.id)).toBeNull();
+    // The automatic promotion's first application took its redemption; the application and the outcome name it.
+    const taken = byPromotion.get(automatic.id);
+    expect(taken).toEqual(expect.stringMatching(/^[0-9a-f-]{36}$/));
+    expect(priced.promotions.find((o) => o.promotionId === automatic.id)?.redemptionId).toBe(taken);
   });
 
   it("applies an existing redemption after its promotion was archived and its window closed (they gated the redemption, not its use)", async () => {
     const archived = { ...promotion({ validTo: new Date("2026-01-31T00:00:00Z") }, "00000000-0000-4000-8000-0000000000b3"), status: "ARCHIVED" as const };
-    const redeemed: RedemptionCandidate = { redemptionId: "00000000-0000-4000-8000-0000000000d2", cyclesUsed: 0, redeemedAt: new Date("2026-01-10T00:00:00Z"), promotion: archived };
+    const redeemed: RedemptionCandidate = { redemptionId: "00000000-0000-4000-8000-0000000000d2", kind: "CODE", history: { trialExtended: false, lastPeriodEnd: null }, cyclesUsed: 0, redeemedAt: new Date("2026-01-10T00:00:00Z"), promotion: archived };
     const { priced } = await setup({ redeemed: [redeemed] }).apply();
     const [outcome] = priced.promotions;
     expect(outcome).toMatchObject({ applied: true, discountMinor: 1_000n });

@@ -159,11 +159,12 @@ describe("RedeemPromotion decisions", () => {
   });
 
   it("releases in the ledger first, then frees the slot in the counters of the epoch the release saw", async () => {
-    const { counters, redeemer, s } = setup([admitted(3n)]);
+    const { counters, ledger, redeemer, s } = setup([admitted(3n)]);
     const row = await redeemer.release(s, ORG, (await redeemer.redeem(s, ORG, request())).id);
     expect(row.status).toBe("RELEASED");
-    expect(counters.released).toEqual([{ promotionId: PROMOTION, epoch: 3n, customerId: "cus_1", codeId: null }]);
+    expect(counters.returned).toEqual([expect.objectContaining({ promotionId: PROMOTION, epoch: 3n, kind: "RELEASE", customerId: "cus_1", codeId: null })]);
+    expect(ledger.settledReturns).toEqual([counters.returned[0]?.id]);
     await redeemer.release(s, ORG, row.id);
-    expect(counters.released).toHaveLength(1); // a second release changes nothing
+    expect(counters.returned).toHaveLength(1); // a second release changes nothing
   });
 });
