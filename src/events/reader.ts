@@ -66,9 +66,15 @@ export class EventReader {
     return rows.map(toStored);
   }
 
-  /** Up to `limit` settled events before `position` (or the newest, when null), newest first. */
+  /**
+   * Up to `limit` committed events before `position` (or the newest, when null), newest first.
+   * Unlike reading forwards, this needs no settling: an event that commits late with a smaller
+   * position than a page already read sorts after it, so a reader paging on towards older events
+   * still meets it — and waiting for every older transaction of the whole cluster to finish would
+   * hide a change the caller just made behind somebody else's long transaction.
+   */
   async newestFirst(organizationId: string, before: Position | null, filter: EventFilter, limit: number): Promise<StoredEvent[]> {
-    const where = [`organization_id = $1`, SETTLED];
+    const where = [`organization_id = $1`];
     const params: unknown[] = [organizationId];
     if (before) {
       params.push(before.txid, before.seq);

@@ -120,3 +120,62 @@ describe("exact limits under concurrency", () => {
     expect(await currentRedemptions(p.id)).toBe(BigInt(facts.ledger));
   });
 });
+
+describe("automatic promotions under concurrency", () => {
+  const INVOICES = 2_000;
+  const invoice = { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 10_000n, quantity: 1 }] };
+
+  /** 2,000 concurrent ApplyPromotions for 1,000 customers (each customer's two invoices race each other too). */
+  async function applyAll(tag: string) {
+    const invoices = client(InvoiceService, t.url, tenant.key, "grpc");
+    const discounts = new Map<string, bigint[]>();
+    const load = await runLoad(0, INVOICES, IN_FLIGHT, async (i) => {
+      const customerId = `${tag}-c${i % CUSTOMERS}`;
+      const res = await invoices.applyPromotions({ invoiceId: `${tag}-${i}`, customerId, invoice });
+      discounts.set(customerId, [...(discounts.get(customerId) ?? []), res.invoice?.discountMinor ?? 0n]);
+    });
+    expect(load.unexpected).toEqual([]);
+    expect(load.ok).toBe(INVOICES);
+    await t.app.counters.flushConfirms();
+    const discounted = [...discounts].filter(([, d]) => d.some((x) => x > 0n)).map(([c]) => c);
+    const total = [...discounts.values()].flat().reduce((a, b) => a + b, 0n);
+    return { discounted, total, discounts };
+  }
+
+  async function reachedCustomers(promotionId: string): Promise<string[]> {
+    const rows = await t.app.orm.em.fork().getConnection().execute<{ customer_id: string }[]>(
+      `select customer_id from redemptions where promotion_id = ? and status in ('ACTIVE', 'COMPLETED', 'ENDED') and kind = 'AUTOMATIC'`,
+      [promotionId],
+    );
+    return rows.map((r) => r.customer_id).sort();
+  }
+
+  it("max_redemptions 300 and 1 per customer: exactly 300 customers discounted, in the ledger, in Redis and in current_redemptions", async () => {
+    const p = await active({ maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n });
+    const { discounted, discounts } = await applyAll("auto300");
+    expect(discounted).toHaveLength(300);
+    // A customer reached keeps its redemption: both its invoices are discounted; nobody else's is.
+    for (const c of discounted) expect(discounts.get(c)).toEqual([1_000n, 1_000n]);
+    expect(await reachedCustomers(p.id)).toEqual([...discounted].sort());
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
+    expect(await currentRedemptions(p.id)).toBe(300n);
+  });
+
+  it.each([
+    { behavior: BudgetBehavior.CAP, name: "CAP", spent: 100_500n },
+    { behavior: BudgetBehavior.STRICT, name: "STRICT", spent: 100_000n },
+  ])("with a $name budget of 100,500 as well: exactly the budget spent, and every customer reached was discounted", async ({ behavior, name, spent }) => {
+    const p = await active({ currency: "USD", maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n, maxBudget: 100_500n, budgetBehavior: behavior });
+    const { discounted, total } = await applyAll(`auto-${name}`);
+    expect(total).toBe(spent);
+    const reached = await reachedCustomers(p.id);
+    expect(reached).toEqual([...discounted].sort());
+    const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
+    expect(facts).toMatchObject({ ledger: reached.length, redis: reached.length, ledgerBudget: spent, redisBudget: spent, pending: 0, overLimitCustomers: 0 });
+    const view = promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id }));
+    expect(view).toMatchObject({ currentBudgetUsed: spent, currentRedemptions: BigInt(reached.length) });
+    expect(reached.length).toBeLessThanOrEqual(300);
+  });
+});
+

@@ -6,6 +6,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { promotionKeys } from "../../src/counters/keys.js";
 import type { RedisClient } from "../../src/counters/redis.js";
+import { APPLIED_APPLICATION, COUNTED_REDEMPTION } from "../../src/store/ledger-sql.js";
 
 export interface LoadResult {
   ok: number;
@@ -59,12 +60,13 @@ export async function runLoad(from: number, to: number, inFlight: number, call: 
 }
 
 export interface Truth {
+  /** Redemptions that hold a slot (ACTIVE, COMPLETED, ENDED). */
   ledger: number;
   ledgerBudget: bigint;
   redis: number | null;
   redisBudget: bigint | null;
   pending: number;
-  /** Customers holding more ACTIVE redemptions than `perCustomer`. */
+  /** Customers holding more counted redemptions than `perCustomer`. */
   overLimitCustomers: number;
   /** Customers whose Redis count differs from the ledger's. */
   customerMismatches: number;
@@ -76,17 +78,17 @@ export interface Truth {
  */
 export async function truth(em: EntityManager, redis: string | RedisClient, prefix: string, promotionId: string, perCustomer = 1): Promise<Truth> {
   const conn = em.getConnection();
-  const [ledger] = await conn.execute<{ n: string }[]>(`select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [promotionId]);
+  const [ledger] = await conn.execute<{ n: string }[]>(`select count(*) as n from redemptions where promotion_id = ? and ${COUNTED_REDEMPTION}`, [promotionId]);
   const [budget] = await conn.execute<{ b: string }[]>(
-    `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and status = 'APPLIED'`,
+    `select coalesce(sum(budget_consumed_minor), 0) as b from invoice_applications where promotion_id = ? and ${APPLIED_APPLICATION}`,
     [promotionId],
   );
   const over = await conn.execute<{ n: string }[]>(
-    `select count(*) as n from (select customer_id from redemptions where promotion_id = ? and status = 'ACTIVE' group by customer_id having count(*) > ?) x`,
+    `select count(*) as n from (select customer_id from redemptions where promotion_id = ? and ${COUNTED_REDEMPTION} group by customer_id having count(*) > ?) x`,
     [promotionId, perCustomer],
   );
   const perCustomerLedger = await conn.execute<{ customer_id: string; n: string }[]>(
-    `select customer_id, count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE' group by customer_id`,
+    `select customer_id, count(*) as n from redemptions where promotion_id = ? and ${COUNTED_REDEMPTION} group by customer_id`,
     [promotionId],
   );
   const keys = promotionKeys(prefix, promotionId);
