@@ -7,7 +7,7 @@ import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js
 import { Sweeper } from "./counters/sweeper.js";
 import { TermsCache } from "./counters/terms-cache.js";
 import type { PromotionChangeHook } from "./store/change-hook.js";
-import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
+import { authInterceptor, keyVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
 import { nulGuardInterceptor } from "./api/interceptors/nul-guard.js";
@@ -26,6 +26,7 @@ import { ApiKeyStore } from "./store/api-keys.js";
 import { LedgerBatcher } from "./store/ledger-batch.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./observability/tracing.js";
+import { throttledNotice } from "./observability/throttled-log.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -83,7 +84,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     cache.forget(organizationId, promotionId);
     await counters.publishSeq(promotionId, seq);
   };
-  const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
+  const addressLimited = throttledNotice(logger, "unknown API keys from one client address are over its budget; refusing them without asking Postgres");
+  const verify = keyVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), {
+    ttlMs: config.authCacheTtlMs,
+    perAddressPerMinute: config.authFailuresPerMinute,
+    perAddressBurst: config.authFailureBurst,
+    onAddressLimited: (address) => addressLimited({ address }),
+  });
   // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
   const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });
   // Order matters: logging sees the final code of everything below it, including auth refusals;
@@ -107,10 +114,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
+      limits: config.transport,
       routes: routes({ redeemer, invoicer, onChanged }),
       interceptors,
       contextValues,
-      extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
+      extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry), config.metricsToken),
       logger,
     });
     sweeper.start();
@@ -121,6 +129,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       counters,
       async close() {
         await server.close();
+        metrics.close();
         await sweeper.stop();
         await counters.flushConfirms();
         redis.disconnect();
@@ -129,6 +138,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (error) {
+    metrics.close();
     redis.disconnect();
     await orm.close();
     await tracing?.shutdown();

@@ -1,32 +1,56 @@
 // The one listening socket. Plaintext serves HTTP/1.1 and h2c (prior knowledge) on the same port,
 // as connect-go's h2c handler does: the first bytes of each connection say which server gets it.
-// With TLS, ALPN picks h2 or http/1.1 and one http2 server with allowHTTP1 serves both.
+// With TLS, ALPN picks h2 or http/1.1 and one http2 server with allowHTTP1 serves both. Every
+// connection is entered in the registry (connections.ts), which may refuse it at the limit.
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import type { Connections } from "./draining.js";
+import type { TransportLimits } from "../config.js";
+import type { Connections } from "./connections.js";
 import type { HttpRequest, HttpResponse } from "./http.js";
 
 type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const SNIFF_TIMEOUT_MS = 10_000;
+
+/** What both HTTP/2 servers advertise and enforce. */
+function http2Options(limits: TransportLimits): http2.ServerOptions {
+  // Streams beyond maxConcurrentStreams are refused by nghttp2 before any JavaScript runs, and a
+  // client that keeps opening them anyway loses its session (maxSessionRejectedStreams).
+  return { settings: { maxConcurrentStreams: limits.http2MaxConcurrentStreams } };
+}
+
+/**
+ * HTTP/1.1 timeouts: slow headers are Node's to cut (headersTimeout, checked every second); slow
+ * bodies and idle connections are the registry's, the same for both HTTP versions.
+ */
+function http1Options(limits: TransportLimits): http.ServerOptions {
+  return {
+    headersTimeout: limits.requestHeadersTimeoutMs,
+    requestTimeout: 0,
+    keepAliveTimeout: limits.idleConnectionTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, limits.requestHeadersTimeoutMs),
+  };
+}
 
 /** Plaintext: peek at the first bytes of each connection and hand it to the h2c or HTTP/1.1 server. */
-export function plaintextListener(onRequest: OnRequest, connections: Connections, log: Logger): { server: net.Server; secure: false } {
-  const h1 = http.createServer(onRequest);
+export function plaintextListener(onRequest: OnRequest, connections: Connections, limits: TransportLimits, log: Logger): { server: net.Server; secure: false } {
+  const h1 = http.createServer(http1Options(limits), onRequest);
   // http.Server starts its headers/request timeout checks on "listening"; it never listens itself
   // (sockets are handed to it), so start them here or slow-header clients are never cut off.
   h1.emit("listening");
-  const h2 = http2.createServer(onRequest);
+  const h2 = http2.createServer(http2Options(limits), onRequest);
   h1.on("clientError", refuseMalformedHttp1(log));
   h2.on("sessionError", (err) => log.debug({ err }, "h2 session error"));
   h2.on("session", (session) => connections.addSession(session));
   const server = net.createServer((socket) => {
-    connections.addSocket(socket);
-    sniff(socket, log, (isH2) => {
+    if (!connections.accept(socket)) {
+      socket.destroy();
+      return;
+    }
+    sniff(socket, limits.requestHeadersTimeoutMs, log, (isH2) => {
       if (isH2) {
         h2.emit("connection", socket);
       } else {
@@ -40,7 +64,7 @@ export function plaintextListener(onRequest: OnRequest, connections: Connections
   return { server, secure: false };
 }
 
-function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void): void {
+function sniff(socket: net.Socket, timeoutMs: number, log: Logger, handOff: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
   const stop = (): void => {
     socket.off("data", onData).off("error", onError).off("end", onEnd).off("timeout", onTimeout);
@@ -70,7 +94,7 @@ function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void
     socket.destroy();
   };
   socket.on("data", onData).on("error", onError).on("end", onEnd).on("timeout", onTimeout);
-  socket.setTimeout(SNIFF_TIMEOUT_MS);
+  socket.setTimeout(timeoutMs);
 }
 
 /** TLS: ALPN chooses h2 or http/1.1, and http2's allowHTTP1 serves both from one server. */
@@ -78,13 +102,23 @@ export function secureListener(
   tls: { cert: Buffer; key: Buffer },
   onRequest: OnRequest,
   connections: Connections,
+  limits: TransportLimits,
   log: Logger,
 ): { server: net.Server; secure: true } {
   const server = http2.createSecureServer(
-    { cert: tls.cert, key: tls.key, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+    {
+      ...http2Options(limits),
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: limits.requestHeadersTimeoutMs,
+    },
     onRequest,
   );
-  server.on("connection", (socket: net.Socket) => connections.addSocket(socket));
+  server.on("connection", (socket: net.Socket) => {
+    if (!connections.accept(socket)) socket.destroy();
+  });
   server.on("session", (session) => connections.addSession(session));
   server.on("sessionError", (err) => log.debug({ err }, "h2 session error"));
   server.on("tlsClientError", (err) => log.debug({ err }, "tls client error"));

@@ -1,0 +1,206 @@
+// Every open connection and the calls on it, and the limits on what a connection or stream may
+// hold: at most MAX_CONNECTIONS (at the limit the longest-idle connection makes room for a new
+// one), a first request within REQUEST_HEADERS_TIMEOUT_MS of connecting, no more than
+// IDLE_CONNECTION_TIMEOUT_MS without a call in flight, and a request body complete within
+// BODY_TIMEOUT_MS of its headers. Each connection and call is entered in insertion-ordered sets
+// when it starts waiting, so one sweep a few times a second looks only at the oldest entries:
+// the cost per connection and per stream is the same however many are open.
+import http2 from "node:http2";
+import type net from "node:net";
+import type { TransportLimits } from "../config.js";
+import type { Notice } from "../observability/throttled-log.js";
+import { isHttp1, type HttpRequest, type HttpResponse } from "./http.js";
+
+/** One accepted TCP connection (under TLS: the raw socket beneath it). */
+export interface Conn {
+  readonly socket: net.Socket;
+  session: http2.ServerHttp2Session | undefined;
+  /** Requests in flight on it. */
+  calls: number;
+  /** When it entered the set it is in now (fresh or idle), performance.now() ms. */
+  since: number;
+  closed: boolean;
+}
+
+/** A call in flight: aborting `cutoff` aborts its handler's ctx.signal. */
+export interface Call {
+  readonly cutoff: AbortController;
+  /** True for streams that idle by design (reflection) and end as soon as draining begins. */
+  readonly endsOnDrain: boolean;
+}
+
+/** Things worth one (rate-limited) log line. */
+export interface LimitNotices {
+  connectionLimit: Notice;
+  bodyTimeout: Notice;
+  firstRequestTimeout: Notice;
+}
+
+interface Waiting {
+  req: HttpRequest;
+  since: number;
+}
+
+export class Connections {
+  draining = false;
+  private readonly byPeer = new Map<string, Conn>();
+  /** Accepted, no request yet: oldest first. */
+  private readonly fresh = new Set<Conn>();
+  /** No call in flight: longest idle first. */
+  private readonly idle = new Set<Conn>();
+  /** Requests whose body has not arrived whole yet: oldest first. */
+  private readonly bodies = new Set<Waiting>();
+  private readonly calls = new Set<Call>();
+  private open = 0;
+  private onIdle: (() => void) | undefined;
+  private readonly ticker: NodeJS.Timeout;
+
+  constructor(
+    private readonly limits: TransportLimits,
+    private readonly notices: LimitNotices,
+  ) {
+    const every = Math.max(50, Math.min(1_000, Math.floor(Math.min(limits.requestHeadersTimeoutMs, limits.bodyTimeoutMs, limits.idleConnectionTimeoutMs) / 4)));
+    this.ticker = setInterval(() => this.sweep(), every).unref();
+  }
+
+  /** A new connection; false when it must be refused (every connection has a call in flight). */
+  accept(socket: net.Socket): boolean {
+    if (this.draining) return false;
+    if (this.open >= this.limits.maxConnections) {
+      // Room for the new one: the connection idle longest, one that never sent a request first.
+      const victim = first(this.fresh) ?? first(this.idle);
+      this.notices.connectionLimit({ limit: this.limits.maxConnections, open: this.open, made_room: victim !== undefined });
+      if (!victim) return false;
+      this.close(victim, true);
+    }
+    const conn: Conn = { socket, session: undefined, calls: 0, since: performance.now(), closed: false };
+    const key = peerOf(socket);
+    this.byPeer.set(key, conn);
+    this.fresh.add(conn);
+    this.open++;
+    socket.once("close", () => {
+      if (this.byPeer.get(key) === conn) this.byPeer.delete(key);
+      this.forget(conn);
+    });
+    return true;
+  }
+
+  addSession(session: http2.ServerHttp2Session): void {
+    const conn = this.byPeer.get(peerOf(session.socket));
+    if (conn) conn.session = session;
+    if (this.draining) session.close();
+  }
+
+  /** Called for every request as it arrives; the Call's cutoff aborts its handler. */
+  requestStarted(req: HttpRequest, res: HttpResponse, endsOnDrain: boolean): Call {
+    const call: Call = { cutoff: new AbortController(), endsOnDrain };
+    this.calls.add(call);
+    const conn = this.byPeer.get(peerOf(req.socket));
+    if (conn && !conn.closed) {
+      this.fresh.delete(conn);
+      this.idle.delete(conn);
+      conn.calls++;
+    }
+    const waiting = bodyPending(req) ? { req, since: performance.now() } : undefined;
+    if (waiting) {
+      this.bodies.add(waiting);
+      req.once("end", () => this.bodies.delete(waiting));
+    }
+    res.once("close", () => {
+      this.calls.delete(call);
+      if (waiting) this.bodies.delete(waiting);
+      if (conn && !conn.closed && --conn.calls === 0) {
+        if (this.draining) {
+          // A response that started before draining began went out without "Connection: close".
+          if (!conn.session) conn.socket.destroySoon();
+        } else {
+          conn.since = performance.now();
+          this.idle.add(conn);
+        }
+      }
+      if (this.calls.size === 0) this.onIdle?.();
+    });
+    return call;
+  }
+
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Aborts the handlers of the calls that `which` picks. */
+  abortCalls(reason: unknown, which: (call: Call) => boolean = () => true): void {
+    for (const call of this.calls) if (which(call)) call.cutoff.abort(reason);
+  }
+
+  /** Every open connection. */
+  all(): Iterable<Conn> {
+    return this.byPeer.values();
+  }
+
+  /** Resolves true once no call is in flight, or false after `ms`. */
+  untilNoCalls(ms: number): Promise<boolean> {
+    if (this.calls.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  stopSweeping(): void {
+    clearInterval(this.ticker);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const conn of this.fresh) {
+      if (now - conn.since < this.limits.requestHeadersTimeoutMs) break;
+      this.notices.firstRequestTimeout({ timeout_ms: this.limits.requestHeadersTimeoutMs });
+      this.close(conn, true);
+    }
+    for (const conn of this.idle) {
+      if (now - conn.since < this.limits.idleConnectionTimeoutMs) break;
+      this.close(conn, false);
+    }
+    for (const waiting of this.bodies) {
+      if (now - waiting.since < this.limits.bodyTimeoutMs) break;
+      this.bodies.delete(waiting);
+      this.notices.bodyTimeout({ timeout_ms: this.limits.bodyTimeoutMs });
+      if (isHttp1(waiting.req)) waiting.req.socket.destroy();
+      else waiting.req.stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+  }
+
+  /** Closes a connection now (`force`) or after telling an HTTP/2 client (GOAWAY). */
+  private close(conn: Conn, force: boolean): void {
+    this.forget(conn);
+    if (!force && conn.session) conn.session.close();
+    else conn.socket.destroy();
+  }
+
+  private forget(conn: Conn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.fresh.delete(conn);
+    this.idle.delete(conn);
+    this.open--;
+  }
+}
+
+/** Identifies a connection from any of its faces: the raw socket, a TLS socket, an h2 session's socket proxy. */
+function peerOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localAddress?: string | undefined; localPort?: number | undefined }): string {
+  return `${socket.remoteAddress}|${socket.remotePort}|${socket.localAddress}|${socket.localPort}`;
+}
+
+/** Whether the request's body may still be on its way (not for a request sent whole with its headers). */
+function bodyPending(req: HttpRequest): boolean {
+  if (isHttp1(req)) return !req.complete;
+  return !req.stream.endAfterHeaders && !req.stream.readableEnded;
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  for (const item of set) return item;
+  return undefined;
+}
