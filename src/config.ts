@@ -23,7 +23,7 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** How long shutdown waits for in-flight calls before closing connections. */
   readonly shutdownGraceMs: number;
-  /** How long a verified API key is trusted without asking Postgres again, and an unknown one known unknown (0 = always ask). */
+  /** How long a verified API key is trusted without asking Postgres again (0 = always ask). */
   readonly authCacheTtlMs: number;
   /** AUTH_FAILURES_PER_MINUTE / AUTH_FAILURE_BURST: lookups of keys not known valid, per client address (0 = no limit). */
   readonly authFailuresPerMinute: number;

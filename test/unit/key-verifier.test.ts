@@ -54,6 +54,15 @@ describe("keyVerifier", () => {
     expect(store.asked()).toBe(1);
   });
 
+  it("remembers an unknown key even when valid keys are never cached (ttlMs 0)", async () => {
+    const store = countingStore();
+    const verify = keyVerifier(store.lookup, { ...options, ttlMs: 0 });
+    const key = randomKey();
+    for (let i = 0; i < 20; i++) expect(await outcome(verify(key, "10.0.0.1"))).toBe("unknown");
+    for (let i = 0; i < 3; i++) expect(await outcome(verify(VALID, "10.0.0.1"))).toBe("valid");
+    expect(store.asked()).toBe(1 + 3);
+  });
+
   it("gives a valid key's token back, and lets a key once valid be asked again from an address over its budget", async () => {
     const store = countingStore();
     const verify = keyVerifier(store.lookup, { ...options, ttlMs: 0 });

@@ -9,10 +9,12 @@ import { requiredScope } from "../method-scopes.js";
 //
 // Asking Postgres about a key is the one thing an unauthenticated caller can make the service do,
 // so it is rationed: a key verified lately is trusted for `ttlMs` (a revoked key stops working
-// within that time), an unknown key is remembered as unknown for as long, one key is looked up by
-// one query however many calls present it at once, and the keys a client address presents that
-// are not known to be valid draw on a budget of that address (a token per lookup, given back when
-// the key turns out valid). An address past its budget is refused without a query until it refills.
+// within that time); an unknown key is remembered as unknown for UNKNOWN_REMEMBERED_MS (keys are
+// random: one is never presented before it exists, and a revoked one never comes back); one key is
+// looked up by one query however many calls present it at once; and the keys a client address
+// presents that are not known to be valid draw on a budget of that address (a token per lookup,
+// given back when the key turns out valid). An address past its budget is refused without a query
+// until it refills.
 
 /** Looks a presented key up in the store (one query). */
 export type KeyLookup = (key: string) => Promise<Principal | null>;
@@ -20,7 +22,7 @@ export type KeyLookup = (key: string) => Promise<Principal | null>;
 export type KeyVerifier = (key: string, clientAddress: string) => Promise<Principal | null>;
 
 export interface VerifierOptions {
-  /** How long a verified key is trusted, and an unknown one known unknown (0 = ask every time). */
+  /** How long a verified key is trusted (0 = ask every time). */
   ttlMs: number;
   /** Lookups of keys not known valid, per client address: refill per minute and burst (0 = no limit). */
   perAddressPerMinute: number;
@@ -33,6 +35,8 @@ export interface VerifierOptions {
 
 /** How long a key once verified is exempt from its address's budget (it is still looked up again after ttlMs). */
 const VALID_REMEMBERED_MS = 3_600_000;
+/** How long an unknown key is answered as unknown without a query. */
+const UNKNOWN_REMEMBERED_MS = 600_000;
 
 export function keyVerifier(lookup: KeyLookup, opts: VerifierOptions): KeyVerifier {
   const max = opts.maxEntries ?? 10_000;
@@ -63,7 +67,7 @@ export function keyVerifier(lookup: KeyLookup, opts: VerifierOptions): KeyVerifi
       valid.set(key, { principal, until: at + opts.ttlMs, seenUntil: at + VALID_REMEMBERED_MS });
     } else {
       valid.delete(key);
-      if (opts.ttlMs > 0) unknown.set(key, at + opts.ttlMs);
+      unknown.set(key, at + UNKNOWN_REMEMBERED_MS);
     }
     return principal;
   };
