@@ -1,15 +1,17 @@
 // Every open connection and the calls on it, and the limits on what a connection or stream may
 // hold: at most MAX_CONNECTIONS (at the limit the longest-idle connection makes room for a new
 // one), a first request within REQUEST_HEADERS_TIMEOUT_MS of connecting, no more than
-// IDLE_CONNECTION_TIMEOUT_MS without a call in flight, and a request body complete within
-// BODY_TIMEOUT_MS of its headers. Each connection and call is entered in insertion-ordered sets
+// IDLE_CONNECTION_TIMEOUT_MS without a call in flight, a request body complete within
+// BODY_TIMEOUT_MS of its headers, and no more HTTP/2 streams reset by the client before they
+// were answered than HTTP2_MAX_CONCURRENT_STREAMS a second ("rapid reset": each such stream costs
+// the server a request it never gets to answer). Each connection and call is entered in insertion-ordered sets
 // when it starts waiting, so one sweep a few times a second looks only at the oldest entries:
 // the cost per connection and per stream is the same however many are open.
 import http2 from "node:http2";
 import type net from "node:net";
 import type { TransportLimits } from "../config.js";
 import type { Notice } from "../observability/throttled-log.js";
-import { isHttp1, type HttpRequest, type HttpResponse } from "./http.js";
+import { bodyPending, isHttp1, type HttpRequest, type HttpResponse } from "./http.js";
 
 /** One accepted TCP connection (under TLS: the raw socket beneath it). */
 export interface Conn {
@@ -20,6 +22,10 @@ export interface Conn {
   /** When it entered the set it is in now (fresh or idle), performance.now() ms. */
   since: number;
   closed: boolean;
+  /** Told to go away (GOAWAY sent); closes once its calls are done. */
+  goingAway: boolean;
+  /** Budget of streams the client may reset before they are answered: tokens, and when last refilled. */
+  resets: { tokens: number; at: number };
 }
 
 /** A call in flight: aborting `cutoff` aborts its handler's ctx.signal. */
@@ -34,7 +40,13 @@ export interface LimitNotices {
   connectionLimit: Notice;
   bodyTimeout: Notice;
   firstRequestTimeout: Notice;
+  rapidReset: Notice;
 }
+
+/** Expired connections and streams ended per turn of the event loop. */
+const SWEEP_BATCH = 100;
+/** How long an HTTP/2 client told to go away (idle) has to finish before its connection is closed. */
+const GOAWAY_GRACE_MS = 1_000;
 
 interface Waiting {
   req: HttpRequest;
@@ -51,9 +63,13 @@ export class Connections {
   /** Requests whose body has not arrived whole yet: oldest first. */
   private readonly bodies = new Set<Waiting>();
   private readonly calls = new Set<Call>();
+  /** Streams this server reset itself (body timeouts): not the client's doing. */
+  private readonly resetHere = new WeakSet<http2.Http2Stream>();
   private open = 0;
   private onIdle: (() => void) | undefined;
   private readonly ticker: NodeJS.Timeout;
+  /** A sweep continues in the next turn (it stopped at SWEEP_BATCH). */
+  private continuing = false;
 
   constructor(
     private readonly limits: TransportLimits,
@@ -73,7 +89,8 @@ export class Connections {
       if (!victim) return false;
       this.close(victim, true);
     }
-    const conn: Conn = { socket, session: undefined, calls: 0, since: performance.now(), closed: false };
+    const now = performance.now();
+    const conn: Conn = { socket, session: undefined, calls: 0, since: now, closed: false, goingAway: false, resets: { tokens: this.limits.http2MaxConcurrentStreams, at: now } };
     const key = peerOf(socket);
     this.byPeer.set(key, conn);
     this.fresh.add(conn);
@@ -95,7 +112,7 @@ export class Connections {
   requestStarted(req: HttpRequest, res: HttpResponse, endsOnDrain: boolean): Call {
     const call: Call = { cutoff: new AbortController(), endsOnDrain };
     this.calls.add(call);
-    const conn = this.byPeer.get(peerOf(req.socket));
+    const conn = this.connOf(req);
     if (conn && !conn.closed) {
       this.fresh.delete(conn);
       this.idle.delete(conn);
@@ -109,8 +126,11 @@ export class Connections {
     res.once("close", () => {
       this.calls.delete(call);
       if (waiting) this.bodies.delete(waiting);
+      if (conn && !isHttp1(req) && !res.writableEnded && this.resetByClient(req.stream)) this.streamReset(conn);
       if (conn && !conn.closed && --conn.calls === 0) {
-        if (this.draining) {
+        if (conn.goingAway) {
+          conn.socket.destroySoon();
+        } else if (this.draining) {
           // A response that started before draining began went out without "Connection: close".
           if (!conn.session) conn.socket.destroySoon();
         } else {
@@ -121,6 +141,36 @@ export class Connections {
       if (this.calls.size === 0) this.onIdle?.();
     });
     return call;
+  }
+
+  /**
+   * An HTTP/2 stream the client reset before it was answered: within budget that is a client
+   * cancelling, past it the session is ended (GOAWAY ENHANCE_YOUR_CALM) before it costs more.
+   */
+  streamReset(conn: Conn): void {
+    if (!conn.session || conn.closed) return;
+    const now = performance.now();
+    const rate = this.limits.http2MaxConcurrentStreams; // per second; also the burst
+    conn.resets.tokens = Math.min(rate, conn.resets.tokens + ((now - conn.resets.at) / 1000) * rate) - 1;
+    conn.resets.at = now;
+    if (conn.resets.tokens >= 0) return;
+    this.notices.rapidReset({ limit_per_second: rate });
+    const session = conn.session;
+    this.forget(conn);
+    if (!session.destroyed) session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+
+  /** The connection a request came on (while the request's stream is open). */
+  connOf(req: HttpRequest): Conn | undefined {
+    try {
+      return this.byPeer.get(peerOf(req.socket));
+    } catch {
+      return undefined; // an HTTP/2 session already gone has no socket to ask
+    }
+  }
+
+  private resetByClient(stream: http2.Http2Stream): boolean {
+    return stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !this.resetHere.has(stream);
   }
 
   get inFlight(): number {
@@ -153,30 +203,60 @@ export class Connections {
     clearInterval(this.ticker);
   }
 
+  /**
+   * Ends what has waited too long, oldest first, SWEEP_BATCH at a time: after each batch the
+   * event loop serves other I/O (a health check) before the next, so thousands of connections
+   * expiring together (an attack ending) never block the loop in one go.
+   */
   private sweep(): void {
+    this.continuing = false;
     const now = performance.now();
+    let budget = SWEEP_BATCH;
     for (const conn of this.fresh) {
-      if (now - conn.since < this.limits.requestHeadersTimeoutMs) break;
+      if (budget-- <= 0 || now - conn.since < this.limits.requestHeadersTimeoutMs) break;
       this.notices.firstRequestTimeout({ timeout_ms: this.limits.requestHeadersTimeoutMs });
       this.close(conn, true);
     }
     for (const conn of this.idle) {
-      if (now - conn.since < this.limits.idleConnectionTimeoutMs) break;
+      if (budget-- <= 0 || now - conn.since < this.limits.idleConnectionTimeoutMs) break;
       this.close(conn, false);
     }
     for (const waiting of this.bodies) {
-      if (now - waiting.since < this.limits.bodyTimeoutMs) break;
+      if (budget-- <= 0 || now - waiting.since < this.limits.bodyTimeoutMs) break;
       this.bodies.delete(waiting);
       this.notices.bodyTimeout({ timeout_ms: this.limits.bodyTimeoutMs });
-      if (isHttp1(waiting.req)) waiting.req.socket.destroy();
-      else waiting.req.stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (isHttp1(waiting.req)) {
+        waiting.req.socket.destroy();
+      } else {
+        this.resetHere.add(waiting.req.stream);
+        waiting.req.stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    }
+    if (budget < 0 && !this.continuing) {
+      this.continuing = true;
+      setImmediate(() => this.sweep());
     }
   }
 
-  /** Closes a connection now (`force`) or after telling an HTTP/2 client (GOAWAY). */
+  /**
+   * Closes a connection after telling an HTTP/2 client (GOAWAY), or at once: a connection that
+   * never sent a request is reset (no FIN handshake, no TIME_WAIT left behind for an attacker's
+   * connection), anything else is closed.
+   */
   private close(conn: Conn, force: boolean): void {
+    this.fresh.delete(conn);
+    this.idle.delete(conn);
+    const session = conn.session;
+    if (!force && session) {
+      // Still counted, with its calls, until the socket closes: a call that crossed the GOAWAY
+      // may finish. Without one in flight the client has GOAWAY_GRACE_MS to let go.
+      conn.goingAway = true;
+      session.close();
+      setTimeout(() => conn.calls === 0 && conn.socket.destroy(), GOAWAY_GRACE_MS).unref();
+      return;
+    }
     this.forget(conn);
-    if (!force && conn.session) conn.session.close();
+    if (session === undefined && conn.calls === 0 && !conn.socket.destroyed) conn.socket.resetAndDestroy();
     else conn.socket.destroy();
   }
 
@@ -192,12 +272,6 @@ export class Connections {
 /** Identifies a connection from any of its faces: the raw socket, a TLS socket, an h2 session's socket proxy. */
 function peerOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localAddress?: string | undefined; localPort?: number | undefined }): string {
   return `${socket.remoteAddress}|${socket.remotePort}|${socket.localAddress}|${socket.localPort}`;
-}
-
-/** Whether the request's body may still be on its way (not for a request sent whole with its headers). */
-function bodyPending(req: HttpRequest): boolean {
-  if (isHttp1(req)) return !req.complete;
-  return !req.stream.endAfterHeaders && !req.stream.readableEnded;
 }
 
 function first<T>(set: Set<T>): T | undefined {

@@ -14,6 +14,7 @@ import type { HttpRequest, HttpResponse } from "./http.js";
 type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const FRAME_HEADER_BYTES = 9;
 
 /** What both HTTP/2 servers advertise and enforce. */
 function http2Options(limits: TransportLimits): http2.ServerOptions {
@@ -50,7 +51,7 @@ export function plaintextListener(onRequest: OnRequest, connections: Connections
       socket.destroy();
       return;
     }
-    sniff(socket, limits.requestHeadersTimeoutMs, log, (isH2) => {
+    sniff(socket, log, (isH2) => {
       if (isH2) {
         h2.emit("connection", socket);
       } else {
@@ -64,17 +65,22 @@ export function plaintextListener(onRequest: OnRequest, connections: Connections
   return { server, secure: false };
 }
 
-function sniff(socket: net.Socket, timeoutMs: number, log: Logger, handOff: (isH2: boolean) => void): void {
+/**
+ * Waits for the first bytes. HTTP/2 is handed over only with the frame header that must follow
+ * the preface (a client sends its SETTINGS with it): a connection that sends the preface and then
+ * nothing costs no HTTP/2 session, only this listener. A connection that says nothing is the
+ * registry's to close (REQUEST_HEADERS_TIMEOUT_MS).
+ */
+function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
   const stop = (): void => {
-    socket.off("data", onData).off("error", onError).off("end", onEnd).off("timeout", onTimeout);
-    socket.setTimeout(0);
+    socket.off("data", onData).off("error", onError).off("end", onEnd);
   };
   const onData = (chunk: Buffer): void => {
     head = Buffer.concat([head, chunk]);
     const n = Math.min(head.length, H2_PREFACE.length);
     const maybeH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-    if (maybeH2 && head.length < H2_PREFACE.length) return; // a prefix of the preface: wait for more
+    if (maybeH2 && head.length < H2_PREFACE.length + FRAME_HEADER_BYTES) return; // wait for more
     stop();
     socket.pause();
     socket.unshift(head); // the chosen server must see the bytes we peeked at
@@ -89,12 +95,7 @@ function sniff(socket: net.Socket, timeoutMs: number, log: Logger, handOff: (isH
     stop();
     socket.destroy();
   };
-  const onTimeout = (): void => {
-    stop();
-    socket.destroy();
-  };
-  socket.on("data", onData).on("error", onError).on("end", onEnd).on("timeout", onTimeout);
-  socket.setTimeout(timeoutMs);
+  socket.on("data", onData).on("error", onError).on("end", onEnd);
 }
 
 /** TLS: ALPN chooses h2 or http/1.1, and http2's allowHTTP1 serves both from one server. */
@@ -138,10 +139,18 @@ function refuseMalformedHttp1(log: Logger): (err: NodeJS.ErrnoException, socket:
   };
 }
 
+/**
+ * Connections the kernel may queue before they are accepted. Node's 511 is small next to a burst
+ * of thousands of connections: once the queue is full the kernel drops new SYNs, and a health
+ * check caught among them waits a whole SYN retransmission (1 s) before it even connects. The
+ * kernel caps this at net.core.somaxconn.
+ */
+const ACCEPT_BACKLOG = 65_535;
+
 export function listen(server: net.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: ACCEPT_BACKLOG }, () => {
       server.off("error", reject);
       resolve((server.address() as net.AddressInfo).port);
     });

@@ -5,7 +5,6 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { clientAddressKey, requestIdKey } from "../api/context-keys.js";
@@ -21,6 +20,7 @@ import { applyCors, corsPolicy } from "./cors.js";
 import { drain } from "./draining.js";
 import { isHttp1, type HttpRequest, type HttpResponse, type HttpRoute } from "./http.js";
 import { listen, plaintextListener, secureListener, urlHost } from "./listener.js";
+import { rpcAdapter } from "./rpc-adapter.js";
 
 export interface ServerOptions {
   host: string;
@@ -64,12 +64,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     connectionLimit: throttledNotice(log, "connection limit reached (MAX_CONNECTIONS); closing the longest-idle connection for each new one"),
     bodyTimeout: throttledNotice(log, "request body not complete within BODY_TIMEOUT_MS; stream reset"),
     firstRequestTimeout: throttledNotice(log, "connection sent no request within REQUEST_HEADERS_TIMEOUT_MS; closed", { level: "info" }),
+    rapidReset: throttledNotice(log, "HTTP/2 client reset more streams before their answer than HTTP2_MAX_CONCURRENT_STREAMS per second (rapid reset); session ended"),
   });
   const perRequest = new WeakMap<HttpRequest, { requestId: string; call: Call }>();
   // Streams that idle by design (reflection) end as soon as close() begins.
-  const idlesByDesign = new Set(REFLECTION_SERVICES.map((s) => `/${s.typeName}/`));
+  const idlesByDesign = REFLECTION_SERVICES.map((s) => `/${s.typeName}/`);
 
-  const rpc = connectNodeAdapter({
+  const rpc = rpcAdapter({
     routes: (router) => {
       opts.routes(router);
       registerBuiltins(router, health);
@@ -79,6 +80,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,
+    maxBodyBytes: opts.maxBodyBytes,
     // Runs once headers are in, before the body is read.
     requestGate: (ctx) => refuseDeclaredOversize(ctx, opts.maxBodyBytes),
     contextValues: (req) => {
@@ -89,12 +91,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         .set(clientAddressKey, clientAddress(req.socket.remoteAddress))
         .set(callKey, known?.call);
     },
+    onFailure: (err, handler) => log.error({ err, method: `${handler.service.typeName}/${handler.method.name}` }, "rpc handler failed"),
   });
   const allowOrigin = corsPolicy(opts.corsOrigins);
 
   const onRequest = (req: HttpRequest, res: HttpResponse): void => {
+    if (isHttp1(req)) return serve(req, res);
+    // A stream can be reset in the very read that opened it (rapid reset). Dispatch once that
+    // read has been handled, and not at all when the stream is gone by then: such a stream costs
+    // the server no call, and counts against its connection's reset budget.
+    const conn = connections.connOf(req);
+    setImmediate(() => {
+      if (!req.stream.destroyed) serve(req, res);
+      else if (conn) connections.streamReset(conn);
+    });
+  };
+
+  const serve = (req: HttpRequest, res: HttpResponse): void => {
     const path = (req.url ?? "").split("?")[0] ?? "";
-    const call = connections.requestStarted(req, res, [...idlesByDesign].some((prefix) => path.startsWith(prefix)));
+    const call = connections.requestStarted(req, res, idlesByDesign.some((prefix) => path.startsWith(prefix)));
     try {
       const requestId = pickRequestId(req.headers["x-request-id"]);
       perRequest.set(req, { requestId, call });
