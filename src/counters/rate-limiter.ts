@@ -135,15 +135,32 @@ const RETRY_REDIS_MS = 1_000;
 /** How long a code a key found is remembered (per process), so looking it up again reserves nothing. */
 const FOUND_MS = 60_000;
 const MAX_KEYS = 10_000;
+/** How long a lookup refused for want of a token waits to look again, when no lookup here holds one. */
+const RETRY_ELSEWHERE_MS = 50;
 const NOT_A_LOOKUP: Admitted = { refused: null, settle: () => Promise.resolve(null) };
+
+/** Resolves true when `settled` does, false if `signal` aborts first. */
+function untilSettled(settled: Promise<void>, signal: AbortSignal | undefined): Promise<boolean> {
+  if (!signal) return settled.then(() => true);
+  return new Promise((resolve) => {
+    const onAbort = (): void => resolve(false);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void settled.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    });
+  });
+}
 
 /**
  * Per API key: every limited call takes a token from the key's `calls` bucket. A call that looks
  * up a code the key has not found lately first reserves a token of its `guesses` bucket; the token
  * is spent if the code does not exist and given back if it does. So a key's "no such code"
- * answers never outnumber the tokens its bucket gave, however many lookups are in flight: the
- * lookups beyond the tokens left wait here for one in flight to settle, or are refused when none
- * is. A code the key found in the last minute is looked up without a reservation (an enumerator
+ * answers never outnumber the tokens its bucket gave, however many lookups are in flight. Lookups
+ * of the same code in flight here share the first one's reservation and its answer; lookups beyond
+ * the tokens left wait here for one in flight to settle, or, when none here holds a token (another
+ * replica may), look once more RETRY_ELSEWHERE_MS later before they are refused. A code the key
+ * found in the last minute is looked up without a reservation (an enumerator
  * learns nothing from it); should it have gone meanwhile, its "no such code" answer must still take
  * a token, or it is replaced by a refusal. Either limit is off when its rate or burst is 0.
  *
@@ -158,6 +175,8 @@ export class RateLimiter {
   private readonly refills = new Map<string, Promise<Refusal | null>>();
   /** `${apiKeyId} ${code}` → until when looking that code up needs no reservation. */
   private readonly found = new Map<string, number>();
+  /** `${apiKeyId} ${code}` → settles when the lookup of that code in flight here does. */
+  private readonly lookingUp = new Map<string, Promise<void>>();
   /** Reservations of each key not yet settled here, and the lookups waiting for one to settle. */
   private readonly held = new Map<string, number>();
   private readonly waiting = new Map<string, (() => void)[]>();
@@ -185,11 +204,26 @@ export class RateLimiter {
     const refusal = await this.admitCall(apiKeyId);
     if (refusal) return { refused: refusal };
     if (code === "" || !this.guessesOn) return NOT_A_LOOKUP;
+    const lookup = `${apiKeyId} ${code}`;
+    let retried = false;
     for (let woken = false; ; woken = true) {
-      if (this.wasFound(apiKeyId, code)) {
+      if (this.wasFound(lookup)) {
         if (woken) this.wakeOne(apiKeyId); // it holds nothing, so it will wake nobody later: pass the turn on
         return { refused: null, settle: (outcome) => this.settleUnreserved(apiKeyId, code, outcome) };
       }
+      // The same code looked up by this key already in flight here: its answer decides for this one.
+      const earlier = this.lookingUp.get(lookup);
+      if (earlier) {
+        if (signal?.aborted === true || !(await untilSettled(earlier, signal))) return this.refuse(apiKeyId, 1_000);
+        continue;
+      }
+      let done: () => void = () => undefined;
+      const mine = new Promise<void>((resolve) => (done = resolve));
+      this.lookingUp.set(lookup, mine);
+      const settledLookup = (): void => {
+        if (this.lookingUp.get(lookup) === mine) this.lookingUp.delete(lookup);
+        done();
+      };
       const decision = await this.run("take", [this.guesses(apiKeyId, 1)]);
       if (decision.admitted) {
         this.held.set(apiKeyId, (this.held.get(apiKeyId) ?? 0) + 1);
@@ -197,21 +231,33 @@ export class RateLimiter {
         return {
           refused: null,
           settle: (outcome) => {
-            if (!settled) this.settleReserved(apiKeyId, code, decision.local, outcome);
+            if (!settled) this.settleReserved(apiKeyId, code, decision.local, outcome, settledLookup);
             settled = true;
             return Promise.resolve(null);
           },
         };
       }
+      settledLookup();
       // No token now, but some are held by lookups in flight here: one may come back.
       if ((this.held.get(apiKeyId) ?? 0) > 0 && signal?.aborted !== true && (await this.nextSettle(apiKeyId, signal))) continue;
+      // Held elsewhere, perhaps (another replica's lookups in flight): look once more, a moment later.
+      if (!retried && signal?.aborted !== true) {
+        retried = true;
+        await new Promise((r) => setTimeout(r, RETRY_ELSEWHERE_MS));
+        continue;
+      }
       this.wakeOne(apiKeyId); // let the next waiter find out too
-      this.giveBackCall(apiKeyId);
-      return { refused: { reason: "too_many_invalid_codes", retryAfterMs: decision.retryAfterMs } };
+      return this.refuse(apiKeyId, decision.retryAfterMs);
     }
   }
 
-  private settleReserved(apiKeyId: string, code: string, local: boolean, outcome: LookupOutcome): void {
+  private refuse(apiKeyId: string, retryAfterMs: number): Refused {
+    this.giveBackCall(apiKeyId);
+    return { refused: { reason: "too_many_invalid_codes", retryAfterMs } };
+  }
+
+  private settleReserved(apiKeyId: string, code: string, local: boolean, outcome: LookupOutcome, settledLookup: () => void): void {
+    settledLookup(); // lookups of the same code waiting here go on: found, they need no token
     const release = (): void => {
       const held = (this.held.get(apiKeyId) ?? 1) - 1;
       if (held > 0) {
@@ -272,8 +318,8 @@ export class RateLimiter {
     if (queue?.length === 0) this.waiting.delete(apiKeyId);
   }
 
-  private wasFound(apiKeyId: string, code: string): boolean {
-    const until = this.found.get(`${apiKeyId} ${code}`);
+  private wasFound(lookup: string): boolean {
+    const until = this.found.get(lookup);
     return until !== undefined && until > Date.now();
   }
 

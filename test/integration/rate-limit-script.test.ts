@@ -221,6 +221,28 @@ describe("RateLimiter", () => {
     expect(again.every((a) => a.refused === null)).toBe(true);
   });
 
+  it("holds one reservation per code in flight: 40 lookups of one code on two replicas, with a bucket of 3, all run", async () => {
+    const replicas = [new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 }), new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 })];
+    const admitted = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const a = await replicas[i % 2]?.admit("a", "HOT");
+        if (!a || a.refused) return false;
+        await new Promise((r) => setTimeout(r, 5)); // the call runs, then finds the code
+        await a.settle("found");
+        return true;
+      }),
+    );
+    expect(admitted.every(Boolean)).toBe(true);
+  });
+
+  it("lets a lookup refused while another replica holds the tokens look once more a moment later", async () => {
+    const a = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 });
+    const b = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 });
+    const held = await Promise.all(["ONE", "TWO", "THREE"].map((code) => a.admit("k", code)));
+    setTimeout(() => void (held[0] && !held[0].refused && held[0].settle("found")), 20);
+    expect((await b.admit("k", "FOUR")).refused).toBeNull();
+  });
+
   it("refuses an unknown answer for a code that was found earlier once the bucket is empty", async () => {
     const limiter = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000, codeGuessBurst: 1 });
     const found = await limiter.admit("a", "GONE-SOON");
