@@ -51,7 +51,7 @@ export interface TransportLimits {
   readonly maxConnections: number;
   /** HTTP2_MAX_CONCURRENT_STREAMS: advertised to every HTTP/2 client; streams beyond it are refused. */
   readonly http2MaxConcurrentStreams: number;
-  /** REQUEST_HEADERS_TIMEOUT_MS: a connection must send its first request (an HTTP/1.1 request its headers) within this time. */
+  /** REQUEST_HEADERS_TIMEOUT_MS: a connection must send its first request (HTTP/2: preface and first frame; HTTP/1.1: a request's headers) within this time. */
   readonly requestHeadersTimeoutMs: number;
   /** BODY_TIMEOUT_MS: a request's body must have arrived whole within this time of its headers. */
   readonly bodyTimeoutMs: number;

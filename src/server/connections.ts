@@ -1,10 +1,11 @@
 // Every open connection and the calls on it, and the limits on what a connection or stream may
 // hold: at most MAX_CONNECTIONS (at the limit the longest-idle connection makes room for a new
-// one), a first request within REQUEST_HEADERS_TIMEOUT_MS of connecting, no more than
+// one), a first request (HTTP/2: a session) within REQUEST_HEADERS_TIMEOUT_MS of connecting, no more than
 // IDLE_CONNECTION_TIMEOUT_MS without a call in flight, a request body complete within
-// BODY_TIMEOUT_MS of its headers, and no more HTTP/2 streams reset by the client before they
-// were answered than HTTP2_MAX_CONCURRENT_STREAMS a second ("rapid reset": each such stream costs
-// the server a request it never gets to answer). Each connection and call is entered in insertion-ordered sets
+// BODY_TIMEOUT_MS of its headers, and no more HTTP/2 streams reset by the client before the
+// server started on them than HTTP2_MAX_CONCURRENT_STREAMS a second ("rapid reset": each such
+// stream costs the server a request it never gets to answer; a call cancelled at its deadline
+// costs a tenth). Each connection and call is entered in insertion-ordered sets
 // when it starts waiting, so one sweep a few times a second looks only at the oldest entries:
 // the cost per connection and per stream is the same however many are open.
 import http2 from "node:http2";
@@ -43,6 +44,8 @@ export interface LimitNotices {
   rapidReset: Notice;
 }
 
+/** What a stream reset after its call began costs of the reset budget (one reset before dispatch costs 1). */
+const LATE_RESET_WEIGHT = 0.1;
 /** Expired connections and streams ended per turn of the event loop. */
 const SWEEP_BATCH = 100;
 /** How long an HTTP/2 client told to go away (idle) has to finish before its connection is closed. */
@@ -102,9 +105,19 @@ export class Connections {
     return true;
   }
 
+  /**
+   * An HTTP/2 session began (the client sent the preface and its first frame): a client that
+   * connects ahead of its first call is idle from now on, not a connection that never spoke.
+   */
   addSession(session: http2.ServerHttp2Session): void {
     const conn = this.byPeer.get(peerOf(session.socket));
-    if (conn) conn.session = session;
+    if (conn) {
+      conn.session = session;
+      if (this.fresh.delete(conn)) {
+        conn.since = performance.now();
+        this.idle.add(conn);
+      }
+    }
     if (this.draining) session.close();
   }
 
@@ -126,7 +139,7 @@ export class Connections {
     res.once("close", () => {
       this.calls.delete(call);
       if (waiting) this.bodies.delete(waiting);
-      if (conn && !isHttp1(req) && !res.writableEnded && this.resetByClient(req.stream)) this.streamReset(conn);
+      if (conn && !isHttp1(req) && !res.writableEnded && this.resetByClient(req.stream)) this.streamReset(conn, LATE_RESET_WEIGHT);
       if (conn && !conn.closed && --conn.calls === 0) {
         if (conn.goingAway) {
           conn.socket.destroySoon();
@@ -145,13 +158,15 @@ export class Connections {
 
   /**
    * An HTTP/2 stream the client reset before it was answered: within budget that is a client
-   * cancelling, past it the session is ended (GOAWAY ENHANCE_YOUR_CALM) before it costs more.
+   * cancelling, past it the session is ended (GOAWAY ENHANCE_YOUR_CALM) before it costs more. A
+   * stream reset before it was even dispatched (in the read that opened it: the "rapid reset"
+   * signature) costs a whole token; one reset while its call ran (a client's deadline) a tenth.
    */
-  streamReset(conn: Conn): void {
+  streamReset(conn: Conn, weight = 1): void {
     if (!conn.session || conn.closed) return;
     const now = performance.now();
     const rate = this.limits.http2MaxConcurrentStreams; // per second; also the burst
-    conn.resets.tokens = Math.min(rate, conn.resets.tokens + ((now - conn.resets.at) / 1000) * rate) - 1;
+    conn.resets.tokens = Math.min(rate, conn.resets.tokens + ((now - conn.resets.at) / 1000) * rate) - weight;
     conn.resets.at = now;
     if (conn.resets.tokens >= 0) return;
     this.notices.rapidReset({ limit_per_second: rate });

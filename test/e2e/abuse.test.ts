@@ -280,6 +280,22 @@ describe("timeouts", () => {
     }
   });
 
+  it("keeps an h2 client that connected ahead of its first call, past REQUEST_HEADERS_TIMEOUT_MS", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on("error", () => undefined);
+    await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+    // Past the first-request timeout (swept every 500 ms here), short of the idle one (4 s).
+    await new Promise((r) => setTimeout(r, headersMs + 700));
+    expect(session.destroyed).toBe(false);
+    const status = await new Promise<number>((resolve, reject) => {
+      const s = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/json" });
+      s.on("response", (h) => resolve(Number(h[":status"]))).on("error", reject);
+      s.end("{}");
+    });
+    session.destroy();
+    expect(status).toBe(200);
+  });
+
   it("sends GOAWAY to an h2 client idle for IDLE_CONNECTION_TIMEOUT_MS, and closes an idle HTTP/1.1 keep-alive", async () => {
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
     session.on("error", () => undefined);
