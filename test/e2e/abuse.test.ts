@@ -296,6 +296,37 @@ describe("timeouts", () => {
     expect(status).toBe(200);
   });
 
+  it("keeps a session whose client cancels running calls (its deadlines), three times HTTP2_MAX_CONCURRENT_STREAMS in a second", async () => {
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on("error", () => undefined);
+    await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+    const started = performance.now();
+    for (let batch = 0; batch < 6; batch++) {
+      await Promise.all(
+        Array.from({ length: 50 }, () => {
+          // A Watch call is running once its first answer is out; then the client gives up on it.
+          const watch = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+          watch.on("error", () => undefined);
+          watch.end(Buffer.from([0, 0, 0, 0, 0]));
+          return new Promise<void>((resolve) => {
+            watch.once("data", () => watch.close(http2.constants.NGHTTP2_CANCEL));
+            watch.once("close", () => resolve());
+          });
+        }),
+      );
+    }
+    expect(performance.now() - started).toBeLessThan(1_000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(session.destroyed).toBe(false);
+    const status = await new Promise<number>((resolve, reject) => {
+      const s = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/json" });
+      s.on("response", (h) => resolve(Number(h[":status"]))).on("error", reject);
+      s.end("{}");
+    });
+    session.destroy();
+    expect(status).toBe(200);
+  });
+
   it("sends GOAWAY to an h2 client idle for IDLE_CONNECTION_TIMEOUT_MS, and closes an idle HTTP/1.1 keep-alive", async () => {
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
     session.on("error", () => undefined);
