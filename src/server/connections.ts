@@ -1,13 +1,13 @@
 // Every open connection and the calls on it, and the limits on what a connection or stream may
 // hold: at most MAX_CONNECTIONS (at the limit the longest-idle connection makes room for a new
-// one), a first request (HTTP/2: a session) within REQUEST_HEADERS_TIMEOUT_MS of connecting, no more than
-// IDLE_CONNECTION_TIMEOUT_MS without a call in flight, a request body complete within
-// BODY_TIMEOUT_MS of its headers, and no more HTTP/2 streams reset by the client before the
-// server started on them than HTTP2_MAX_CONCURRENT_STREAMS a second ("rapid reset": each such
-// stream costs the server a request it never gets to answer; a call cancelled at its deadline
-// costs a tenth). Each connection and call is entered in insertion-ordered sets
-// when it starts waiting, so one sweep a few times a second looks only at the oldest entries:
-// the cost per connection and per stream is the same however many are open.
+// one); a first request (HTTP/2: a session) within REQUEST_HEADERS_TIMEOUT_MS of connecting; no
+// more than IDLE_CONNECTION_TIMEOUT_MS without a call in flight; a request body complete within
+// BODY_TIMEOUT_MS of its headers; and no more HTTP/2 streams reset by the client before the server
+// started on them than HTTP2_MAX_CONCURRENT_STREAMS a second ("rapid reset": each such stream
+// costs a request the server never gets to answer; a call cancelled at its deadline costs a
+// tenth). Connections and calls are entered in insertion-ordered sets when they start waiting, so
+// a sweep a few times a second looks only at the oldest entries: the cost per connection and per
+// stream is the same however many are open.
 import http2 from "node:http2";
 import type net from "node:net";
 import type { TransportLimits } from "../config.js";
@@ -259,7 +259,7 @@ export class Connections {
    * connection), anything else is closed.
    */
   private close(conn: Conn, force: boolean): void {
-    this.fresh.delete(conn);
+    const neverSpoke = this.fresh.delete(conn);
     this.idle.delete(conn);
     const session = conn.session;
     if (!force && session) {
@@ -271,7 +271,7 @@ export class Connections {
       return;
     }
     this.forget(conn);
-    if (session === undefined && conn.calls === 0 && !conn.socket.destroyed) conn.socket.resetAndDestroy();
+    if (neverSpoke && !conn.socket.destroyed) conn.socket.resetAndDestroy();
     else conn.socket.destroy();
   }
 

@@ -26,7 +26,16 @@ export function rpcAdapter(opts: RpcAdapterOptions): (req: HttpRequest, res: Htt
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
 
   const dispatch = (handler: UniversalHandler, req: HttpRequest, res: HttpResponse, body: AsyncIterable<Uint8Array> | undefined): void => {
-    const request = universalRequestFromNodeRequest(req, res, undefined, opts.contextValues(req));
+    let request: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      request = universalRequestFromNodeRequest(req, res, undefined, opts.contextValues(req));
+    } catch {
+      // A request connect cannot make sense of (no authority: HTTP/1.0 without Host). Answered
+      // here, also when it comes after the body, outside any caller that could catch it.
+      if (!res.headersSent) res.statusCode = 400;
+      res.end();
+      return;
+    }
     handler(body === undefined ? request : { ...request, body })
       .then((response) => universalResponseToNodeResponse(response, res))
       .catch((reason: unknown) => {
