@@ -132,7 +132,12 @@ function refuseMalformedHttp1(log: Logger): (err: NodeJS.ErrnoException, socket:
   return (err, socket) => {
     log.debug({ err }, "malformed http/1.1 request");
     if (socket.writable) {
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      const status =
+        err.code === "HPE_HEADER_OVERFLOW"
+          ? "431 Request Header Fields Too Large"
+          : err.code === "ERR_HTTP_REQUEST_TIMEOUT" // headers slower than REQUEST_HEADERS_TIMEOUT_MS
+            ? "408 Request Timeout"
+            : "400 Bad Request";
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     }
     socket.destroy();
