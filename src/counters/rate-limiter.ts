@@ -206,14 +206,18 @@ export class RateLimiter {
     if (code === "" || !this.guessesOn) return NOT_A_LOOKUP;
     const lookup = `${apiKeyId} ${code}`;
     let retried = false;
+    let waitedForEarlier = false;
     for (let woken = false; ; woken = true) {
       if (this.wasFound(lookup)) {
         if (woken) this.wakeOne(apiKeyId); // it holds nothing, so it will wake nobody later: pass the turn on
         return { refused: null, settle: (outcome) => this.settleUnreserved(apiKeyId, code, outcome) };
       }
-      // The same code looked up by this key already in flight here: its answer decides for this one.
-      const earlier = this.lookingUp.get(lookup);
+      // The same code looked up by this key already in flight here: if its answer finds the code,
+      // this lookup needs no token. Otherwise (no such code, or no answer about it: an outage)
+      // this one reserves on its own, not in line behind yet another.
+      const earlier = waitedForEarlier ? undefined : this.lookingUp.get(lookup);
       if (earlier) {
+        waitedForEarlier = true;
         if (signal?.aborted === true || !(await untilSettled(earlier, signal))) return this.refuse(apiKeyId, 1_000);
         continue;
       }

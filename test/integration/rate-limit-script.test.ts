@@ -235,6 +235,21 @@ describe("RateLimiter", () => {
     expect(admitted.every(Boolean)).toBe(true);
   });
 
+  it("does not line lookups of one code up behind each other when the first says nothing about the code (an outage)", async () => {
+    const limiter = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000, codeGuessBurst: 10 });
+    const first = await limiter.admit("a", "SAME");
+    if (first.refused) throw new Error("refused");
+    const admitted: (Admitted | Refused)[] = [];
+    const rest = Array.from({ length: 4 }, () => limiter.admit("a", "SAME").then((a) => admitted.push(a)));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(admitted).toHaveLength(0); // waiting for the first one's answer
+    await first.settle("undecided");
+    // Each reserves on its own now, all at once: none waits for another's answer.
+    await expect.poll(() => admitted.length, { timeout: 500 }).toBe(4);
+    expect(admitted.every((a) => a.refused === null)).toBe(true);
+    await Promise.all(rest);
+  });
+
   it("lets a lookup refused while another replica holds the tokens look once more a moment later", async () => {
     const a = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 });
     const b = new RateLimiter(redis, prefix, { ...limits, perSecond: 1000, burst: 1000 });

@@ -1,5 +1,5 @@
 import { isMessage, type DescMethod } from "@bufbuild/protobuf";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../../gen/promotions/v1/errors_pb.js";
 import {
   RedeemPromotionRequestSchema,
@@ -53,7 +53,14 @@ const LIMITED = new Map<DescMethod, LimitedMethod>([
     RedemptionService.method.redeemPromotion,
     {
       code: (req) => (isMessage(req, RedeemPromotionRequestSchema) ? normalized(req.code) : ""),
-      outcome: (a) => ("response" in a ? "found" : errorCode(a.error) === UNKNOWN_CODE ? "unknown" : "undecided"),
+      outcome: (a) => {
+        if ("response" in a) return "found";
+        const code = errorCode(a.error);
+        if (code === UNKNOWN_CODE) return "unknown";
+        // A limit or a precondition of the promotion refused it (sold out, inactive, not eligible):
+        // the code was found. Anything else (a bad request, an outage) says nothing about it.
+        return refusedAfterLookup(a.error) ? "found" : "undecided";
+      },
     },
   ],
 ]);
@@ -61,6 +68,12 @@ const LIMITED = new Map<DescMethod, LimitedMethod>([
 /** Codes are case-insensitive: one code is one guess however it is spelled. */
 function normalized(code: string): string {
   return code.trim().toUpperCase();
+}
+
+function refusedAfterLookup(error: unknown): boolean {
+  if (error instanceof DomainError) return error.kind === "resource_exhausted" || error.kind === "failed_precondition";
+  if (error instanceof ConnectError) return error.code === Code.ResourceExhausted || error.code === Code.FailedPrecondition;
+  return false;
 }
 
 function errorCode(error: unknown): string | undefined {
