@@ -4,7 +4,7 @@ import { createCheckout } from "./checkout/checkout.js";
 import { Sweeper } from "./checkout/sweeper.js";
 import { Counters } from "./counters/counters.js";
 import { createRedis, waitForRedis, type RedisClient } from "./counters/redis.js";
-import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
+import { authInterceptor, keyVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
 import { nulGuardInterceptor } from "./api/interceptors/nul-guard.js";
@@ -23,6 +23,7 @@ import { ApiKeyStore } from "./store/api-keys.js";
 import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./observability/tracing.js";
 import { startEvents, type EventsRuntime } from "./events/runtime.js";
+import { throttledNotice } from "./observability/throttled-log.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -85,7 +86,13 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   const onChanged = checkout.onChanged;
 
-  const verify = cachedVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), config.authCacheTtlMs);
+  const addressLimited = throttledNotice(logger, "unknown API keys from one client address are over its budget; refusing them without asking Postgres");
+  const verify = keyVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), {
+    ttlMs: config.authCacheTtlMs,
+    perAddressPerMinute: config.authFailuresPerMinute,
+    perAddressBurst: config.authFailureBurst,
+    onAddressLimited: (address) => addressLimited({ address }),
+  });
   // Registered only when OTEL_EXPORTER_OTLP_ENDPOINT is set; close() flushes what is buffered.
   const tracing = startTracing({ endpoint: config.otlpEndpoint, serviceName: config.otelServiceName });
   // Order matters: logging sees the final code of everything below it, including auth refusals;
@@ -109,10 +116,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
+      limits: config.transport,
       routes: routes({ checkout, onChanged, events, eventsPollMs: config.eventsPollMs }),
       interceptors,
       contextValues,
-      extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry)),
+      extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry), config.metricsToken),
       logger,
     });
     sweeper.start();
@@ -124,6 +132,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       async close() {
         events.endStreams();
         await server.close();
+        metrics.close();
         await sweeper.stop();
         await events.close(config.shutdownGraceMs);
         await counters.flushConfirms();
@@ -134,6 +143,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     };
   } catch (error) {
     await events.close(0);
+    metrics.close();
     redis.disconnect();
     await orm.close();
     await tracing?.shutdown();

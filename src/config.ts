@@ -1,5 +1,6 @@
 // Environment, read and validated once into a frozen, typed object. Every other module takes
 // what it needs from here; nothing else reads process.env.
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
 export interface Config {
@@ -24,6 +25,13 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How long a verified API key is trusted without asking Postgres again (0 = always ask). */
   readonly authCacheTtlMs: number;
+  /** AUTH_FAILURES_PER_MINUTE / AUTH_FAILURE_BURST: lookups of keys not known valid, per client address (0 = no limit). */
+  readonly authFailuresPerMinute: number;
+  readonly authFailureBurst: number;
+  /** METRICS_TOKEN: when set, GET /metrics needs `authorization: Bearer <token>`. */
+  readonly metricsToken: string | null;
+  /** What one connection, stream or request may hold (src/server/). */
+  readonly transport: TransportLimits;
   /**
    * OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318);
    * spans go to <endpoint>/v1/traces. Unset: no tracer provider is registered and tracing is a no-op.
@@ -57,6 +65,20 @@ export interface WebhookConfig {
   readonly maxAttempts: number;
   /** WEBHOOK_CONCURRENCY: deliveries one process sends at once. */
   readonly concurrency: number;
+}
+
+/** Limits of the listener: how many connections, how many streams on one, and how long each may idle. */
+export interface TransportLimits {
+  /** MAX_CONNECTIONS: open connections per process; at the limit the longest-idle one is closed for a new one. */
+  readonly maxConnections: number;
+  /** HTTP2_MAX_CONCURRENT_STREAMS: advertised to every HTTP/2 client; streams beyond it are refused. */
+  readonly http2MaxConcurrentStreams: number;
+  /** REQUEST_HEADERS_TIMEOUT_MS: a connection must send its first request (HTTP/2: preface and first frame; HTTP/1.1: a request's headers) within this time. */
+  readonly requestHeadersTimeoutMs: number;
+  /** BODY_TIMEOUT_MS: a request's body must have arrived whole within this time of its headers. */
+  readonly bodyTimeoutMs: number;
+  /** IDLE_CONNECTION_TIMEOUT_MS: a connection with no call in flight for this long is closed (HTTP/2: GOAWAY). */
+  readonly idleConnectionTimeoutMs: number;
 }
 
 /** Token buckets per API key; a rate or burst of 0 turns that limit off. */
@@ -133,6 +155,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`WEBHOOK_DNS_SERVERS must be ip[:port] entries separated by commas (got "${server}")`);
     }
   }
+  const metricsToken = env.METRICS_TOKEN ?? "";
+  if (metricsToken !== "" && !/^[\x21-\x7e]{16,512}$/.test(metricsToken)) {
+    problems.push("METRICS_TOKEN must be 16 to 512 printable characters without spaces"); // never echoed: it is a secret
+  }
 
   const rateLimitPerSecond = int("RATE_LIMIT_PER_SECOND", 5_000, 0, 10_000_000);
   const codeGuessesPerMinute = int("CODE_GUESS_PER_MINUTE", 30, 0, 1_000_000);
@@ -152,6 +178,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: int("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
     authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+    // Far more than a misconfigured client needs to notice its mistake, far fewer queries than a flood.
+    authFailuresPerMinute: int("AUTH_FAILURES_PER_MINUTE", 60, 0, 1_000_000),
+    authFailureBurst: int("AUTH_FAILURE_BURST", 20, 0, 1_000_000),
+    metricsToken: metricsToken === "" ? null : metricsToken,
+    transport: Object.freeze({
+      maxConnections: int("MAX_CONNECTIONS", defaultMaxConnections(), 16, 1_000_000),
+      // What Envoy and most gRPC servers advertise; a client needing more opens another connection.
+      http2MaxConcurrentStreams: int("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
+      requestHeadersTimeoutMs: int("REQUEST_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+      // 4 MiB (MAX_BODY_BYTES) in 30 s is 140 KB/s: slower than that is an attack, not a client.
+      bodyTimeoutMs: int("BODY_TIMEOUT_MS", 30_000, 100, 3_600_000),
+      // Longer than the 60 s idle timeout of common load balancers, so they close first.
+      idleConnectionTimeoutMs: int("IDLE_CONNECTION_TIMEOUT_MS", 120_000, 100, 86_400_000),
+    }),
     otlpEndpoint,
     otelServiceName: env.OTEL_SERVICE_NAME || "promotions",
     // Every core in production; one process elsewhere (tests, a laptop), where a cluster only
@@ -176,4 +216,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   if (problems.length > 0) throw new ConfigError(problems.join("; "));
   return Object.freeze(config);
+}
+
+/** The transport limits a production deployment gets when nothing is configured. */
+export function defaultTransportLimits(): TransportLimits {
+  return loadConfig({}).transport;
+}
+
+/** Connections that fit in the open-file limit with room for the pools, logs and files: 10,000 at most. */
+function defaultMaxConnections(): number {
+  const limit = openFileLimit();
+  return limit === null ? 10_000 : Math.max(16, Math.min(10_000, limit - 256));
+}
+
+/** The soft limit on open files of this process (Linux), or null when it cannot be read. */
+function openFileLimit(): number | null {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1];
+    return line === undefined || line === "unlimited" ? null : Number(line);
+  } catch {
+    return null;
+  }
 }

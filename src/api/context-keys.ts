@@ -6,6 +6,9 @@ import type { Principal } from "../store/api-keys.js";
 /** The caller's `x-request-id` when sane, else one generated per request; echoed in the response. */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
 
+/** Who is calling, as the network sees it: the peer address (IPv6 cut to its /64); limits on unknown keys are kept per address. */
+export const clientAddressKey = createContextKey<string>("", { description: "client address" });
+
 /** The verified API key behind this call; set by the auth interceptor for every non-public RPC. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "caller" });
 

@@ -3,9 +3,10 @@ import type { RedisClient } from "../counters/redis.js";
 import type { MikroORM } from "../store/orm.js";
 
 // Every Prometheus metric of one running app, in a registry of its own (never prom-client's global
-// one: tests start several apps in one process). GET /metrics serves it (src/api/metrics.ts).
+// one: tests start several apps in one process). GET /metrics serves it (metrics-route.ts).
 // Instruments are filled where things happen: RPCs by an interceptor, redemption outcomes by the
-// Redeemer's onOutcome, script latency by Counters' observer; health is read on each scrape.
+// Redeemer's onOutcome, script latency by Counters' observer. Health is read at scrape time, but
+// Postgres is probed on a schedule of its own: a scrape (or a flood of them) never sends a query.
 
 export type RpcLabels = "service" | "method" | "code";
 
@@ -18,10 +19,14 @@ export interface Metrics {
   readonly redemptions: Counter<"reason">;
   /** One observation per Lua script call, by script name (reserve, confirm, …). */
   readonly scriptSeconds: Histogram<"script">;
+  /** Stops the Postgres probe. */
+  close(): void;
 }
 
-/** How long a scrape waits for Postgres to answer `select 1` before reporting it down. */
+/** How long the probe waits for Postgres to answer `select 1` before reporting it down. */
 const PG_PROBE_TIMEOUT_MS = 1_000;
+/** How often Postgres is probed, whether or not anyone scrapes. */
+const PG_PROBE_INTERVAL_MS = 5_000;
 
 export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metrics {
   const registry = new Registry();
@@ -56,6 +61,7 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
   });
 
   const { redis, orm } = deps;
+  const postgres = new PostgresProbe(orm);
   new Gauge({
     name: "promotions_redis_up",
     help: "1 while the Redis client is connected and ready, else 0 (with WORKERS > 1: of every worker).",
@@ -67,11 +73,11 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
   });
   new Gauge({
     name: "promotions_postgres_up",
-    help: `1 when Postgres answered select 1 within ${PG_PROBE_TIMEOUT_MS} ms at scrape time, else 0 (with WORKERS > 1: of every worker).`,
+    help: `1 when Postgres answered the last select 1 (sent every ${PG_PROBE_INTERVAL_MS / 1000} s) within ${PG_PROBE_TIMEOUT_MS} ms, else 0 (with WORKERS > 1: of every worker).`,
     registers,
     aggregator: "min",
     async collect() {
-      this.set((await postgresAnswers(orm, PG_PROBE_TIMEOUT_MS)) ? 1 : 0);
+      this.set((await postgres.up()) ? 1 : 0);
     },
   });
   new Gauge({
@@ -94,7 +100,32 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
     },
   });
 
-  return { registry, rpcCalls, rpcSeconds, redemptions, scriptSeconds };
+  return { registry, rpcCalls, rpcSeconds, redemptions, scriptSeconds, close: () => postgres.stop() };
+}
+
+/** `select 1` every PG_PROBE_INTERVAL_MS from creation on; scrapes read the last answer. */
+class PostgresProbe {
+  private last: Promise<boolean>;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly orm: MikroORM) {
+    this.last = postgresAnswers(orm, PG_PROBE_TIMEOUT_MS);
+    this.timer = setInterval(() => this.probe(), PG_PROBE_INTERVAL_MS).unref();
+  }
+
+  /** The last probe's answer (the first scrape may wait up to PG_PROBE_TIMEOUT_MS for the first one). */
+  up(): Promise<boolean> {
+    return this.last;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private probe(): void {
+    // The previous answer stands until this one is in, so scrapes never wait for a probe.
+    void postgresAnswers(this.orm, PG_PROBE_TIMEOUT_MS).then((up) => (this.last = Promise.resolve(up)));
+  }
 }
 
 async function postgresAnswers(orm: MikroORM, timeoutMs: number): Promise<boolean> {

@@ -12,3 +12,9 @@ export type HttpRoute = (req: HttpRequest, res: HttpResponse) => boolean;
 export function isHttp1(req: HttpRequest): req is http.IncomingMessage {
   return !("stream" in req);
 }
+
+/** Whether the request's body may still be on its way (not for a request sent whole with its headers, nor one already read). */
+export function bodyPending(req: HttpRequest): boolean {
+  if (isHttp1(req)) return !req.complete;
+  return !req.stream.endAfterHeaders && !req.stream.readableEnded;
+}

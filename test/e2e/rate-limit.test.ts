@@ -362,7 +362,7 @@ describe("when Redis is unreachable", () => {
     await redis?.dispose();
   });
 
-  it("fails open with one warning: the counters refuse (UNAVAILABLE), never the limiter", async () => {
+  it("judges on the process's own buckets with one warning: the counters refuse (UNAVAILABLE), the limits still hold", async () => {
     const tenant = await down.tenant("down-co");
     const promotions = client(PromotionService, down.url, tenant.key);
     const created = (await promotions.createPromotion({ name: "Down", code: "DOWN-1", effects: TEN_PERCENT })).promotion;
@@ -376,11 +376,21 @@ describe("when Redis is unreachable", () => {
       expect(refused.code).toBe(Code.Unavailable);
       expect(refused.detail?.code).toBe("counters_unavailable");
     }
-    const warnings = down.logs().filter((l) => typeof l.msg === "string" && l.msg.startsWith("rate limiter unavailable"));
+    const warnings = down.logs().filter((l) => typeof l.msg === "string" && l.msg.startsWith("rate limiter cannot reach Redis"));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe(40);
+    // The call limit (20, burst 20) still holds without Redis.
+    const { refused } = await burst(Array.from({ length: 60 }, () => () => r.validateCode({ promotionId: created?.id ?? "", customerId: "d" })));
+    expect(refused.some((x) => x.detail?.code === "rate_limited")).toBe(true);
 
     await redis.start();
     await expect.poll(async () => (await r.validateCode({ code: "DOWN-1", customerId: "d" }).catch(() => ({ valid: false }))).valid, { timeout: 10_000 }).toBe(true);
+    // Leased tokens run out within a second; the next lease finds Redis and says so once.
+    await expect
+      .poll(async () => {
+        await r.validateCode({ code: "DOWN-1", customerId: "d" }).catch(() => undefined);
+        return down.logs().filter((l) => l.msg === "rate limiter reaches Redis again").length;
+      }, { timeout: 5_000 })
+      .toBe(1);
   });
 });

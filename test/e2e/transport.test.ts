@@ -280,6 +280,7 @@ describe("hostile bytes", () => {
     ["a preface followed by junk frames", ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Buffer.alloc(64, 0xff)]],
     ["an HTTP/1.1 request line without headers", ["GET / HTTP/1.1\r\n\r\n"]],
     ["a header block too large", [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(100_000)}\r\n\r\n`]],
+    ["an HTTP/1.0 call without Host, with a body", ["POST /promotions.v1.PromotionService/GetPromotion HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"]],
   ])("survives %s", async (_, chunks) => {
     await sendRawBytes(server.port, chunks, 500);
     const client = createClient(PromotionService, createGrpcTransport({ baseUrl: server.url }));

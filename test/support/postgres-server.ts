@@ -2,7 +2,7 @@
 // restart Postgres — never the shared one on 5432. initdb refuses to run as root, so as root every
 // binary runs as the `postgres` user (runuser) in a directory that user owns.
 import { execFile, execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./redis-server.js";
@@ -17,6 +17,8 @@ export interface PrivatePostgres {
   start(): Promise<void>;
   /** Stops it for good and removes its directory. */
   dispose(): Promise<void>;
+  /** The server's log so far (with `log_statement: "all"`, every statement it ran). */
+  log(): string;
 }
 
 /** The newest installed server's bin directory (Debian: /usr/lib/postgresql/<major>/bin), or PG_BIN. */
@@ -29,7 +31,8 @@ function binDir(): string {
   return execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim();
 }
 
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+/** `settings` are extra `-c name=value` server settings (e.g. `{ log_statement: "all" }`). */
+export async function startPrivatePostgres(settings: Record<string, string> = {}): Promise<PrivatePostgres> {
   const bin = binDir();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "prm-pg-"));
@@ -49,7 +52,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
         else resolve();
       });
     });
-  const options = [`-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=300"].join(" ");
+  const options = [`-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=300", ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(" ");
 
   await run("initdb", ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
   const start = (): Promise<void> => run("pg_ctl", ["-D", data, "-l", join(dir, "log"), "-w", "-t", "60", "-o", options, "start"]);
@@ -60,6 +63,13 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     url: (name = "postgres") => `postgres://postgres@127.0.0.1:${port}/${name}`,
     stop,
     start,
+    log: () => {
+      try {
+        return readFileSync(join(dir, "log"), "utf8");
+      } catch {
+        return "";
+      }
+    },
     async dispose() {
       try {
         await run("pg_ctl", ["-D", data, "-w", "-m", "immediate", "stop"]);

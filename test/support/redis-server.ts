@@ -16,6 +16,10 @@ export interface PrivateRedis {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections but answers nothing (a hung Redis), until resume(). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** Stops it for good and removes its directory. */
   dispose(): Promise<void>;
 }
@@ -84,6 +88,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     },
     stop,
     start,
+    pause: () => child?.kill("SIGSTOP"),
+    resume: () => child?.kill("SIGCONT"),
     async dispose() {
       await stop();
       rmSync(dir, { recursive: true, force: true });

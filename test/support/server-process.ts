@@ -2,7 +2,7 @@
 // production: killed with SIGKILL, started again on the same port, several of them sharing one
 // database and one Redis. Also mints API keys straight in a database the processes serve.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { openOrm } from "../../src/store/orm.js";
@@ -28,6 +28,8 @@ export interface ServerProcess {
   output(): string;
   /** Resident set size of the running process, from /proc (Linux), in bytes. */
   rssBytes(): number | null;
+  /** Open file descriptors of the running process, from /proc (Linux). */
+  openFds(): number | null;
 }
 
 /**
@@ -90,6 +92,15 @@ export async function startServerProcess(env: Record<string, string>, opts: { st
     stop: () => end("SIGTERM"),
     crashes: () => [...crashes],
     output: () => output,
+    openFds() {
+      const pid = child?.pid;
+      if (pid === undefined) return null;
+      try {
+        return readdirSync(`/proc/${pid}/fd`).length;
+      } catch {
+        return null;
+      }
+    },
     rssBytes() {
       const pid = child?.pid;
       if (pid === undefined) return null;

@@ -1,5 +1,5 @@
 import { isMessage, type DescMethod } from "@bufbuild/protobuf";
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorDetailSchema } from "../../../gen/promotions/v1/errors_pb.js";
 import {
   RedeemPromotionRequestSchema,
@@ -7,36 +7,34 @@ import {
   ValidateCodeRequestSchema,
   ValidateCodeResponseSchema,
 } from "../../../gen/promotions/v1/redemption_service_pb.js";
-import type { RateLimiter, Refusal } from "../../counters/rate-limiter.js";
+import type { LookupOutcome, RateLimiter, Refusal } from "../../counters/rate-limiter.js";
 import { DomainError } from "../../domain/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import { principalKey } from "../context-keys.js";
 
 // Per-API-key abuse limits on the checkout methods, after auth (the buckets are the caller key's).
 //
-// Code guessing: a code lookup that finds no code drains the key's small `guesses` bucket. While
-// that bucket is empty, EVERY lookup by code from the key is refused (too_many_invalid_codes),
-// valid codes included, until it refills. Letting valid codes through would tell an enumerator
-// exactly which guesses hit, so the refusal must not depend on the code. Calls by promotion_id
-// are not code lookups (ids are random UUIDs, nothing to enumerate) and pass. The bucket is
-// looked at before the call and charged after it (only unknown codes cost), so a key with many
-// calls in flight can overshoot by at most that many guesses.
+// Code guessing: a lookup of a code the key has not found lately reserves a token of the key's
+// small `guesses` bucket before it runs; an answer of "no such code" spends it, any other answer
+// gives it back. While the bucket is empty EVERY lookup of such a code from the key is refused
+// (too_many_invalid_codes), valid codes included, until it refills: letting valid codes through
+// would tell an enumerator exactly which guesses hit, so the refusal must not depend on the code.
+// Codes the key found in the last minute, and calls by promotion_id (random UUIDs, nothing to
+// enumerate), are not guesses and pass; should such a code have gone meanwhile, its "no such
+// code" answer still needs a token or is refused. So the unknown-code answers a key gets never
+// exceed its bucket, however many calls it has in flight (src/counters/rate-limiter.ts).
 //
-// If Redis cannot be reached the limiter fails open (a warning is logged, at most every 10 s): the
-// counters refuse checkout calls on their own then, and a limiter outage must not add a second
-// one. After a failure the limiter is skipped for a second, so an outage does not also make every
-// call wait for the limiter's Redis timeout before the counters' one.
+// If Redis cannot be reached each process judges on buckets of its own (going on from the levels
+// Redis last reported) and logs one warning per outage: the limits hold, per process.
 
 const UNKNOWN_CODE = "code_not_found";
-const WARN_EVERY_MS = 10_000;
-const SKIP_AFTER_FAILURE_MS = 1_000;
 
-/** A rate-limited method: where its request names a code, and how its outcome says "no such code". */
+/** A rate-limited method: where its request names a code, and what its answer says about it. */
 interface LimitedMethod {
   /** The code the request looks up; "" when it names none. */
   code(request: unknown): string;
-  /** True when the call answered that the code does not exist. */
-  unknownCode(outcome: { response: unknown } | { error: unknown }): boolean;
+  /** Whether the call answered that the code does not exist, that it does, or neither. */
+  outcome(answer: { response: unknown } | { error: unknown }): LookupOutcome;
 }
 
 /** The limited methods, by descriptor (the router hands interceptors these same objects); add a row to limit another one. */
@@ -44,18 +42,39 @@ const LIMITED = new Map<DescMethod, LimitedMethod>([
   [
     RedemptionService.method.validateCode,
     {
-      code: (req) => (isMessage(req, ValidateCodeRequestSchema) ? req.code.trim() : ""),
-      unknownCode: (o) => "response" in o && isMessage(o.response, ValidateCodeResponseSchema) && o.response.reason === UNKNOWN_CODE,
+      code: (req) => (isMessage(req, ValidateCodeRequestSchema) ? normalized(req.code) : ""),
+      outcome: (a) => {
+        if (!("response" in a) || !isMessage(a.response, ValidateCodeResponseSchema)) return "undecided";
+        return a.response.reason === UNKNOWN_CODE ? "unknown" : a.response.promotionId !== "" ? "found" : "undecided";
+      },
     },
   ],
   [
     RedemptionService.method.redeemPromotion,
     {
-      code: (req) => (isMessage(req, RedeemPromotionRequestSchema) ? req.code.trim() : ""),
-      unknownCode: (o) => "error" in o && errorCode(o.error) === UNKNOWN_CODE,
+      code: (req) => (isMessage(req, RedeemPromotionRequestSchema) ? normalized(req.code) : ""),
+      outcome: (a) => {
+        if ("response" in a) return "found";
+        const code = errorCode(a.error);
+        if (code === UNKNOWN_CODE) return "unknown";
+        // A limit or a precondition of the promotion refused it (sold out, inactive, not eligible):
+        // the code was found. Anything else (a bad request, an outage) says nothing about it.
+        return refusedAfterLookup(a.error) ? "found" : "undecided";
+      },
     },
   ],
 ]);
+
+/** Codes are case-insensitive: one code is one guess however it is spelled. */
+function normalized(code: string): string {
+  return code.trim().toUpperCase();
+}
+
+function refusedAfterLookup(error: unknown): boolean {
+  if (error instanceof DomainError) return error.kind === "resource_exhausted" || error.kind === "failed_precondition";
+  if (error instanceof ConnectError) return error.code === Code.ResourceExhausted || error.code === Code.FailedPrecondition;
+  return false;
+}
 
 function errorCode(error: unknown): string | undefined {
   if (error instanceof DomainError) return error.details[0]?.code;
@@ -73,47 +92,28 @@ function refusalError(r: Refusal): DomainError {
 }
 
 export function rateLimitInterceptor(limiter: RateLimiter, logger: Logger): Interceptor {
-  let lastWarning = 0;
-  let suppressed = 0;
-  let skipUntil = 0;
-  const failOpen = (error: unknown): void => {
-    const now = Date.now();
-    skipUntil = now + SKIP_AFTER_FAILURE_MS;
-    if (now - lastWarning < WARN_EVERY_MS) {
-      suppressed++;
-      return;
-    }
-    logger.warn({ err: error instanceof Error ? error.message : String(error), suppressed }, "rate limiter unavailable; admitting calls unlimited");
-    lastWarning = now;
-    suppressed = 0;
-  };
-  const countUnknownCode = async (apiKeyId: string): Promise<void> => {
-    await limiter.countUnknownCode(apiKeyId).catch(failOpen);
+  limiter.events = {
+    redisDown: (error) =>
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, "rate limiter cannot reach Redis; judging every key on this process's own buckets until it can"),
+    redisBack: () => logger.info("rate limiter reaches Redis again"),
   };
 
   return (next) => async (req) => {
     const method = LIMITED.get(req.method);
     const principal = req.contextValues.get(principalKey);
-    if (!method || !principal || req.stream || limiter.disabled || Date.now() < skipUntil) return next(req);
+    if (!method || !principal || req.stream || limiter.disabled) return next(req);
 
-    const code = method.code(req.message);
-    let refusal: Refusal | null = null;
-    try {
-      refusal = await limiter.admit(principal.keyId, code !== "");
-    } catch (error) {
-      failOpen(error);
-    }
-    if (refusal) throw refusalError(refusal);
-    if (code === "") return next(req);
-
+    const admission = await limiter.admit(principal.keyId, method.code(req.message), req.signal);
+    if (admission.refused) throw refusalError(admission.refused);
     let res;
     try {
       res = await next(req);
     } catch (error) {
-      if (method.unknownCode({ error })) await countUnknownCode(principal.keyId);
-      throw error;
+      const refusal = await admission.settle(method.outcome({ error }));
+      throw refusal ? refusalError(refusal) : error;
     }
-    if (!res.stream && method.unknownCode({ response: res.message })) await countUnknownCode(principal.keyId);
+    const refusal = await admission.settle(res.stream ? "undecided" : method.outcome({ response: res.message }));
+    if (refusal) throw refusalError(refusal);
     return res;
   };
 }

@@ -149,20 +149,21 @@ function notFound(errorMessage: string): ReflectionAnswer {
 }
 
 /**
- * Answers requests until the caller closes its side, or until `draining` fires: a reflection
- * stream idles between requests and must not hold up a graceful shutdown.
+ * Answers requests until the caller closes its side, or until the call's signal fires (the server
+ * aborts reflection calls as soon as draining begins): a reflection stream idles between requests
+ * and must not hold up a graceful shutdown.
  */
 async function* serve<Req extends ReflectionRequest, Res>(
   requests: AsyncIterable<Req>,
   index: ReflectionIndex,
-  draining: AbortSignal,
+  signal: AbortSignal,
   wrap: (request: Req, answer: ReflectionAnswer) => Res,
 ): AsyncGenerator<Res> {
   const sent = new Set<string>();
   const it = requests[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const next = await untilAborted(it.next(), draining);
+      const next = await untilAborted(it.next(), signal);
       if (next === undefined || next.done === true) return;
       yield wrap(next.value, index.answer(next.value.messageRequest, sent));
     }
@@ -182,17 +183,17 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 
 }
 
 /** Registers v1 and v1alpha over `services` (which should include the reflection services too). */
-export function registerReflection(router: ConnectRouter, services: readonly DescService[], draining: AbortSignal): void {
+export function registerReflection(router: ConnectRouter, services: readonly DescService[]): void {
   const index = new ReflectionIndex(services);
   router.service(v1.ServerReflection, {
-    serverReflectionInfo: (requests) =>
-      serve(requests, index, draining, (request, answer) =>
+    serverReflectionInfo: (requests, ctx) =>
+      serve(requests, index, ctx.signal, (request, answer) =>
         create(v1.ServerReflectionResponseSchema, { validHost: request.host, originalRequest: request, messageResponse: answer }),
       ),
   });
   router.service(v1alpha.ServerReflection, {
-    serverReflectionInfo: (requests) =>
-      serve(requests, index, draining, (request, answer) =>
+    serverReflectionInfo: (requests, ctx) =>
+      serve(requests, index, ctx.signal, (request, answer) =>
         create(v1alpha.ServerReflectionResponseSchema, { validHost: request.host, originalRequest: request, messageResponse: answer }),
       ),
   });
