@@ -183,6 +183,13 @@ export class Invoicer {
       }
       await this.giveBack(reserved);
       if (written.kind === "exists") return { priced: sameInvoice(written.stored, input.invoiceId, hash), replayed: true };
+      if (written.kind === "fenced") {
+        // A promotion's epoch moved past the counters that granted its budget: those counters are
+        // rebuilt on the next attempt (redeemer.ts says why).
+        for (const a of applications) {
+          if (a.write.epoch !== null) this.counters.raiseFloor(a.write.promotionId, await stores.ledger.counterEpoch(a.write.promotionId));
+        }
+      }
     }
     throw DomainError.of("unavailable", "counters_busy", "the budget counters kept moving; retry");
   }

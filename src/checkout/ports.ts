@@ -14,11 +14,12 @@ import type { CheckoutTerms } from "../store/promotion-views.js";
 /** The counter operations checkout moves (src/counters/counters.ts). */
 export type CheckoutCounters = Pick<
   Counters,
-  "reserve" | "consumeBudget" | "giveBack" | "confirmLater" | "applyReturn" | "snapshot" | "keys" | "lockRebuild" | "unlockRebuild" | "isHydrated" | "install"
+  | "reserve" | "consumeBudget" | "giveBack" | "confirmLater" | "applyReturn" | "snapshot" | "keys"
+  | "lockRebuild" | "extendRebuildLock" | "unlockRebuild" | "isHydrated" | "install" | "raiseFloor"
 >;
 
 /** The redemption ledger as checkout uses it; `write` is the group commit (store/ledger-batch.ts). */
-export interface RedemptionLedger extends Pick<Ledger, "findByIdempotencyKey" | "findReservation" | "releaseRedemption" | "rebuild" | "markReturnsApplied"> {
+export interface RedemptionLedger extends Pick<Ledger, "findByIdempotencyKey" | "findReservation" | "releaseRedemption" | "rebuild" | "counterEpoch" | "markReturnsApplied"> {
   write(row: RedemptionRow): Promise<RedemptionWrite>;
 }
 

@@ -255,7 +255,10 @@ export class Redeemer {
       }
       await this.giveBack(view.id, id, idempotencyKey);
       if (written.kind === "duplicate_key") return { kind: "replayed", row: written.existing };
-      // fenced or tombstoned: the counters moved under us; decide afresh.
+      // Fenced: Postgres is at a newer epoch than the counters that admitted this; from now on
+      // those counters answer NOT_HYDRATED here and the next attempt rebuilds them (no wedge when
+      // a rebuild counted a new epoch and never installed it). Tombstoned: decide afresh.
+      if (written.kind === "fenced") this.counters.raiseFloor(view.id, await ledger.counterEpoch(view.id));
     }
     throw busy();
   }

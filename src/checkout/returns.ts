@@ -17,9 +17,9 @@ export async function settleReturns(
   const settled: string[] = [];
   for (const r of returns) {
     try {
-      // "other_epoch": a rebuild after the commit already left it out; settled all the same.
-      await counters.applyReturn(r);
-      settled.push(r.id);
+      // "other_epoch": a newer rebuild already left it out; settled all the same. "not_yet": the
+      // counters of its epoch are still to be installed; it stays pending for the sweeper.
+      if ((await counters.applyReturn(r)) !== "not_yet") settled.push(r.id);
     } catch {
       // Redis unreachable: the sweeper applies it once Redis answers.
     }

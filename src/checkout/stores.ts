@@ -19,6 +19,7 @@ export function checkoutStores(em: EntityManager, batcher: LedgerBatcher): Check
       findReservation: (organizationId, id) => ledger.findReservation(organizationId, id),
       releaseRedemption: (organizationId, id, now) => ledger.releaseRedemption(organizationId, id, now),
       rebuild: (promotionId) => ledger.rebuild(promotionId),
+      counterEpoch: (promotionId) => ledger.counterEpoch(promotionId),
       markReturnsApplied: (ids, now) => ledger.markReturnsApplied(ids, now),
     },
     invoices: new InvoiceLedger(em),

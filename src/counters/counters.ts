@@ -10,7 +10,9 @@ import { traced } from "../observability/tracing.js";
 // and return values in its header). Nothing else in the service talks to these keys.
 
 /** The scripts this face calls; each file's name carries its key count (scripts.ts). */
-export const SCRIPT_NAMES = ["reserve", "consume_budget", "confirm", "give_back", "apply_return", "hydrate", "reset_for_rebuild", "publish_seq"] as const;
+export const SCRIPT_NAMES = [
+  "reserve", "consume_budget", "confirm", "give_back", "apply_return", "stage", "switch", "extend_lock", "unlock", "publish_seq",
+] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /**
@@ -20,11 +22,15 @@ type ScriptName = (typeof SCRIPT_NAMES)[number];
 export const RESERVE_ARGV = [
   "mode", "reservation_id", "now", "deadline", "terms_seq", "customer_id", "code_id", "status", "valid_from", "valid_to",
   "code_active", "code_expires_at", "max_redemptions", "max_per_customer", "has_idempotency_key", "code_max_redemptions",
-  "max_budget", "idempotency_ttl_ms", "budget_exhausted",
+  "max_budget", "idempotency_ttl_ms", "budget_exhausted", "epoch_floor",
 ] as const;
 type ReserveArgs = Record<(typeof RESERVE_ARGV)[number], string | number>;
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Entries per staged batch (one stage.lua call). */
+const STAGE_BATCH = 1_000;
+/** How long a staged hash outlives a rebuild that never switches it in. */
+const STAGE_TTL_MS = 5 * 60 * 1000;
 /** How long confirms wait to be sent together. */
 const CONFIRM_BATCH_MS = 2;
 
@@ -75,6 +81,9 @@ export interface ReservationDetails {
   marker: string;
 }
 
+/** What install() did: the counters are the rebuild's, newer ones were live, or the stage lost entries (rebuild again). */
+export type InstallResult = "installed" | "outrun" | "incomplete";
+
 export interface PendingReservation {
   id: string;
   deadline: number;
@@ -86,6 +95,12 @@ const ms = (d: Date | null): string => (d === null ? "" : String(d.getTime()));
 export class Counters {
   private readonly run: Record<ScriptName, ScriptFn>;
   private readonly confirmQueue = new Map<string, string[]>();
+  /**
+   * Per promotion, the newest counter epoch this process knows Postgres is at (from its own
+   * rebuilds and from ledger writes fenced by a newer one): counters of an older epoch answer
+   * NOT_HYDRATED and are rebuilt. One entry per promotion this process touched.
+   */
+  private readonly floors = new Map<string, bigint>();
   private confirmTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -125,6 +140,7 @@ export class Counters {
       max_budget: opt(r.maxBudget),
       idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
       budget_exhausted: r.budgetExhausted ? "1" : "0",
+      epoch_floor: this.floor(r.promotionId).toString(),
     };
     const reply = await this.call("reserve", [k.state, k.customers, k.codes, k.pending, k.details, idem, ...RESERVE_ARGV.map((name) => args[name])]);
     const [outcome, epoch, earlier, n] = tuple(reply, 4);
@@ -142,7 +158,7 @@ export class Counters {
   }): Promise<{ hydrated: boolean; epoch: bigint; granted: bigint; budgetUsed: bigint }> {
     const k = this.keys(r.promotionId);
     const reply = await this.call("consume_budget", [
-      k.state, k.pending, k.details, r.reservationId, r.deadline, opt(r.maxBudget), r.amount.toString(), r.behavior,
+      k.state, k.pending, k.details, r.reservationId, r.deadline, opt(r.maxBudget), r.amount.toString(), r.behavior, this.floor(r.promotionId).toString(),
     ]);
     const [outcome, epoch, granted, b] = tuple(reply, 4);
     return { hydrated: Number(outcome) === 0, epoch: BigInt(String(epoch)), granted: BigInt(String(granted)), budgetUsed: BigInt(String(b)) };
@@ -195,15 +211,16 @@ export class Counters {
   /**
    * apply_return.lua: a release or reversal committed in the ledger (counter_returns) gives its
    * counters back, if these counters counted it (same epoch), once. Returns "applied", "other_epoch"
-   * (a rebuild already left it out) or "already" (applied before).
+   * (a newer rebuild already left it out), "already" (applied before) or "not_yet" (no counters of
+   * its epoch are installed yet: it stays pending).
    */
-  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already"> {
+  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already" | "not_yet"> {
     const k = this.keys(r.promotionId);
     const reply = Number(await this.call("apply_return", [
       k.state, k.customers, k.codes, k.applied(r.id),
       r.epoch.toString(), r.kind, r.customerId ?? "", r.codeId ?? "", r.amountMinor.toString(), IDEMPOTENCY_TTL_MS,
     ]));
-    return reply === 1 ? "applied" : reply === 2 ? "already" : "other_epoch";
+    return reply === 1 ? "applied" : reply === 2 ? "already" : reply === 3 ? "not_yet" : "other_epoch";
   }
 
   /** publish_seq.lua: terms changed in Postgres; reservations made with older ones become stale. */
@@ -211,20 +228,32 @@ export class Counters {
     await this.call("publish_seq", [this.keys(promotionId).state, seq.toString()]);
   }
 
-  /** Counters of many promotions at once; null for one that is not hydrated. */
+  /** Counters of many promotions at once; null for one that is not hydrated (or older than its floor). */
   async snapshot(promotionIds: readonly string[]): Promise<Map<string, CounterSnapshot | null>> {
     const out = new Map<string, CounterSnapshot | null>();
     // One HMGET per promotion: each may live on another cluster node.
     const replies = await this.guard(() => Promise.all(promotionIds.map((id) => this.redis.hmget(this.keys(id).state, "epoch", "seq", "n", "b"))));
     promotionIds.forEach((id, i) => {
       const [epoch, seq, n, b] = replies[i] ?? [];
-      out.set(id, epoch == null ? null : { epoch: BigInt(epoch), seq: BigInt(seq ?? "0"), redemptions: BigInt(n ?? "0"), budgetUsed: BigInt(b ?? "0") });
+      const live = epoch != null && BigInt(epoch) >= this.floor(id);
+      out.set(id, live ? { epoch: BigInt(epoch), seq: BigInt(seq ?? "0"), redemptions: BigInt(n ?? "0"), budgetUsed: BigInt(b ?? "0") } : null);
     });
     return out;
   }
 
+  /** Counters of this promotion are live at an epoch no older than its floor. */
   async isHydrated(promotionId: string): Promise<boolean> {
-    return (await this.guard(() => this.redis.exists(this.keys(promotionId).state))) === 1;
+    const epoch = await this.guard(() => this.redis.hget(this.keys(promotionId).state, "epoch"));
+    return epoch !== null && BigInt(epoch) >= this.floor(promotionId);
+  }
+
+  /** Postgres is at least at `epoch` for this promotion: older counters no longer count (they are rebuilt). */
+  raiseFloor(promotionId: string, epoch: bigint): void {
+    if (epoch > this.floor(promotionId)) this.floors.set(promotionId, epoch);
+  }
+
+  private floor(promotionId: string): bigint {
+    return this.floors.get(promotionId) ?? 0n;
   }
 
   /** Takes the rebuild lock of a promotion; false when another process holds it. */
@@ -232,25 +261,31 @@ export class Counters {
     return (await this.guard(() => this.redis.set(this.keys(promotionId).rebuildLock, token, "PX", ttlMs, "NX"))) === "OK";
   }
 
+  /** Renews a rebuild lock this token holds; false when it was lost (expired, flushed, taken). */
+  async extendRebuildLock(promotionId: string, token: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.call("extend_lock", [this.keys(promotionId).rebuildLock, token, ttlMs])) === 1;
+  }
+
   async unlockRebuild(promotionId: string, token: string): Promise<void> {
-    const key = this.keys(promotionId).rebuildLock;
-    if ((await this.guard(() => this.redis.get(key))) === token) await this.guard(() => this.redis.del(key));
+    await this.call("unlock", [this.keys(promotionId).rebuildLock, token]);
   }
 
   /**
-   * Installs counters rebuilt from the ledger: resets the per-customer and per-code hashes (only
-   * while the state is missing), fills them, then writes the state last. False when live counters
-   * were already there.
+   * Installs counters rebuilt from the ledger, all or nothing: the per-customer and per-code counts
+   * are staged under the rebuild's epoch, in batches, then switch.lua checks that the stage holds
+   * every entry and makes it live together with the state hash in one step (src/counters/README.md).
+   * `afterBatch` runs after each staged batch (tests put faults there).
    */
-  async install(promotionId: string, rebuilt: Rebuilt): Promise<boolean> {
+  async install(promotionId: string, rebuilt: Rebuilt, afterBatch: () => Promise<void> = async () => undefined): Promise<InstallResult> {
     const k = this.keys(promotionId);
-    if (Number(await this.call("reset_for_rebuild", [k.state, k.customers, k.codes, k.pending, k.details])) === 0) return false;
-    await this.fill(k.customers, rebuilt.perCustomer);
-    await this.fill(k.codes, rebuilt.perCode);
-    const reply = await this.call("hydrate", [
-      k.state, rebuilt.epoch.toString(), rebuilt.seq.toString(), rebuilt.redemptions.toString(), rebuilt.budgetUsed.toString(),
-    ]);
-    return Number(reply) === 1;
+    const staged = k.staged(rebuilt.epoch);
+    const customers = await this.stage(staged.customers, rebuilt.perCustomer, afterBatch);
+    const codes = await this.stage(staged.codes, rebuilt.perCode, afterBatch);
+    const reply = Number(await this.call("switch", [
+      k.state, k.customers, k.codes, k.pending, k.details, staged.customers, staged.codes,
+      rebuilt.epoch.toString(), rebuilt.seq.toString(), rebuilt.redemptions.toString(), rebuilt.budgetUsed.toString(), customers, codes,
+    ]));
+    return reply === 1 ? "installed" : reply === 2 ? "incomplete" : "outrun";
   }
 
   /** What a pending reservation holds and which idempotency marker it set; null when it is not pending. */
@@ -267,19 +302,23 @@ export class Counters {
     return out;
   }
 
-  private async fill(key: string, entries: ReadonlyMap<string, bigint>): Promise<void> {
+  /** Stages the positive entries in batches; returns how many there are (what the stage must hold). */
+  private async stage(key: string, entries: ReadonlyMap<string, bigint>, afterBatch: () => Promise<void>): Promise<number> {
     const batch: string[] = [];
+    let staged = 0;
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      const args = batch.splice(0, batch.length);
-      await this.guard(() => this.redis.hset(key, ...args));
+      await this.call("stage", [key, STAGE_TTL_MS, ...batch.splice(0, batch.length)]);
+      await afterBatch();
     };
     for (const [field, value] of entries) {
       if (value <= 0n) continue;
       batch.push(field, value.toString());
-      if (batch.length >= 2_000) await flush();
+      staged++;
+      if (batch.length >= 2 * STAGE_BATCH) await flush();
     }
     await flush();
+    return staged;
   }
 
   private async call(name: ScriptName, args: (string | number)[]): Promise<unknown> {

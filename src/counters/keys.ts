@@ -17,9 +17,14 @@ export interface PromotionKeys {
   pending: string;
   /** Hash: pending reservation id -> JSON details for giving it back. */
   details: string;
-  /** String lock held while a rebuild from the ledger runs. */
+  /** String lock held while a rebuild from the ledger runs (short TTL, renewed by its holder). */
   rebuildLock: string;
-  /** String: idempotency key -> reservation id, kept for a day. */
+  /**
+   * Hashes a rebuild fills under its new epoch before switch-7.lua makes them the live per-customer
+   * and per-code hashes in one step; they expire on their own if the rebuild never switches.
+   */
+  staged(epoch: bigint): { customers: string; codes: string };
+  /** String: idempotency key -> "<epoch>:<reservation id>", kept for a day. */
   idempotency(key: string): string;
   /** String: set once the counter return with this id was applied (apply_return.lua), kept for a day. */
   applied(returnId: string): string;
@@ -34,6 +39,7 @@ export function promotionKeys(prefix: string, promotionId: string): PromotionKey
     pending: `${base}:q`,
     details: `${base}:d`,
     rebuildLock: `${base}:lock`,
+    staged: (epoch) => ({ customers: `${base}:st:${epoch}:c`, codes: `${base}:st:${epoch}:k` }),
     idempotency: (key) => `${base}:i:${key}`,
     applied: (returnId) => `${base}:r:${returnId}`,
   };

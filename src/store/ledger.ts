@@ -319,6 +319,12 @@ export class Ledger {
     }));
   }
 
+  /** The promotion's counter epoch now (a fenced write asks which epoch fenced it). */
+  async counterEpoch(promotionId: string): Promise<bigint> {
+    const [row] = await this.em.getConnection().execute<Row[]>(`select counter_epoch from promotions where id = ?`, [promotionId]);
+    return BigInt(String(row?.counter_epoch ?? 0));
+  }
+
   /** The returns are settled in Redis (applied, or left out by a rebuild). */
   async markReturnsApplied(ids: readonly string[], now: Date): Promise<void> {
     if (ids.length === 0) return;

@@ -104,7 +104,7 @@ function rebuilt(overrides: Partial<Rebuilt> = {}): Rebuilt {
 /** A fresh promotion id whose counters were installed from `overrides`. */
 async function hydrated(overrides: Partial<Rebuilt> = {}): Promise<string> {
   const id = randomUUID();
-  expect(await counters.install(id, rebuilt(overrides))).toBe(true);
+  expect(await counters.install(id, rebuilt(overrides))).toBe("installed");
   return id;
 }
 
@@ -330,7 +330,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await redis.zrange(k.pending, 0, "-1", "WITHSCORES")).toEqual([id, String(NOW + 12_345)]);
       expect(await details(promotionId, id)).toEqual({ k: "r", c: "cus_1", code: "code_1", a: 0, i: k.idempotency("idem-A") });
       expect((await counters.details(promotionId, id))?.kind ?? null).toBe("r");
-      expect(await redis.get(k.idempotency("idem-A"))).toBe(id);
+      expect(await redis.get(k.idempotency("idem-A"))).toBe(`2:${id}`);
       const ttl = await redis.pttl(k.idempotency("idem-A"));
       expect(ttl).toBeGreaterThan(DAY_MS - 60_000);
       expect(ttl).toBeLessThanOrEqual(DAY_MS);
@@ -361,7 +361,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await redis.hexists(k.details, id)).toBe(0);
       expect(await state(promotionId)).toMatchObject({ n: "1" }); // the redemption still counts
       expect(await customers(promotionId)).toEqual({ cus_1: "1" });
-      expect(await redis.get(k.idempotency("idem"))).toBe(id); // and still holds its key
+      expect(await redis.get(k.idempotency("idem"))).toBe(`1:${id}`); // and still holds its key
       expect(await counters.confirm(promotionId, id)).toBe(false);
     });
 
@@ -381,7 +381,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       const before = await dump();
       const id = randomUUID();
       await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem" }));
-      expect(await redis.get(k.idempotency("idem"))).toBe(id);
+      expect(await redis.get(k.idempotency("idem"))).toBe(`1:${id}`);
 
       expect(await counters.giveBack(promotionId, id)).toBe(true);
       expect(await dump()).toEqual(before); // n back to 3, cus_1 and code_1 fields gone, marker gone, nothing pending
@@ -411,7 +411,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect((await counters.reserve(request(promotionId, { reservationId: second, customerId: "cus_2", idempotencyKey: "idem" }))).outcome).toBe(ReserveOutcome.Admitted);
 
       expect(await counters.giveBack(promotionId, first)).toBe(true);
-      expect(await redis.get(k.idempotency("idem"))).toBe(second);
+      expect(await redis.get(k.idempotency("idem"))).toBe(`1:${second}`);
       expect(await state(promotionId)).toMatchObject({ n: "1" });
       expect(await customers(promotionId)).toEqual({ cus_2: "1" });
     });
@@ -444,7 +444,8 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       { name: "the same epoch with a code", epoch: 3n, codeId: "code_1", moved: "applied", n: "1", customers: { cus_2: "1" }, codes: { code_1: "1" } },
       { name: "the same epoch without a code", epoch: 3n, codeId: null, moved: "applied", n: "1", customers: { cus_2: "1" }, codes: { code_1: "2" } },
       { name: "an older epoch", epoch: 2n, codeId: "code_1", moved: "other_epoch", n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
-      { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: "other_epoch", n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
+      // Committed under an epoch whose counters are still to be installed: they will count it as held.
+      { name: "a newer epoch", epoch: 4n, codeId: "code_1", moved: "not_yet", n: "2", customers: { cus_1: "1", cus_2: "1" }, codes: { code_1: "2" } },
     ])("a released slot under $name: $moved", async ({ epoch, codeId, moved, n, customers: c, codes: k }) => {
       const promotionId = await hydrated(LIVE);
       expect(await counters.applyReturn(release(promotionId, epoch, "cus_1", codeId))).toBe(moved);
@@ -473,11 +474,11 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(await state(promotionId)).toMatchObject({ b: "0" });
     });
 
-    it("does nothing when the state is missing", async () => {
+    it("does nothing while the state is missing, and says so (the return stays pending until counters of its epoch are there)", async () => {
       const promotionId = await hydrated(LIVE);
       await redis.del(counters.keys(promotionId).state);
       const before = await dump();
-      expect(await counters.applyReturn(release(promotionId, 3n, "cus_1", "code_1"))).toBe("other_epoch");
+      expect(await counters.applyReturn(release(promotionId, 3n, "cus_1", "code_1"))).toBe("not_yet");
       expect(await dump()).toEqual(before);
       expect(await redis.exists(counters.keys(promotionId).state)).toBe(0);
     });
@@ -537,43 +538,67 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     });
   });
 
-  describe("install (reset_for_rebuild.lua + hydrate.lua)", () => {
-    it("installs state, per-customer and per-code counts, skipping zero counts", async () => {
+  describe("install (stage.lua + switch.lua)", () => {
+    it("installs state, per-customer and per-code counts, skipping zero counts, and leaves no stage behind", async () => {
       const promotionId = randomUUID();
-      const ok = await counters.install(promotionId, rebuilt({
+      const result = await counters.install(promotionId, rebuilt({
         epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n,
         perCustomer: new Map([["cus_1", 3n], ["cus_2", 2n], ["cus_zero", 0n]]),
         perCode: new Map([["code_1", 4n], ["code_zero", 0n]]),
       }));
-      expect(ok).toBe(true);
+      expect(result).toBe("installed");
       expect(await state(promotionId)).toEqual({ epoch: "9", seq: "12", n: "5", b: "250" });
       expect(await customers(promotionId)).toEqual({ cus_1: "3", cus_2: "2" });
       expect(await codes(promotionId)).toEqual({ code_1: "4" });
       expect(await counters.isHydrated(promotionId)).toBe(true);
       expect((await counters.snapshot([promotionId, randomUUID()])).get(promotionId)).toEqual({ epoch: 9n, seq: 12n, redemptions: 5n, budgetUsed: 250n });
+      const k = counters.keys(promotionId);
+      // Live hashes never expire; the stage is gone (renamed into place).
+      expect(await redis.pttl(k.customers)).toBe(-1);
+      expect(await redis.pttl(k.codes)).toBe(-1);
+      expect(await keysUnder(prefix)).toEqual([k.codes, k.customers, k.state].sort());
     });
 
     it.each([
       { name: "the same epoch", epoch: 5n },
-      { name: "a newer epoch", epoch: 4n },
-      { name: "an older epoch", epoch: 6n },
-    ])("refuses to overwrite live counters of $name and leaves every key as it was", async ({ epoch }) => {
+      { name: "an older epoch", epoch: 4n },
+    ])("refuses to overwrite live counters with counts of $name, drops its stage and leaves every other key as it was", async ({ epoch }) => {
       const promotionId = await hydrated({ epoch: 5n, redemptions: 2n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 1n]]) });
       await counters.reserve(request(promotionId, { idempotencyKey: "idem", codeId: "code_1" })); // pending + marker
       const before = await dump();
-      const ok = await counters.install(promotionId, rebuilt({ epoch, redemptions: 7n, perCustomer: new Map([["cus_9", 7n]]), perCode: new Map([["code_9", 7n]]) }));
-      expect(ok).toBe(false);
+      const result = await counters.install(promotionId, rebuilt({ epoch, redemptions: 7n, perCustomer: new Map([["cus_9", 7n]]), perCode: new Map([["code_9", 7n]]) }));
+      expect(result).toBe("outrun");
       expect(await dump()).toEqual(before);
     });
 
-    it("resets leftovers (customers, codes, pending, details) only when the state is missing", async () => {
+    it("replaces live counters of an older epoch (a rebuild whose epoch Postgres moved past), with their pending reservations and idempotency markers", async () => {
+      const promotionId = await hydrated({ epoch: 5n, redemptions: 2n, perCustomer: new Map([["cus_1", 2n]]), perCode: new Map([["code_1", 1n]]) });
+      const k = counters.keys(promotionId);
+      const pendingId = randomUUID();
+      await counters.reserve(request(promotionId, { reservationId: pendingId, idempotencyKey: "idem", codeId: "code_1" }));
+
+      const result = await counters.install(promotionId, rebuilt({ epoch: 6n, redemptions: 3n, perCustomer: new Map([["cus_9", 3n]]), perCode: new Map([["code_9", 3n]]) }));
+      expect(result).toBe("installed");
+      expect(await state(promotionId)).toEqual({ epoch: "6", seq: "1", n: "3", b: "0" });
+      expect(await customers(promotionId)).toEqual({ cus_9: "3" });
+      expect(await codes(promotionId)).toEqual({ code_9: "3" });
+      expect(await redis.exists(k.pending, k.details)).toBe(0);
+      expect(await counters.giveBack(promotionId, pendingId)).toBe(false); // its write is fenced; nothing to give back here
+      // The epoch-5 marker no longer answers DUPLICATE: its reservation's write was fenced or is in
+      // the ledger, whose unique idempotency key answers the retry.
+      const retry = await counters.reserve(request(promotionId, { idempotencyKey: "idem", codeId: "code_1" }));
+      expect(retry.outcome).toBe(ReserveOutcome.Admitted);
+      expect(retry.epoch).toBe(6n);
+    });
+
+    it("resets leftovers (customers, codes, pending, details) when the state is missing", async () => {
       const promotionId = await hydrated({ epoch: 1n, redemptions: 1n, perCustomer: new Map([["cus_old", 1n]]), perCode: new Map([["code_old", 1n]]) });
       const k = counters.keys(promotionId);
       const pendingId = randomUUID();
       await counters.reserve(request(promotionId, { reservationId: pendingId, codeId: "code_old" }));
       await redis.del(k.state); // Redis lost the state hash only
 
-      expect(await counters.install(promotionId, rebuilt({ epoch: 2n, redemptions: 1n, perCustomer: new Map([["cus_new", 1n]]), perCode: new Map([["code_new", 1n]]) }))).toBe(true);
+      expect(await counters.install(promotionId, rebuilt({ epoch: 2n, redemptions: 1n, perCustomer: new Map([["cus_new", 1n]]), perCode: new Map([["code_new", 1n]]) }))).toBe("installed");
       expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "1", b: "0" });
       expect(await customers(promotionId)).toEqual({ cus_new: "1" });
       expect(await codes(promotionId)).toEqual({ code_new: "1" });
@@ -596,16 +621,107 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     });
 
     it.each([
-      { name: "the same epoch", first: 5n, second: 5n },
-      { name: "an older epoch", first: 6n, second: 5n },
-    ])("two rebuilds racing: hydrate refuses $name once a state is there", async ({ first, second }) => {
+      { name: "after the first batch", after: 1, what: "every key of the promotion" },
+      { name: "after the last customer batch", after: 5, what: "every key of the promotion" },
+      { name: "after the first code batch", after: 6, what: "every key of the promotion" },
+    ])("a flush of $what $name: nothing is installed (INCOMPLETE), and no state exists without all its entries", async ({ after }) => {
+      // 4,500 customers and 1,500 codes: five customer batches, two code batches.
+      const perCustomer = new Map<string, bigint>();
+      for (let i = 0; i < 4_500; i++) perCustomer.set(`cus_${i}`, 1n);
+      const perCode = new Map<string, bigint>();
+      for (let i = 0; i < 1_500; i++) perCode.set(`code_${i}`, 1n);
       const promotionId = randomUUID();
-      const results = await Promise.all([
-        counters.install(promotionId, rebuilt({ epoch: first, redemptions: 1n, perCustomer: new Map([["cus_a", 1n]]) })),
-        counters.install(promotionId, rebuilt({ epoch: second, redemptions: 2n, perCustomer: new Map([["cus_b", 2n]]) })),
-      ]);
-      expect(results).toEqual([true, false]);
-      expect(await state(promotionId)).toMatchObject({ epoch: first.toString(), n: "1" });
+      let batches = 0;
+      // The shared Redis is never flushed: "flush" here deletes every key of this test's prefix.
+      const flushAfter = async (): Promise<void> => {
+        if (++batches === after) await deleteKeys(await keysUnder(prefix));
+      };
+      const result = await counters.install(promotionId, rebuilt({ epoch: 3n, redemptions: 4_500n, perCustomer, perCode }), flushAfter);
+      expect(batches).toBe(7);
+      expect(result).toBe("incomplete");
+      expect(await counters.isHydrated(promotionId)).toBe(false);
+      expect(await keysUnder(prefix)).toEqual([]);
+      // The next rebuild (a new epoch) installs everything.
+      expect(await counters.install(promotionId, rebuilt({ epoch: 4n, redemptions: 4_500n, perCustomer, perCode }))).toBe("installed");
+      expect(Object.keys(await customers(promotionId))).toHaveLength(4_500);
+      expect(Object.keys(await codes(promotionId))).toHaveLength(1_500);
+    });
+
+    it("a stage whose rebuild died before switching expires on its own", async () => {
+      const promotionId = randomUUID();
+      const died = counters.install(promotionId, rebuilt({ epoch: 2n, perCustomer: new Map([["cus_1", 1n]]) }), async () => {
+        throw new Error("the process died here");
+      });
+      await expect(died).rejects.toThrow(/died/);
+      const stage = counters.keys(promotionId).staged(2n).customers;
+      expect(await redis.exists(stage)).toBe(1);
+      expect(await redis.pttl(stage)).toBeGreaterThan(0);
+      expect(await counters.isHydrated(promotionId)).toBe(false);
+    });
+
+    it.each([
+      { name: "the newer first", first: 6n, second: 5n },
+      { name: "the older first", first: 5n, second: 6n },
+    ])("two rebuilds racing ($name): the newer epoch's counts end up live, never a mix", async ({ first, second }) => {
+      const promotionId = randomUUID();
+      const counts = (epoch: bigint) => rebuilt({ epoch, redemptions: epoch, perCustomer: new Map([[`cus_${epoch}`, epoch]]), perCode: new Map([[`code_${epoch}`, epoch]]) });
+      await Promise.all([counters.install(promotionId, counts(first)), counters.install(promotionId, counts(second))]);
+      expect(await state(promotionId)).toMatchObject({ epoch: "6", n: "6" });
+      expect(await customers(promotionId)).toEqual({ cus_6: "6" });
+      expect(await codes(promotionId)).toEqual({ code_6: "6" });
+      expect((await keysUnder(prefix)).filter((key) => key.includes(":st:"))).toEqual([]);
+    });
+  });
+
+  describe("epoch floor (counters older than Postgres' epoch)", () => {
+    it("counters older than the floor answer NOT_HYDRATED to reserve and consume_budget, read as missing, and move nothing", async () => {
+      const promotionId = await hydrated({ epoch: 5n, redemptions: 1n, perCustomer: new Map([["cus_1", 1n]]) });
+      expect(await counters.isHydrated(promotionId)).toBe(true);
+      counters.raiseFloor(promotionId, 6n);
+      const before = await dump();
+      expect((await counters.reserve(request(promotionId))).outcome).toBe(ReserveOutcome.NotHydrated);
+      expect((await counters.reserve(request(promotionId, { mode: "check" }))).outcome).toBe(ReserveOutcome.NotHydrated);
+      expect(await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: 100n, amount: 5n, behavior: "CAP" })).toEqual({ hydrated: false, epoch: 0n, granted: 0n, budgetUsed: 0n });
+      expect((await counters.snapshot([promotionId])).get(promotionId)).toBeNull();
+      expect(await counters.isHydrated(promotionId)).toBe(false);
+      expect(await dump()).toEqual(before);
+      // Counters of the floor's epoch admit.
+      expect(await counters.install(promotionId, rebuilt({ epoch: 6n, redemptions: 1n, perCustomer: new Map([["cus_1", 1n]]) }))).toBe("installed");
+      expect((await counters.reserve(request(promotionId))).outcome).toBe(ReserveOutcome.Admitted);
+    });
+
+    it("a floor is only ever raised, and is kept per promotion", async () => {
+      const a = await hydrated({ epoch: 5n });
+      const b = await hydrated({ epoch: 5n });
+      counters.raiseFloor(a, 5n);
+      counters.raiseFloor(a, 3n);
+      expect((await counters.reserve(request(a))).outcome).toBe(ReserveOutcome.Admitted);
+      counters.raiseFloor(a, 7n);
+      counters.raiseFloor(a, 6n);
+      expect((await counters.reserve(request(a))).outcome).toBe(ReserveOutcome.NotHydrated);
+      expect(await counters.install(a, rebuilt({ epoch: 6n }))).toBe("installed");
+      expect((await counters.reserve(request(a))).outcome).toBe(ReserveOutcome.NotHydrated); // the floor stayed at 7
+      expect((await counters.reserve(request(b))).outcome).toBe(ReserveOutcome.Admitted);
+    });
+  });
+
+  describe("rebuild lock (extend_lock.lua, unlock.lua)", () => {
+    it("only its token extends or releases it", async () => {
+      const promotionId = randomUUID();
+      const k = counters.keys(promotionId);
+      expect(await counters.lockRebuild(promotionId, "mine", 1_000)).toBe(true);
+      expect(await counters.lockRebuild(promotionId, "theirs", 1_000)).toBe(false);
+      expect(await counters.extendRebuildLock(promotionId, "theirs", 60_000)).toBe(false);
+      expect(await redis.pttl(k.rebuildLock)).toBeLessThanOrEqual(1_000);
+      expect(await counters.extendRebuildLock(promotionId, "mine", 60_000)).toBe(true);
+      expect(await redis.pttl(k.rebuildLock)).toBeGreaterThan(1_000);
+      await counters.unlockRebuild(promotionId, "theirs");
+      expect(await redis.get(k.rebuildLock)).toBe("mine");
+      await counters.unlockRebuild(promotionId, "mine");
+      expect(await redis.exists(k.rebuildLock)).toBe(0);
+      // A lost lock is not taken back by extending it.
+      expect(await counters.extendRebuildLock(promotionId, "mine", 60_000)).toBe(false);
+      expect(await redis.exists(k.rebuildLock)).toBe(0);
     });
   });
 
@@ -667,7 +783,10 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     it("puts every key of one promotion in the slot of its hash tag {p:<id>}", () => {
       const promotionId = randomUUID();
       const k = promotionKeys(prefix, promotionId);
-      const all = [k.state, k.customers, k.codes, k.pending, k.details, k.rebuildLock, k.idempotency(""), k.idempotency("key-1"), k.idempotency("{evil}")];
+      const all = [
+        k.state, k.customers, k.codes, k.pending, k.details, k.rebuildLock, k.idempotency(""), k.idempotency("key-1"), k.idempotency("{evil}"),
+        k.staged(7n).customers, k.staged(7n).codes, k.applied("r-1"),
+      ];
       const tag = `{p:${promotionId}}`;
       for (const key of all) {
         expect(key.startsWith(`${prefix}${tag}:`)).toBe(true);
@@ -678,12 +797,19 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
     });
 
     it("every key a script writes carries the promotion's hash tag", async () => {
+      const staged: string[] = [];
       const promotionId = await hydrated({ perCustomer: new Map([["cus_1", 1n]]), perCode: new Map([["code_1", 1n]]) });
       await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem" }));
       await counters.consumeBudget({ promotionId, reservationId: randomUUID(), deadline: DEADLINE, maxBudget: null, amount: 5n, behavior: "CAP" });
       await counters.lockRebuild(promotionId, "token", 10_000);
-      const written = await keysUnder(prefix);
-      expect(written.length).toBe(7);
+      // A rebuild outrun by the live epoch stages its counts (and then drops them).
+      const outrun = await counters.install(promotionId, rebuilt({ epoch: 1n, perCustomer: new Map([["cus_2", 1n]]) }), async () => {
+        staged.push(...(await keysUnder(prefix)).filter((key) => key.includes(":st:")));
+      });
+      expect(outrun).toBe("outrun");
+      expect(staged).toEqual([counters.keys(promotionId).staged(1n).customers]);
+      const written = [...new Set([...(await keysUnder(prefix)), ...staged])];
+      expect(written.length).toBe(8);
       for (const key of written) expect(keySlot(key)).toBe(keySlot(`{p:${promotionId}}`));
     });
 

@@ -10,15 +10,16 @@ ARGV[2] deadline        ms; the sweeper settles the reservation after that unles
 ARGV[3] max_budget      minor units, -1 for none
 ARGV[4] amount          minor units wanted (> 0)
 ARGV[5] behavior        "CAP" grants what is left, "STRICT" all or nothing
+ARGV[6] epoch_floor     the newest counter epoch this process knows Postgres has; counters of an older one are not hydrated
 
 Returns {outcome, epoch, granted, b}; b is the budget used after the call. Outcomes:
   0 RESERVED      `granted` was reserved (under CAP it may be less than wanted, or 0)
-  1 NOT_HYDRATED  no counters: rebuild them from the ledger, then call again
+  1 NOT_HYDRATED  no counters, or counters older than epoch_floor: rebuild them from the ledger, then call again
 ]]
 local S, Q, D = KEYS[1], KEYS[2], KEYS[3]
 local state = redis.call("HMGET", S, "epoch", "b")
-if not state[1] then return {1, 0, 0, 0} end
 local epoch = tonumber(state[1])
+if not epoch or epoch < tonumber(ARGV[6]) then return {1, 0, 0, 0} end
 local b = tonumber(state[2])
 local maxB = tonumber(ARGV[3])
 local wanted = tonumber(ARGV[4])

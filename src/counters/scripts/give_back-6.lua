@@ -30,7 +30,11 @@ local r = cjson.decode(details)
 if redis.call("EXISTS", S) == 0 then return 0 end
 if r.k == "r" then
   take_back_redemption(S, C, K, r.c, r.code)
-  if r.i ~= "" and r.i == I and redis.call("GET", I) == id then redis.call("DEL", I) end
+  if r.i ~= "" and r.i == I then
+    local marker = redis.call("GET", I)
+    -- "<epoch>:<id>" (or a bare id from before markers carried their epoch)
+    if marker and (marker == id or string.sub(marker, -(#id + 1)) == ":" .. id) then redis.call("DEL", I) end
+  end
 else
   decrement(S, "b", tonumber(r.a), false)
 end

@@ -8,7 +8,7 @@ KEYS[2] C  {p:<id>}:c     hash: customer id -> redemptions
 KEYS[3] K  {p:<id>}:k     hash: code id -> redemptions
 KEYS[4] Q  {p:<id>}:q     zset: pending reservation id -> deadline (ms)
 KEYS[5] D  {p:<id>}:d     hash: pending reservation id -> JSON {k="r", c=customer, code=code id, a=0, i=marker key}
-KEYS[6] I  {p:<id>}:i:<k> string: idempotency key -> reservation id (only read/written when has_idempotency_key = "1")
+KEYS[6] I  {p:<id>}:i:<k> string: idempotency key -> "<epoch>:<reservation id>" (only read/written when has_idempotency_key = "1")
 
 ARGV[1]  mode                  "redeem" | "check"
 ARGV[2]  reservation_id        the future redemption id ("" in check mode)
@@ -29,11 +29,12 @@ ARGV[16] code_max_redemptions  -1 for none
 ARGV[17] max_budget            -1 for none
 ARGV[18] idempotency_ttl_ms    how long the idempotency marker lives
 ARGV[19] budget_exhausted      "1" when a STRICT budget refused a grant it could no longer pay (the promotion reads EXHAUSTED)
+ARGV[20] epoch_floor           the newest counter epoch this process knows Postgres has; counters of an older one are not hydrated
 
 Returns {outcome, epoch, extra, n}: extra is the earlier reservation id for DUPLICATE, else "";
 n is the redemption count after the call. Outcomes (src/counters/outcomes.ts has the same names):
   0  ADMITTED                 redeem: every counter moved; check: it would be admitted
-  1  NOT_HYDRATED             no counters: rebuild them from the ledger, then call again
+  1  NOT_HYDRATED             no counters, or counters of an epoch older than epoch_floor: rebuild them from the ledger, then call again
   2  STALE_TERMS              Redis has a newer terms seq: reload the terms, then call again
   3  DUPLICATE                the idempotency key is held by reservation `extra`
   10 PROMOTION_NOT_ACTIVE
@@ -50,8 +51,8 @@ local S, C, K, Q, D, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local redeem = ARGV[1] == "redeem"
 
 local state = redis.call("HMGET", S, "epoch", "seq", "n", "b")
-if not state[1] then return {1, 0, "", 0} end -- NOT_HYDRATED
 local epoch = tonumber(state[1])
+if not epoch or epoch < tonumber(ARGV[20]) then return {1, 0, "", 0} end -- NOT_HYDRATED
 local seq = tonumber(state[2])
 local n = tonumber(state[3])
 local b = tonumber(state[4])
@@ -59,8 +60,15 @@ local argSeq = tonumber(ARGV[5])
 if seq > argSeq then return {2, epoch, "", n} end -- STALE_TERMS
 
 if ARGV[15] == "1" then
-  local earlier = redis.call("GET", I)
-  if earlier then return {3, epoch, earlier, n} end -- DUPLICATE
+  -- A marker set under an older epoch is not this epoch's reservation (its write was fenced, or it
+  -- is in the ledger, where the idempotency key's unique index answers); one without an epoch
+  -- predates the format and is taken as this epoch's.
+  local marker = redis.call("GET", I)
+  if marker then
+    local at, earlier = string.match(marker, "^(%d+):(.+)$")
+    if not at then return {3, epoch, marker, n} end -- DUPLICATE
+    if tonumber(at) == epoch then return {3, epoch, earlier, n} end -- DUPLICATE
+  end
 end
 
 local now = tonumber(ARGV[3])
@@ -100,7 +108,7 @@ if code ~= "" then redis.call("HINCRBY", K, code, 1) end
 redis.call("ZADD", Q, tonumber(ARGV[4]), id)
 local idem = ""
 if ARGV[15] == "1" then
-  redis.call("SET", I, id, "PX", tonumber(ARGV[18]))
+  redis.call("SET", I, state[1] .. ":" .. id, "PX", tonumber(ARGV[18]))
   idem = I
 end
 redis.call("HSET", D, id, cjson.encode({k = "r", c = customer, code = code, a = 0, i = idem}))

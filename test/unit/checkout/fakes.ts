@@ -32,6 +32,8 @@ export class ScriptedCounters implements CheckoutCounters {
   grants: (bigint | "not_hydrated")[] = [];
   budgetUsed = new Map<string, bigint | null>();
   hydrated = true;
+  /** Every raiseFloor call, in order. */
+  readonly floors: { promotionId: string; epoch: bigint }[] = [];
 
   constructor(private readonly answers: ReserveResult[] = [admitted()]) {}
 
@@ -63,7 +65,7 @@ export class ScriptedCounters implements CheckoutCounters {
     this.confirmed.push({ promotionId, reservationId });
   }
 
-  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already"> {
+  async applyReturn(r: CounterReturn): Promise<"applied" | "other_epoch" | "already" | "not_yet"> {
     if (this.returned.some((x) => x.id === r.id)) return "already";
     this.returned.push(r);
     return "applied";
@@ -77,16 +79,24 @@ export class ScriptedCounters implements CheckoutCounters {
     return true;
   }
 
+  async extendRebuildLock(): Promise<boolean> {
+    return true;
+  }
+
   async unlockRebuild(): Promise<void> {}
+
+  raiseFloor(promotionId: string, epoch: bigint): void {
+    this.floors.push({ promotionId, epoch });
+  }
 
   async isHydrated(): Promise<boolean> {
     return this.hydrated;
   }
 
-  async install(_promotionId: string, rebuilt: Rebuilt): Promise<boolean> {
+  async install(_promotionId: string, rebuilt: Rebuilt): Promise<"installed"> {
     this.installed.push(rebuilt);
     this.hydrated = true;
-    return true;
+    return "installed";
   }
 }
 
@@ -96,6 +106,8 @@ export class MemoryLedger {
   readonly abandoned = new Set<string>();
   writes: (RedemptionWrite["kind"] | Error)[] = [];
   rebuilds = 0;
+  /** promotions.counter_epoch as a fenced write would find it. */
+  epoch = 1n;
   /** Called on every findReservation, so a test can land an earlier call's row mid-wait. */
   onFindReservation: (id: string, polls: number) => void = () => undefined;
   private polls = 0;
@@ -141,9 +153,14 @@ export class MemoryLedger {
     this.settledReturns.push(...ids);
   }
 
+  async counterEpoch(): Promise<bigint> {
+    return this.epoch;
+  }
+
   async rebuild(): Promise<Rebuilt> {
     this.rebuilds++;
-    return { epoch: 2n, seq: 1n, redemptions: BigInt(this.rows.size), budgetUsed: 0n, perCustomer: new Map(), perCode: new Map() };
+    this.epoch++;
+    return { epoch: this.epoch, seq: 1n, redemptions: BigInt(this.rows.size), budgetUsed: 0n, perCustomer: new Map(), perCode: new Map() };
   }
 }
 

@@ -90,6 +90,8 @@ describe("ApplyPromotions decisions", () => {
     expect(counters.givenBack).toHaveLength(1);
     expect(counters.givenBack[0]?.reservationId).not.toBe(written[0]?.applications[0]?.id);
     expect(written).toHaveLength(1);
+    // The fenced promotion's counters are held to the ledger's epoch from then on.
+    expect(counters.floors.map((f) => f.promotionId)).toEqual([PROMOTION]);
   });
 
   it("records each applied outcome against the candidate it is about: a redemption's application names the redemption", async () => {

@@ -73,10 +73,13 @@ describe("RedeemPromotion decisions", () => {
     expect(counters.reserves).toHaveLength(2);
   });
 
-  it("gives the reservation back when its ledger write was fenced (the epoch moved), and decides afresh", async () => {
+  it("gives the reservation back when its ledger write was fenced (the epoch moved), learns the ledger's epoch as the counters' floor, and decides afresh", async () => {
     const { counters, ledger, redeemer, s } = setup([admitted(1n), admitted(2n)]);
     ledger.writes = ["fenced", "written"];
+    ledger.epoch = 2n;
     const row = await redeemer.redeem(s, ORG, request());
+    // Counters older than epoch 2 now answer NOT_HYDRATED (reserve-6.lua's epoch_floor): no wedge.
+    expect(counters.floors).toEqual([{ promotionId: PROMOTION, epoch: 2n }]);
     const [first, second] = counters.reserves;
     expect(counters.givenBack).toEqual([{ promotionId: PROMOTION, reservationId: first?.reservationId, marker: counters.keys(PROMOTION).idempotency("order-1") }]);
     expect(row.id).toBe(second?.reservationId);
