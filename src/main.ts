@@ -11,11 +11,30 @@ import { migrate, openOrm } from "./store/orm.js";
 import { isUuid } from "./domain/checks.js";
 
 const USAGE = `usage:
-  main.ts serve                                   start the service (migrates first)
-  main.ts migrate                                 create the database if missing and apply migrations
-  main.ts keys create --org <slug> [--scopes read,write,redeem] [--name <name>]
-  main.ts keys list --org <slug>
-  main.ts keys revoke <key-id>`;
+  npm start [-- serve]                            start the service (creates the database, migrates, serves)
+  npm run migrate                                 create the database if missing and apply migrations
+  npm run keys -- create --org <slug> [--scopes read,write,redeem] [--name <name>]
+                                                  create an API key; the key is alone on the last line
+  npm run keys -- list --org <slug>               list an organization's keys (never the keys themselves)
+  npm run keys -- revoke <key-id>                 revoke a key (an id from \`keys list\`)
+
+  (the same commands as node --import tsx src/main.ts serve|migrate|keys …)
+
+environment (every variable is optional):
+  DATABASE_URL   PostgreSQL (default postgres://postgres@127.0.0.1:5432/promotions)
+  REDIS_URL      Redis (default redis://127.0.0.1:6379); REDIS_CLUSTER_NODES=host:port,… for a cluster
+  HOST, PORT     where to listen (default 127.0.0.1 and 8080)
+  LOG_LEVEL      fatal, error, warn, info (default), debug, trace or silent
+  README.md lists the rest (TLS_CERT/TLS_KEY, CORS_ORIGINS, WORKERS, rate limits, …)
+
+stop the server with SIGTERM or SIGINT (Ctrl-C): it finishes the calls in flight and exits 0.`;
+
+/** --help or -h anywhere (before a bare --), or `help` as the command. */
+function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  const flags = end < 0 ? argv : argv.slice(0, end);
+  return flags.includes("--help") || flags.includes("-h") || argv[0] === "help";
+}
 
 async function serve(config: Config): Promise<void> {
   if (config.workers > 1) return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
@@ -150,9 +169,16 @@ function explain(error: unknown, config: Config | null): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const [command = "serve", ...rest] = argv;
   let config: Config | null = null;
   try {
+    if ((command === "serve" || command === "migrate") && rest.length > 0) {
+      throw usage(`${command} takes no arguments (got ${rest.join(" ")}); it is configured through environment variables, e.g. PORT=9090 npm start`);
+    }
     config = loadConfig();
     if (command === "serve") await serve(config);
     else if (command === "migrate") {
