@@ -16,6 +16,7 @@ import { tracingInterceptor } from "./api/interceptors/tracing.js";
 import { rateLimitInterceptor } from "./api/interceptors/rate-limit.js";
 import { RateLimiter } from "./counters/rate-limiter.js";
 import type { Config } from "./config.js";
+import { plainRedisReason } from "./dependency-errors.js";
 import type { Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { metricsSource } from "./observability/cluster-metrics.js";
@@ -50,7 +51,7 @@ async function connectRedis(config: Config): Promise<RedisClient> {
     redis.disconnect();
     const where = config.redisClusterNodes.length > 0 ? `the Redis Cluster at ${config.redisClusterNodes.join(",")}` : `Redis at ${new URL(config.redisUrl).host}`;
     throw new DependencyError(
-      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set ${config.redisClusterNodes.length > 0 ? "REDIS_CLUSTER_NODES" : "REDIS_URL"}`,
+      `cannot reach ${where}: ${plainRedisReason(error)}; start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set ${config.redisClusterNodes.length > 0 ? "REDIS_CLUSTER_NODES" : "REDIS_URL"}`,
     );
   }
   return redis;

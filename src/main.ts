@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { DependencyError, ensureFirstRunKey, startApp, type App } from "./app.js";
 import { ClusterStartError, reportListening, reportStartupFailure, runCluster } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { explainPostgres } from "./dependency-errors.js";
 import { DomainError } from "./domain/errors.js";
 import { createLogger, drainLogs, type Logger } from "./observability/logger.js";
 import { ApiKeyStore, parseScopes } from "./store/api-keys.js";
@@ -157,13 +158,11 @@ async function keys(config: Config, args: string[]): Promise<void> {
 class UsageError extends Error {}
 const usage = (message: string) => new UsageError(message);
 
-/** One line naming what is unreachable and how to start it, instead of a stack trace. */
+/** One line naming what is unreachable (or refused) and how to fix it, instead of a stack trace. */
 function explain(error: unknown, config: Config | null): string {
   const text = error instanceof Error ? `${error.message} ${String((error as { code?: unknown }).code ?? "")}` : String(error);
-  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Connection terminated|connect/i.test(text) && config) {
-    const where = new URL(config.databaseUrl);
-    return `cannot reach PostgreSQL at ${where.hostname}:${where.port || 5432} (${text.trim().split("\n")[0]}); start it (e.g. \`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\`) or set DATABASE_URL`;
-  }
+  const postgres = config ? explainPostgres(error, config.databaseUrl) : null;
+  if (postgres !== null) return postgres;
   if (/EADDRINUSE/.test(text) && config) return `port ${config.port} on ${config.host} is already in use; stop the other process or set PORT`;
   return text.split("\n")[0] ?? "unknown error";
 }
