@@ -9,11 +9,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { requestIdKey } from "../api/context-keys.js";
-import { reclassifyParseErrors } from "../api/parse-errors.js";
+import { wireAnswers } from "../api/wire-answers.js";
 import { HEALTH_SERVICE, HealthRegistry, ServingStatus, registerHealth } from "../api/services/health.js";
 import { REFLECTION_SERVICES, registerReflection } from "../api/services/reflection.js";
 import { closeIfBodyUnread, declaredLength, refuseDeclaredOversize } from "./body-limits.js";
 import { applyCors, corsPolicy } from "./cors.js";
+import { fallback, type KnownRpc } from "./fallback.js";
 import { Connections } from "./draining.js";
 import { isHttp1, type HttpRequest, type HttpResponse, type HttpRoute } from "./http.js";
 import { listen, plaintextListener, secureListener, urlHost } from "./listener.js";
@@ -59,14 +60,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const cutoff = new AbortController();
   const requestIds = new WeakMap<HttpRequest, string>();
   const connections = new Connections();
+  let known: KnownRpc[] = [];
 
   const rpc = connectNodeAdapter({
     routes: (router) => {
       opts.routes(router);
       registerBuiltins(router, health, draining.signal);
-      // Undecodable request bodies are the client's fault: INVALID_ARGUMENT, not INTERNAL.
-      router.handlers.forEach((handler, i) => (router.handlers[i] = reclassifyParseErrors(handler)));
+      // Answers connect-es writes before any interceptor (undecodable bodies, …) get their ErrorDetail.
+      router.handlers.forEach((handler, i) => (router.handlers[i] = wireAnswers(handler)));
+      known = router.handlers.map((h) => ({ service: h.service.typeName, method: h.method.name }));
     },
+    // Unknown RPCs answer in the caller's protocol; other paths get a line of help.
+    fallback: fallback(() => known),
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,
     shutdownSignal: cutoff.signal,
