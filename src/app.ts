@@ -9,6 +9,7 @@ import { authInterceptor, cachedVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
 import { nulGuardInterceptor } from "./api/interceptors/nul-guard.js";
+import { strictInputInterceptor } from "./api/interceptors/strict-input.js";
 import { metricsInterceptor } from "./api/interceptors/metrics.js";
 import { routes } from "./api/routes.js";
 import { metricsRoute } from "./observability/metrics-route.js";
@@ -93,6 +94,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
     nulGuardInterceptor(),
+    strictInputInterceptor(),
     rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
   ];
   // Handlers reach their EntityManager through ctx.values; one is forked only when a handler asks.

@@ -72,6 +72,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     // Unknown RPCs answer in the caller's protocol; other paths get a line of help.
     fallback: fallback(() => known),
+    // Strict input: an unknown JSON key or enum name is INVALID_ARGUMENT, never silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,
     shutdownSignal: cutoff.signal,
