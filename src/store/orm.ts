@@ -4,6 +4,7 @@ import { ENTITIES } from "./entities.js";
 import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
 import { Migration20261125010000_billing_context } from "./migrations/Migration20261125010000_billing_context.js";
 import { Migration20261125020000_codes_and_ledger } from "./migrations/Migration20261125020000_codes_and_ledger.js";
+import { Migration20261201110000_codes_idempotency } from "./migrations/Migration20261201110000_codes_idempotency.js";
 
 export type { MikroORM };
 export type { EntityManager } from "@mikro-orm/postgresql";
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   { name: "Migration20261125000000_initial", class: Migration20261125000000_initial },
   { name: "Migration20261125010000_billing_context", class: Migration20261125010000_billing_context },
   { name: "Migration20261125020000_codes_and_ledger", class: Migration20261125020000_codes_and_ledger },
+  { name: "Migration20261201110000_codes_idempotency", class: Migration20261201110000_codes_idempotency },
 ];
 
 export interface OrmOptions {

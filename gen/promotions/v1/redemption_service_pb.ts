@@ -460,7 +460,7 @@ export const ListRedemptionsRequestSchema: GenMessage<ListRedemptionsRequest> = 
  */
 export type ListRedemptionsResponse = Message<"promotions.v1.ListRedemptionsResponse"> & {
   /**
-   * The redemptions on this page, newest first.
+   * The redemptions on this page, newest first: at most `limit`, and at most 2 MiB of them.
    *
    * @generated from field: repeated promotions.v1.Redemption redemptions = 1;
    */
