@@ -25,6 +25,8 @@ const REQUIRED: Readonly<Record<string, Scope>> = {
   UpdatePromotionCode: "write",
   UpsertCustomer: "write",
   UpsertSubscription: "write",
+  UpsertCustomers: "write",
+  UpsertSubscriptions: "write",
   ApplyPromotions: "redeem",
   ValidateCode: "redeem",
   RedeemPromotion: "redeem",

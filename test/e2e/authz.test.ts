@@ -86,6 +86,8 @@ const CROSS_TENANT: Record<string, "not_found" | ((res: { code: string; message?
   CreatePromotion: (res) => expect(["ok", "already_exists"]).toContain(res.code),
   UpsertCustomer: (res) => expect(res.code).toBe("ok"),
   UpsertSubscription: (res) => expect(res.code).toBe("ok"),
+  UpsertCustomers: (res) => expect(res.code).toBe("ok"),
+  UpsertSubscriptions: (res) => expect(res.code).toBe("ok"),
 };
 
 beforeAll(async () => {
