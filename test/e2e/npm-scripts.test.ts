@@ -102,6 +102,21 @@ describe("npm start in a shell, stopped through $!", () => {
     expect(result.stdout).toMatch(/^exit=0$/m);
     expect(await listening(port)).toBe(false);
   }, 60_000);
+
+  it("a SIGTERM while it is still starting (loading, migrating) also ends in exit 0 with nothing listening", async () => {
+    const port = await freePort();
+    const run = bash(`npm start > "$LOG" 2>&1 &\nnpm_pid=$!\nsleep 0.7\nkill -TERM $npm_pid\nwait $npm_pid\necho "exit=$?"`, {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      REDIS_KEY_PREFIX: `test:${db.name}:`,
+      LOG: "/dev/null",
+    });
+    const result = await run;
+    expect(result.stdout).toMatch(/^exit=0$/m);
+    expect(await listening(port)).toBe(false);
+  }, 60_000);
 });
 
 describe("--help", () => {
