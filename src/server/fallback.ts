@@ -4,12 +4,13 @@
 // gets a short text: GET / says what this server is and how to call it, other paths are 404.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { nearest } from "../api/near-miss.js";
 import { GRPC_ACCEPT_ENCODING, grpcWebTrailerFrame, writeGrpcStatus } from "../api/wire-status.js";
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 
+/** What connect-node's adapter calls for a path no handler serves (a Node request and response). */
 type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 type HttpRequest = Parameters<Fallback>[0];
 type HttpResponse = Parameters<Fallback>[1];
