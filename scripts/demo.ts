@@ -4,9 +4,10 @@
 //
 //   PROMOTIONS_URL=http://127.0.0.1:8080 PROMOTIONS_API_KEY=prm_... npm run demo
 //
-// Every id and code carries a run id, so the demo can run again against the same service.
-import { randomBytes } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+// It can run again against the same organization: customers and subscriptions keep their ids
+// (upserted again, a thousand per call), the promotions an earlier run left are deleted and made
+// anew, so every run shows the same numbers.
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import {
   BillingInterval,
   BudgetBehavior,
@@ -21,11 +22,12 @@ import {
   type Promotion,
   type PromotionsClientOptions,
 } from "../client/index.js";
-import { CATALOGUE, CURRENCY, accounts, promotions as promotionSpecs, type DemoAccount, type PromotionRole } from "./demo/tenant.js";
+import { CATALOGUE, CURRENCY, DEMO_MARK, accounts, promotions as promotionSpecs, type DemoAccount, type PromotionRole } from "./demo/tenant.js";
 import { bar, count, heading, money, percent, table } from "./demo/terminal.js";
 
 const CUSTOMERS = 1_000;
-const IN_FLIGHT = Number(process.env.DEMO_IN_FLIGHT ?? 16);
+/** Records per UpsertCustomers / UpsertSubscriptions call (the service takes up to 1,000). */
+const BATCH = 500;
 const PERIODS = 12;
 
 const out = (text: string) => process.stdout.write(text);
@@ -43,9 +45,9 @@ async function main(): Promise<void> {
   const promotionsApi = createPromotionsClient(PromotionService, options);
   const customersApi = createPromotionsClient(CustomerService, options);
   const simulationApi = createPromotionsClient(SimulationService, options);
-  const run = randomBytes(3).toString("hex");
   const now = new Date();
-  out(`Promotions demo: run ${run} against ${baseUrl}\n`);
+  const began = performance.now();
+  out(`Promotions demo against ${baseUrl}\n`);
 
   // ── Catalogue ──────────────────────────────────────────────────────────────────────────────
   out(heading("Catalogue"));
@@ -59,14 +61,17 @@ async function main(): Promise<void> {
 
   // ── Customers and subscriptions ────────────────────────────────────────────────────────────
   out(heading("Customers and subscriptions"));
-  const tenant = accounts(CUSTOMERS, run, now);
+  const tenant = accounts(CUSTOMERS, now);
   const started = performance.now();
-  await inParallel(tenant, IN_FLIGHT, async (account) => {
-    await customersApi.upsertCustomer({ customer: account.customer });
-    await customersApi.upsertSubscription({ subscription: account.subscription });
-  });
+  let calls = 0;
+  for (let i = 0; i < tenant.length; i += BATCH, calls++) {
+    await customersApi.upsertCustomers({ customers: tenant.slice(i, i + BATCH).map((a) => a.customer) });
+  }
+  for (let i = 0; i < tenant.length; i += BATCH, calls++) {
+    await customersApi.upsertSubscriptions({ subscriptions: tenant.slice(i, i + BATCH).map((a) => a.subscription) });
+  }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  out(`  ${count(tenant.length)} customers and ${count(tenant.length)} subscriptions upserted in ${seconds} s (${count(tenant.length * 2)} calls, ${IN_FLIGHT} in flight)\n\n`);
+  out(`  ${count(tenant.length)} customers and ${count(tenant.length)} subscriptions upserted in ${seconds} s (${calls} calls of up to ${BATCH})\n\n`);
   const tiers = ["starter", "pro", "enterprise"] as const;
   const mix = tiers.map((tier) => {
     const of = tenant.filter((a) => a.tier === tier);
@@ -79,7 +84,8 @@ async function main(): Promise<void> {
 
   // ── Promotions ─────────────────────────────────────────────────────────────────────────────
   out(heading("Promotions"));
-  const specs = promotionSpecs(run);
+  const replaced = await deleteEarlierRun(promotionsApi, promotionSpecs());
+  const specs = promotionSpecs();
   const created = {} as Record<PromotionRole, Promotion>;
   for (const role of Object.keys(specs) as PromotionRole[]) {
     const draft = (await promotionsApi.createPromotion(specs[role])).promotion;
@@ -193,27 +199,31 @@ async function main(): Promise<void> {
     `\n  Total cost over ${PERIODS} periods: ${money(impact.totalCostMinor, impact.currency)}; ` +
       (impact.budgetExhaustedPeriod === undefined ? "the budget lasts.\n" : `the budget runs out in period ${impact.budgetExhaustedPeriod}.\n`),
   );
+  const again = replaced > 0 ? ` (the ${replaced} promotions an earlier run made were deleted first, so their codes were free)` : "";
+  out(`\nFinished in ${((performance.now() - began) / 1000).toFixed(1)} s${again}.\n`);
+}
+
+/**
+ * Deletes the promotions an earlier run made (same names, marked in their metadata), so their
+ * codes are free again and this run's numbers are not mixed with theirs. Returns how many.
+ */
+async function deleteEarlierRun(api: Client<typeof PromotionService>, specs: Record<PromotionRole, { name?: string }>): Promise<number> {
+  const names = Object.values(specs).map((s) => s.name ?? "");
+  let deleted = 0;
+  let cursor = "";
+  do {
+    const page = await api.listPromotions({ filter: [`name.in=${names.join(",")}`], limit: 100, cursor });
+    for (const p of page.promotions) {
+      if (p.metadata.created_by !== DEMO_MARK.created_by) continue;
+      await api.deletePromotion({ id: p.id });
+      deleted++;
+    }
+    cursor = page.nextCursor;
+  } while (cursor !== "");
+  return deleted;
 }
 
 class DemoError extends Error {}
-
-/** Runs `task` over every item with at most `limit` in flight; the first failure stops the rest. */
-async function inParallel<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await task(item);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 function find(tenant: readonly DemoAccount[], match: (a: DemoAccount) => boolean): DemoAccount {
   const found = tenant.find(match);

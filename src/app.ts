@@ -8,6 +8,7 @@ import { authInterceptor, keyVerifier } from "./api/interceptors/auth.js";
 import { entityManagerKey } from "./api/context-keys.js";
 import { loggingInterceptor } from "./api/interceptors/logging.js";
 import { nulGuardInterceptor } from "./api/interceptors/nul-guard.js";
+import { strictInputInterceptor } from "./api/interceptors/strict-input.js";
 import { metricsInterceptor } from "./api/interceptors/metrics.js";
 import { routes } from "./api/routes.js";
 import { metricsRoute } from "./observability/metrics-route.js";
@@ -15,6 +16,7 @@ import { tracingInterceptor } from "./api/interceptors/tracing.js";
 import { rateLimitInterceptor } from "./api/interceptors/rate-limit.js";
 import { RateLimiter } from "./counters/rate-limiter.js";
 import type { Config } from "./config.js";
+import { plainRedisReason } from "./dependency-errors.js";
 import type { Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { metricsSource } from "./observability/cluster-metrics.js";
@@ -51,7 +53,7 @@ async function connectRedis(config: Config): Promise<RedisClient> {
     redis.disconnect();
     const where = config.redisClusterNodes.length > 0 ? `the Redis Cluster at ${config.redisClusterNodes.join(",")}` : `Redis at ${new URL(config.redisUrl).host}`;
     throw new DependencyError(
-      `cannot reach ${where} (${error instanceof Error ? error.message : String(error)}); start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set ${config.redisClusterNodes.length > 0 ? "REDIS_CLUSTER_NODES" : "REDIS_URL"}`,
+      `cannot reach ${where}: ${plainRedisReason(error)}; start it (e.g. \`redis-server --daemonize yes --port 6379 --save ""\`) or set ${config.redisClusterNodes.length > 0 ? "REDIS_CLUSTER_NODES" : "REDIS_URL"}`,
     );
   }
   return redis;
@@ -103,6 +105,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     loggingInterceptor(logger),
     authInterceptor(verify, PUBLIC_SERVICES),
     nulGuardInterceptor(),
+    strictInputInterceptor(),
     rateLimitInterceptor(new RateLimiter(redis, config.redisKeyPrefix, config.rateLimits), logger),
   ];
   // Handlers reach their EntityManager through ctx.values; one is forked only when a handler asks.

@@ -1,6 +1,7 @@
 // The demo tenant: a SaaS catalogue, 1,000 customers with subscriptions drawn from a seeded random
-// generator (the same shape on every run; ids carry the run id), and one promotion of each
-// archetype and effect. Data only; scripts/demo.ts sends it through the public API.
+// generator, and one promotion of each archetype and effect. The same ids, codes and (relative to
+// now) dates on every run, so a second run replaces the first and shows the same numbers. Data
+// only; scripts/demo.ts sends it through the public API.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
@@ -74,8 +75,11 @@ function random(seed: number): () => number {
 
 const DAY_MS = 86_400_000;
 
+/** Marks what the demo made (customers' and promotions' metadata), so a later run knows its own. */
+export const DEMO_MARK = { created_by: "npm run demo" } as const;
+
 /** `n` customers, each with one subscription: mostly Starter, some Pro, a few Enterprise; 30% yearly. */
-export function accounts(n: number, run: string, now: Date): DemoAccount[] {
+export function accounts(n: number, now: Date): DemoAccount[] {
   const rnd = random(20_261_125);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const days = (d: number) => new Date(now.getTime() + d * DAY_MS);
@@ -102,16 +106,16 @@ export function accounts(n: number, run: string, now: Date): DemoAccount[] {
       tier,
       yearly,
       customer: {
-        id: `cus_${run}_${id}`,
+        id: `demo_cus_${id}`,
         segments,
         createdAt: timestampFromDate(days(-30 - Math.floor(rnd() * 1_000))),
         hasPaidBefore: status !== SubscriptionStatus.TRIALING,
-        metadata: { demo_run: run },
+        metadata: { ...DEMO_MARK },
         updatedAt: timestampFromDate(now),
       },
       subscription: {
-        id: `sub_${run}_${id}`,
-        customerId: `cus_${run}_${id}`,
+        id: `demo_sub_${id}`,
+        customerId: `demo_cus_${id}`,
         status,
         currency: CURRENCY,
         interval: yearly ? BillingInterval.YEAR : BillingInterval.MONTH,
@@ -134,13 +138,18 @@ const phase = (name: string, duration: PhaseDuration, cycles: number, effects: E
 
 export type PromotionRole = "percentage" | "fixed" | "trial" | "credit" | "conditions" | "growth" | "loyalty";
 
-/** One promotion of each effect and archetype. Codes end in the run id so the demo can run again. */
-export function promotions(run: string): Record<PromotionRole, PromotionInit> {
-  const code = (base: string) => `${base}-${run.toUpperCase()}`;
+/** One promotion of each effect and archetype, each marked as the demo's (a later run replaces them). */
+export function promotions(): Record<PromotionRole, PromotionInit> {
+  const all = specs();
+  for (const spec of Object.values(all)) spec.metadata = { ...DEMO_MARK };
+  return all;
+}
+
+function specs(): Record<PromotionRole, PromotionInit> {
   return {
     percentage: {
       name: "Spring sale: 20% off for 3 months",
-      code: code("SPRING20"),
+      code: "SPRING20",
       visibility: Visibility.PUBLIC,
       stackable: true,
       priority: 5,
@@ -151,7 +160,7 @@ export function promotions(run: string): Record<PromotionRole, PromotionInit> {
     },
     fixed: {
       name: "Welcome: $10 off the first invoice",
-      code: code("WELCOME10"),
+      code: "WELCOME10",
       stackable: true,
       priority: 3,
       currency: CURRENCY,
@@ -160,13 +169,13 @@ export function promotions(run: string): Record<PromotionRole, PromotionInit> {
     },
     trial: {
       name: "Trial extension: 14 more days",
-      code: code("TRIAL14"),
+      code: "TRIAL14",
       currency: CURRENCY,
       phases: [phase("Default", PhaseDuration.ONCE, 0, [{ kind: { case: "freeTrialExtension", value: { days: 14 } } }])],
     },
     credit: {
       name: "Referral: $25 account credit",
-      code: code("REFER25"),
+      code: "REFER25",
       stackable: true,
       currency: CURRENCY,
       phases: [phase("Default", PhaseDuration.ONCE, 0, [{ kind: { case: "creditGrant", value: { amountMinor: 2_500n } } }])],
@@ -190,7 +199,7 @@ export function promotions(run: string): Record<PromotionRole, PromotionInit> {
     },
     growth: {
       name: "Launch ladder: 50% → 30% → 10%",
-      code: code("LAUNCH"),
+      code: "LAUNCH",
       archetype: Archetype.GROWTH_LADDER,
       isPhased: true,
       priority: 1,

@@ -88,14 +88,3 @@ export function decodeTimeIdCursor(kind: string, cursor: string): TimeIdPosition
   }
   return { createdAt: date, id };
 }
-
-/**
- * One page of list `kind` from `rows`, which were fetched with `limit + 1` to tell whether more
- * follow: the rows to show, and the next_cursor ("" on the last page).
- */
-export function timeIdPage<T extends TimeIdPosition>(kind: string, rows: readonly T[], limit: number): { shown: readonly T[]; nextCursor: string } {
-  if (rows.length <= limit) return { shown: rows, nextCursor: "" };
-  const shown = rows.slice(0, limit);
-  const last = shown.at(-1);
-  return { shown, nextCursor: last ? encodeCursor(kind, [last.createdAt.toISOString(), last.id]) : "" };
-}

@@ -78,6 +78,34 @@ export function toConnectError(error: unknown): ConnectError {
   return internal(error);
 }
 
+/** The ErrorDetail `type` of a code: the broad class a client switches on. */
+export function errorTypeOf(code: Code): string {
+  return TYPE_OF_CODE.get(code) ?? "internal";
+}
+
+/** True when `error` carries a promotions.v1.ErrorDetail, as built here or as read off the wire. */
+export function hasErrorDetail(error: ConnectError): boolean {
+  return error.details.some((d) => ("desc" in d ? d.desc.typeName : d.type) === ErrorDetailSchema.typeName);
+}
+
+/**
+ * `error` as a client should get it when it was raised before any interceptor (a body connect-es
+ * could not decode, say): the same code, `message` instead of its own when given, and one
+ * ErrorDetail `{type of the code, code, message, param}` ahead of whatever details it had.
+ */
+export function withErrorDetail(error: ConnectError, detail: { code: string; message?: string; param?: string }, message?: string): ConnectError {
+  const text = clip(message ?? error.rawMessage, MAX_MESSAGE * 3);
+  const value = create(ErrorDetailSchema, {
+    type: errorTypeOf(error.code),
+    code: detail.code,
+    message: clip(detail.message ?? error.rawMessage, MAX_MESSAGE),
+    param: clip(detail.param ?? "", MAX_PARAM),
+  });
+  const settled = new ConnectError(text, error.code, undefined, [{ desc: ErrorDetailSchema, value }], error);
+  settled.details.push(...error.details);
+  return settled;
+}
+
 function internal(cause: unknown): ConnectError {
   const detail = create(ErrorDetailSchema, { type: "internal", code: "internal", message: "internal error; it has been logged" });
   return new ConnectError("internal error; it has been logged", Code.Internal, undefined, [{ desc: ErrorDetailSchema, value: detail }], cause);

@@ -34,6 +34,8 @@ const REQUIRED: Readonly<Record<string, Scope>> = {
   DeleteWebhookEndpoint: "write",
   RotateWebhookSecret: "write",
   RetryWebhookDelivery: "write",
+  UpsertCustomers: "write",
+  UpsertSubscriptions: "write",
   ApplyPromotions: "redeem",
   ReverseInvoice: "redeem",
   ValidateCode: "redeem",

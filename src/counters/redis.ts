@@ -34,16 +34,43 @@ export function createRedis(opts: RedisOptions): RedisClient {
   return new Redis(opts.url, { ...COMMON, retryStrategy: (n) => Math.min(n * 100, 2_000) });
 }
 
-/** Resolves once the client can answer (or rejects after `timeoutMs`). */
+/** How long a refused connection is retried at start-up: enough for a Redis that is still coming up. */
+const REFUSED_GRACE_MS = 1_000;
+
+/**
+ * Resolves once the client can answer. Rejects with the connection's own error (ECONNREFUSED,
+ * ENOTFOUND, …) rather than the client's "max retries" one: after REFUSED_GRACE_MS when nothing
+ * accepts connections or the host does not exist, else after `timeoutMs`.
+ */
 export async function waitForRedis(client: RedisClient, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await client.ping();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let connectionError: unknown;
+  const onError = (error: unknown): void => {
+    connectionError = error;
+  };
+  client.on("error", onError);
+  try {
+    for (;;) {
+      try {
+        await beforeDeadline(client.ping(), deadline);
+        return;
+      } catch (error) {
+        const cause = connectionError ?? error;
+        const definitive = /ECONNREFUSED|ENOTFOUND/.test(String((cause as { code?: unknown }).code ?? ""));
+        if (Date.now() >= deadline || (definitive && Date.now() - started >= REFUSED_GRACE_MS)) throw cause;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
+  } finally {
+    client.off("error", onError);
   }
+}
+
+function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("no answer in time")), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Violation } from "./errors.js";
 import { normalizeCode } from "./terms.js";
-import { checkCode, checkLimit, checkMetadata, checkPageLimit, checkUuid, LIMITS } from "./checks.js";
+import { checkCode, checkLimit, checkMetadata, checkPageLimit, checkText, checkUuid, LIMITS } from "./checks.js";
 
 /** Bounds of the code requests; exported so the proto comments and tests quote the same numbers. */
 export const CODE_LIMITS = {
@@ -39,6 +39,8 @@ export interface CreateCodesInput extends CodeAttributes {
   codes: readonly string[];
   count: number;
   prefix: string;
+  /** "" for none; else a retry with the same key and request returns the first call's codes. */
+  idempotencyKey: string;
 }
 
 /** Which codes to create: the explicit ones (normalised, in request order) or `count` random ones. */
@@ -92,6 +94,7 @@ export function validateCreateCodes(input: CreateCodesInput): { violations: Viol
   checkLimit(out, input.maxRedemptions, "max_redemptions");
   checkLimit(out, input.minAmountMinor, "min_amount_minor", LIMITS.moneyMinor);
   checkMetadata(out, input.metadata);
+  checkText(out, input.idempotencyKey, "idempotency_key", { max: LIMITS.idLength });
   const source: CodeSource = explicit ? { kind: "explicit", codes } : { kind: "generated", count: input.count, prefix };
   return { violations: out, source };
 }

@@ -62,6 +62,7 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
 
   const { redis, orm } = deps;
   const postgres = new PostgresProbe(orm);
+  const pool = new PoolReader(orm);
   new Gauge({
     name: "promotions_redis_up",
     help: "1 while the Redis client is connected and ready, else 0 (with WORKERS > 1: of every worker).",
@@ -85,8 +86,8 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
     help: "Connections of the Postgres pool: total (open) and idle.",
     labelNames: ["state"] as const,
     registers,
-    async collect() {
-      const stats = await poolStats(orm);
+    collect() {
+      const stats = pool.stats();
       this.set({ state: "total" }, stats?.totalCount ?? 0);
       this.set({ state: "idle" }, stats?.idleCount ?? 0);
     },
@@ -95,8 +96,8 @@ export function createMetrics(deps: { redis: RedisClient; orm: MikroORM }): Metr
     name: "promotions_postgres_pool_waiting",
     help: "Queries waiting for a free connection of the Postgres pool.",
     registers,
-    async collect() {
-      this.set((await poolStats(orm))?.waitingCount ?? 0);
+    collect() {
+      this.set(pool.stats()?.waitingCount ?? 0);
     },
   });
 
@@ -153,15 +154,30 @@ interface PoolStats {
   waitingCount: number;
 }
 
-/** The counts node-postgres' Pool keeps (MikroORM 7 runs Kysely over a pg Pool); null if unavailable. */
-async function poolStats(orm: MikroORM): Promise<PoolStats | null> {
-  try {
-    const pool: unknown = await orm.em.getConnection().getNativeClient();
-    if (typeof pool !== "object" || pool === null) return null;
-    const { totalCount, idleCount, waitingCount } = pool as Partial<Record<keyof PoolStats, unknown>>;
+/**
+ * The counts node-postgres' Pool keeps (MikroORM 7 runs Kysely over a pg Pool), read synchronously.
+ * Reading them must not wait: a scrape also sends promotions_postgres_up's `select 1`, and a query
+ * that has asked the pool for a client counts as waiting until the next tick, so an awaited read
+ * saw that probe and reported 1 on an idle server.
+ */
+class PoolReader {
+  private pool: unknown = null;
+
+  constructor(orm: MikroORM) {
+    orm.em
+      .getConnection()
+      .getNativeClient()
+      .then(
+        (pool) => (this.pool = pool),
+        () => undefined,
+      );
+  }
+
+  /** null until the pool is known (the first instants after start), or if it is not a pg Pool. */
+  stats(): PoolStats | null {
+    if (typeof this.pool !== "object" || this.pool === null) return null;
+    const { totalCount, idleCount, waitingCount } = this.pool as Partial<Record<keyof PoolStats, unknown>>;
     if (typeof totalCount !== "number" || typeof idleCount !== "number" || typeof waitingCount !== "number") return null;
     return { totalCount, idleCount, waitingCount };
-  } catch {
-    return null;
   }
 }

@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { assertValid } from "../domain/checks.js";
 import { CODE_LIMITS, generateCodes, validateCreateCodes, type CodeAttributes, type CodePatch, type CreateCodesInput } from "../domain/codes.js";
 import { DomainError, notFound, type Violation } from "../domain/errors.js";
 import { assertTransition } from "../domain/lifecycle.js";
+import { requestHash } from "../domain/request-hash.js";
 import type { TakenCode } from "../store/code-uniqueness.js";
 import { CodeStore, type CodePosition, type PromotionCodeRecord } from "../store/code-store.js";
 import type { Actor } from "../store/promotion-store.js";
@@ -17,8 +19,16 @@ export interface CreatedCodes {
   createdCount: number;
   /** Every created code, in creation order (= list order). */
   codeValues: string[];
+  /** Their ids, in the same order. */
+  codeIds: string[];
+  /** When they were made (every code of a call shares it). */
+  createdAt: Date;
+  /** The call's batch: ListPromotionCodes can page through exactly these codes. */
+  batchId: string;
   /** The first CODE_LIMITS.fullCodesInResponse created codes in full. */
   codes: PromotionCodeRecord[];
+  /** True when an earlier call with the same idempotency key and request made them. */
+  replayed: boolean;
 }
 
 /** Generated codes that collide with live ones are drawn again; this many rounds is far beyond need. */
@@ -43,7 +53,9 @@ export class PromotionCodes {
   /**
    * Adds codes to a DRAFT or ACTIVE promotion. Explicit codes are all-or-nothing: one taken code
    * (ALREADY_EXISTS `code_taken` at `codes[i]`) creates none. Generated codes never fail on a
-   * collision; colliding ones are drawn again.
+   * collision; colliding ones are drawn again. With an idempotency key, a retry of the same request
+   * returns the codes the first call made and creates none; another request under the same key is
+   * ALREADY_EXISTS `idempotency_key_reused`, as RedeemPromotion does.
    */
   async create(actor: Actor, promotionId: string, input: CreateCodesInput, inputViolations: readonly Violation[] = []): Promise<CreatedCodes> {
     const { violations, source } = validateCreateCodes(input);
@@ -56,14 +68,26 @@ export class PromotionCodes {
       expiresAt: input.expiresAt,
       metadata: { ...input.metadata },
     };
+    const key = input.idempotencyKey;
+    // The request as it was meant: codes normalised, the key itself left out.
+    const hash = requestHash({ promotionId, source, attributes });
+    const batchId = randomUUID();
     const nextId = sequentialUuids(now);
-    const { created, termsSeq } = await this.store.transaction(async (tx) => {
+    const outcome = await this.store.transaction(async (tx) => {
       const status = await tx.lockPromotion(actor.organizationId, promotionId);
       if (status === null) throw notFound("promotion", promotionId, "promotion_id");
-      assertTransition("add_codes", status);
+      // Every code write of the tenant holds this lock, so a retry racing the first call waits for it.
       await tx.lockTenantCodes(actor.organizationId);
+      const earlier = key === "" ? null : await tx.findKeyedBatch(actor.organizationId, key);
+      if (earlier !== null) {
+        if (earlier.requestHash !== hash) {
+          throw DomainError.of("already_exists", "idempotency_key_reused", "this idempotency_key was used for a different request", "idempotency_key");
+        }
+        return { kind: "replayed" as const, batchId: earlier.batchId };
+      }
+      assertTransition("add_codes", status);
       const insert = (codes: readonly string[]) =>
-        tx.insert({ organizationId: actor.organizationId, promotionId, now, attributes }, codes.map((code) => ({ id: nextId(), code })));
+        tx.insert({ organizationId: actor.organizationId, promotionId, batchId, now, attributes }, codes.map((code) => ({ id: nextId(), code })));
       let rows: { id: string; code: string }[];
       if (source.kind === "explicit") {
         const taken = await tx.findTaken(actor.organizationId, source.codes);
@@ -87,12 +111,19 @@ export class PromotionCodes {
           rows.push(...(await insert(batch)));
         }
       }
-      return { created: rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), termsSeq: await tx.bumpTermsSeq(promotionId) };
+      if (key !== "") await tx.markKeyedBatch(batchId, key, hash);
+      return { kind: "created" as const, created: rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), termsSeq: await tx.bumpTermsSeq(promotionId) };
     });
+    if (outcome.kind === "replayed") return this.replay(actor.organizationId, promotionId, outcome.batchId);
+    const { created, termsSeq } = outcome;
     await notifyChanged(this.options, actor.organizationId, promotionId, termsSeq);
     return {
       createdCount: created.length,
       codeValues: created.map((r) => r.code),
+      codeIds: created.map((r) => r.id),
+      createdAt: now,
+      batchId,
+      replayed: false,
       codes: created.slice(0, CODE_LIMITS.fullCodesInResponse).map((r) => ({
         id: r.id,
         promotionId,
@@ -106,8 +137,27 @@ export class PromotionCodes {
     };
   }
 
-  /** A page of a promotion's codes, oldest first, after `after`. A deleted promotion has none (NOT_FOUND). */
-  async list(organizationId: string, promotionId: string, q: { active: boolean | null; after: CodePosition | null; limit: number }): Promise<PromotionCodeRecord[]> {
+  /** What an earlier call with the same key and request made, as the codes are now. */
+  private async replay(organizationId: string, promotionId: string, batchId: string): Promise<CreatedCodes> {
+    const made = await this.store.batchCodes(organizationId, batchId);
+    const codes = await this.store.list(organizationId, promotionId, { active: null, after: null, limit: CODE_LIMITS.fullCodesInResponse, batchId });
+    return {
+      createdCount: made.length,
+      codeValues: made.map((r) => r.code),
+      codeIds: made.map((r) => r.id),
+      createdAt: made[0]?.createdAt ?? new Date(0),
+      batchId,
+      replayed: true,
+      codes,
+    };
+  }
+
+  /** A page of a promotion's codes (of one CreatePromotionCodes call, when `batchId` is given), oldest first, after `after`. A deleted promotion has none (NOT_FOUND). */
+  async list(
+    organizationId: string,
+    promotionId: string,
+    q: { active: boolean | null; after: CodePosition | null; limit: number; batchId?: string | null },
+  ): Promise<PromotionCodeRecord[]> {
     if (!(await this.store.promotionExists(organizationId, promotionId))) throw notFound("promotion", promotionId, "promotion_id");
     return this.store.list(organizationId, promotionId, q);
   }

@@ -17,9 +17,11 @@ export interface RpcAdapterOptions extends ConnectRouterOptions {
   maxBodyBytes: number;
   /** A handler failed in a way no response could say (connect-node logs these to the console). */
   onFailure: (reason: unknown, handler: UniversalHandler) => void;
+  /** Answers a path no procedure serves (fallback.ts); a bare 404 without it. */
+  fallback?: (req: HttpRequest, res: HttpResponse) => void;
 }
 
-/** The RPC request handler: serves the router's procedures, 404 for any other path. */
+/** The RPC request handler: serves the router's procedures, `fallback` (or 404) for any other path. */
 export function rpcAdapter(opts: RpcAdapterOptions): (req: HttpRequest, res: HttpResponse) => void {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...opts });
   opts.routes(router);
@@ -46,6 +48,7 @@ export function rpcAdapter(opts: RpcAdapterOptions): (req: HttpRequest, res: Htt
   return (req, res) => {
     const handler = paths.get((req.url ?? "").split("?", 2)[0] ?? "");
     if (!handler) {
+      if (opts.fallback) return opts.fallback(req, res);
       res.statusCode = 404;
       res.end();
       return;

@@ -8,7 +8,7 @@ import { Code, ConnectError, createContextValues, type ConnectRouter, type Conte
 import type { Logger } from "pino";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { clientAddressKey, requestIdKey } from "../api/context-keys.js";
-import { reclassifyParseErrors } from "../api/parse-errors.js";
+import { wireAnswers } from "../api/wire-answers.js";
 import { HEALTH_SERVICE, HealthRegistry, ServingStatus, registerHealth } from "../api/services/health.js";
 import { REFLECTION_SERVICES, registerReflection } from "../api/services/reflection.js";
 import { defaultTransportLimits, type TransportLimits } from "../config.js";
@@ -18,6 +18,7 @@ import { callKey, withCallSignal } from "./call-signals.js";
 import { Connections, type Call } from "./connections.js";
 import { applyCors, corsPolicy } from "./cors.js";
 import { drain } from "./draining.js";
+import { fallback, type KnownRpc } from "./fallback.js";
 import { isHttp1, type HttpRequest, type HttpResponse, type HttpRoute } from "./http.js";
 import { listen, plaintextListener, secureListener, urlHost } from "./listener.js";
 import { rpcAdapter } from "./rpc-adapter.js";
@@ -69,15 +70,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const perRequest = new WeakMap<HttpRequest, { requestId: string; call: Call }>();
   // Streams that idle by design (reflection) end as soon as close() begins.
   const idlesByDesign = REFLECTION_SERVICES.map((s) => `/${s.typeName}/`);
+  let known: KnownRpc[] = [];
 
   const rpc = rpcAdapter({
     routes: (router) => {
       opts.routes(router);
       registerBuiltins(router, health);
-      // Undecodable request bodies are the client's fault: INVALID_ARGUMENT, not INTERNAL. Every
-      // handler gets its call's own abort signal (call-signals.ts), never a shared one.
-      router.handlers.forEach((handler, i) => (router.handlers[i] = withCallSignal(reclassifyParseErrors(handler))));
+      // Answers connect-es writes before any interceptor (undecodable bodies, …) get their
+      // ErrorDetail (wire-answers.ts); every handler gets its call's own abort signal
+      // (call-signals.ts), never a shared one.
+      router.handlers.forEach((handler, i) => (router.handlers[i] = withCallSignal(wireAnswers(handler))));
+      known = router.handlers.map((h) => ({ service: h.service.typeName, method: h.method.name }));
     },
+    // Unknown RPCs answer in the caller's protocol; other paths get a line of help.
+    fallback: fallback(() => known),
+    // Strict input: an unknown JSON key or enum name is INVALID_ARGUMENT, never silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
     interceptors: opts.interceptors ?? [],
     readMaxBytes: opts.maxBodyBytes,
     maxBodyBytes: opts.maxBodyBytes,

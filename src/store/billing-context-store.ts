@@ -114,6 +114,74 @@ export class BillingContextStore {
     return { value: await this.getSubscription(organizationId, s.id), applied: rows.length === 1 };
   }
 
+  /**
+   * Many customers in one statement, each ordered by its own updated_at as upsertCustomer is; the
+   * ids it wrote. Ids must be distinct (one statement cannot update a row twice).
+   */
+  async upsertCustomers(organizationId: string, customers: readonly StoredCustomer[]): Promise<Set<string>> {
+    const rows = await this.em.getConnection().execute<{ id: string }[]>(
+      `insert into customers as c (organization_id, id, segments, has_paid_before, created_at, metadata, updated_at, stored_at)
+       select ?, x.id, array(select jsonb_array_elements_text(x.segments)), x.has_paid_before, x.created_at, x.metadata, x.updated_at, now()
+         from jsonb_to_recordset(?::jsonb) as x(id text, segments jsonb, has_paid_before boolean, created_at timestamptz, metadata jsonb, updated_at timestamptz)
+       on conflict (organization_id, id) do update set
+         segments = excluded.segments, has_paid_before = excluded.has_paid_before, created_at = excluded.created_at,
+         metadata = excluded.metadata, updated_at = excluded.updated_at, stored_at = excluded.stored_at
+       where c.updated_at < excluded.updated_at
+       returning c.id`,
+      [
+        organizationId,
+        JSON.stringify(
+          customers.map((c) => ({
+            id: c.id,
+            segments: c.segments,
+            has_paid_before: c.hasPaidBefore,
+            created_at: c.createdAt?.toISOString() ?? null,
+            metadata: c.metadata,
+            updated_at: c.updatedAt.toISOString(),
+          })),
+        ),
+      ],
+    );
+    return new Set(rows.map((r) => String(r.id)));
+  }
+
+  /** Many subscriptions in one statement, as upsertCustomers; the ids it wrote. */
+  async upsertSubscriptions(organizationId: string, subscriptions: readonly StoredSubscription[]): Promise<Set<string>> {
+    const rows = await this.em.getConnection().execute<{ id: string }[]>(
+      `insert into subscriptions as s (organization_id, id, customer_id, status, currency, interval, current_period_start,
+         current_period_end, trial_end, items, updated_at, stored_at)
+       select ?, x.id, x.customer_id, x.status, x.currency, x.interval, x.current_period_start, x.current_period_end, x.trial_end,
+              x.items, x.updated_at, now()
+         from jsonb_to_recordset(?::jsonb) as x(id text, customer_id text, status text, currency text, interval text,
+              current_period_start timestamptz, current_period_end timestamptz, trial_end timestamptz, items jsonb, updated_at timestamptz)
+       on conflict (organization_id, id) do update set
+         customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency,
+         interval = excluded.interval, current_period_start = excluded.current_period_start,
+         current_period_end = excluded.current_period_end, trial_end = excluded.trial_end, items = excluded.items,
+         updated_at = excluded.updated_at, stored_at = excluded.stored_at
+       where s.updated_at < excluded.updated_at
+       returning s.id`,
+      [
+        organizationId,
+        JSON.stringify(
+          subscriptions.map((s) => ({
+            id: s.id,
+            customer_id: s.customerId,
+            status: s.status,
+            currency: s.currency,
+            interval: s.interval,
+            current_period_start: s.currentPeriodStart?.toISOString() ?? null,
+            current_period_end: s.currentPeriodEnd?.toISOString() ?? null,
+            trial_end: s.trialEnd?.toISOString() ?? null,
+            items: itemsToJson(s.items),
+            updated_at: s.updatedAt.toISOString(),
+          })),
+        ),
+      ],
+    );
+    return new Set(rows.map((r) => String(r.id)));
+  }
+
   async findCustomer(organizationId: string, id: string): Promise<StoredCustomer | null> {
     const row = await this.em.findOne(Customer, { organizationId, id });
     return row ? customerFrom(row) : null;

@@ -52,8 +52,16 @@ type Row = Record<string, unknown>;
 export interface CodeInsert {
   organizationId: string;
   promotionId: string;
+  /** The CreatePromotionCodes call the codes belong to. */
+  batchId: string;
   now: Date;
   attributes: CodeAttributes;
+}
+
+/** The batch an idempotency key made, and the digest of the request that made it. */
+export interface KeyedBatch {
+  batchId: string;
+  requestHash: string;
 }
 
 export class CodeStore {
@@ -77,13 +85,21 @@ export class CodeStore {
     return row !== undefined;
   }
 
-  /** A page of a promotion's codes, oldest first, after `after`, each with its ACTIVE redemptions. */
-  async list(organizationId: string, promotionId: string, q: { active: boolean | null; after: CodePosition | null; limit: number }): Promise<PromotionCodeRecord[]> {
+  /** A page of a promotion's codes (of one batch, when given), oldest first, after `after`, each with its ACTIVE redemptions. */
+  async list(
+    organizationId: string,
+    promotionId: string,
+    q: { active: boolean | null; after: CodePosition | null; limit: number; batchId?: string | null },
+  ): Promise<PromotionCodeRecord[]> {
     const where = ["c.organization_id = ?", "c.promotion_id = ?"];
     const params: unknown[] = [organizationId, promotionId];
     if (q.active !== null) {
       where.push("c.active = ?");
       params.push(q.active);
+    }
+    if (q.batchId !== undefined && q.batchId !== null) {
+      where.push("c.batch_id = ?");
+      params.push(q.batchId);
     }
     if (q.after) {
       where.push("(c.created_at, c.id) > (?, ?)");
@@ -107,6 +123,12 @@ export class CodeStore {
       params,
     );
     return rows.map(toRecord);
+  }
+
+  /** Every code of a batch, in creation order: id, text and when it was made. */
+  async batchCodes(organizationId: string, batchId: string): Promise<{ id: string; code: string; createdAt: Date }[]> {
+    const rows = await sql(this.em, `select id, code, created_at from promotion_codes where organization_id = ? and batch_id = ? order by created_at, id`, [organizationId, batchId]);
+    return rows.map((r) => ({ id: String(r.id), code: String(r.code), createdAt: asDate(r.created_at) ?? new Date(0) }));
   }
 
   /** One code of the tenant, or null (also when its promotion is deleted). */
@@ -187,6 +209,23 @@ export class CodeWrites {
     return insertCodes(this.em, base, rows);
   }
 
+  /** The batch the tenant made with this idempotency key, or null. */
+  async findKeyedBatch(organizationId: string, idempotencyKey: string): Promise<KeyedBatch | null> {
+    const [row] = await sql(this.em, `select batch_id, request_hash from promotion_codes where organization_id = ? and idempotency_key = ?`, [organizationId, idempotencyKey]);
+    return row ? { batchId: String(row.batch_id), requestHash: String(row.request_hash) } : null;
+  }
+
+  /** Records the key and request digest on the batch's first code (the unique index keeps one batch per key). */
+  async markKeyedBatch(batchId: string, idempotencyKey: string, requestHash: string): Promise<void> {
+    await sql(
+      this.em,
+      `update promotion_codes set idempotency_key = ?, request_hash = ?
+        where id = (select id from promotion_codes where batch_id = ? order by created_at, id limit 1)`,
+      [idempotencyKey, requestHash, batchId],
+    );
+  }
+
+
   /** The code row of the tenant, for an update. */
   findCode(organizationId: string, id: string): Promise<PromotionCode | null> {
     return this.em.findOne(PromotionCode, { id, organizationId });
@@ -218,8 +257,8 @@ async function insertCodes(
   const written = await sql(
     em,
     `insert into promotion_codes (id, organization_id, promotion_id, code, active, max_redemptions, min_amount_minor,
-                                  first_time_customers_only, expires_at, metadata, created_at, updated_at, retired_at)
-     select x.id, ?, ?, x.code, true, ?::bigint, ?::bigint, ?, ?::timestamptz, ?::jsonb, ?, ?, null
+                                  first_time_customers_only, expires_at, metadata, created_at, updated_at, retired_at, batch_id)
+     select x.id, ?, ?, x.code, true, ?::bigint, ?::bigint, ?, ?::timestamptz, ?::jsonb, ?, ?, null, ?::uuid
        from unnest(array[?]::uuid[], array[?]::text[]) as x(id, code)
       where not exists (
         select 1 from promotions p
@@ -236,6 +275,7 @@ async function insertCodes(
       a.metadata,
       base.now,
       base.now,
+      base.batchId,
       rows.map((r) => r.id),
       rows.map((r) => r.code),
       base.organizationId,

@@ -168,6 +168,11 @@ const PromotionCodeSchema = defineEntity({
     updatedAt: p.datetime(3),
     /** Set when the promotion is archived or deleted: the code is free for another promotion. */
     retiredAt: p.datetime(3).nullable(),
+    /** The CreatePromotionCodes call that made it (null for codes older than batches). */
+    batchId: p.uuid().nullable(),
+    /** On the first code of a batch made with an idempotency key: the key and the request's digest. */
+    idempotencyKey: p.string().length(200).nullable(),
+    requestHash: p.string().length(64).nullable(),
   },
 });
 export class PromotionCode extends PromotionCodeSchema.class {}

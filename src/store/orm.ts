@@ -4,6 +4,7 @@ import { ENTITIES } from "./entities.js";
 import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
 import { Migration20261125010000_billing_context } from "./migrations/Migration20261125010000_billing_context.js";
 import { Migration20261125020000_codes_and_ledger } from "./migrations/Migration20261125020000_codes_and_ledger.js";
+import { Migration20261201110000_codes_idempotency } from "./migrations/Migration20261201110000_codes_idempotency.js";
 import { Migration20261201120000_events_and_webhooks } from "./migrations/Migration20261201120000_events_and_webhooks.js";
 import { Migration20261201130000_billing_lifecycle } from "./migrations/Migration20261201130000_billing_lifecycle.js";
 
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   { name: "Migration20261125000000_initial", class: Migration20261125000000_initial },
   { name: "Migration20261125010000_billing_context", class: Migration20261125010000_billing_context },
   { name: "Migration20261125020000_codes_and_ledger", class: Migration20261125020000_codes_and_ledger },
+  { name: "Migration20261201110000_codes_idempotency", class: Migration20261201110000_codes_idempotency },
   { name: "Migration20261201120000_events_and_webhooks", class: Migration20261201120000_events_and_webhooks },
   { name: "Migration20261201130000_billing_lifecycle", class: Migration20261201130000_billing_lifecycle },
 ];

@@ -101,6 +101,8 @@ const CROSS_TENANT: Record<string, "not_found" | ((res: { code: string; message?
   RotateWebhookSecret: "not_found",
   ListWebhookDeliveries: "not_found",
   RetryWebhookDelivery: "not_found",
+  UpsertCustomers: (res) => expect(res.code).toBe("ok"),
+  UpsertSubscriptions: (res) => expect(res.code).toBe("ok"),
 };
 
 beforeAll(async () => {

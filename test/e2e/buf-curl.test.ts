@@ -47,7 +47,10 @@ interface Mode {
   httpVersion?: string;
   /**
    * Whether error details arrive with a JSON `debug` rendering. Only the Connect protocol's JSON
-   * error body carries one; over gRPC buf curl prints the detail's type and base64 bytes.
+   * error body carries one; over gRPC buf curl prints the detail's type and base64 bytes. That is
+   * buf curl's own doing (1.75: it prints errors through connect-go's ErrorWriter, which resolves
+   * an Any only from Go's global registry, so neither reflection nor --schema helps); the server
+   * serves promotions.v1.ErrorDetail through reflection (reflection.test.ts decodes one that way).
    */
   debugJson: boolean;
 }

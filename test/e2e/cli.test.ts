@@ -11,7 +11,7 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { openOrm } from "../../src/store/orm.js";
 import { client, startTestApp, type TestApp } from "../support/app.js";
-import { ADMIN_URL } from "../support/database.js";
+import { ADMIN_URL, createTestDatabase, type TestDatabase } from "../support/database.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
@@ -311,9 +311,56 @@ describe("when PostgreSQL is unreachable", () => {
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/^error: cannot reach PostgreSQL/);
       expect(lines[0]).toContain(`127.0.0.1:${port}`);
+      // Plain words, not the driver's error code.
+      expect(lines[0]).toContain("connection refused");
+      expect(lines[0]).not.toMatch(/ECONNREFUSED/);
+      expect(lines[0]).toContain("DATABASE_URL");
       expect(result.stderr).not.toContain("    at ");
     },
   );
+
+  it("serve names PostgreSQL and DATABASE_URL when the login is refused (an unknown role)", async () => {
+    const url = new URL(ADMIN_URL);
+    url.username = `nosuchrole_${randomBytes(3).toString("hex")}`;
+    url.pathname = "/promotions";
+    const result = await runCli(["serve"], { DATABASE_URL: url.toString(), PORT: "0" });
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: PostgreSQL at 127\.0\.0\.1:\d+ refused the login/);
+    expect(lines[0]).toContain(`role "${url.username}" does not exist`);
+    expect(lines[0]).toContain("DATABASE_URL");
+  });
+});
+
+describe("when Redis refuses connections", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase("cli_redis");
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it("serve fails within 3 s with one line naming Redis, its address and 'connection refused'", async () => {
+    const port = await closedPort();
+    const env = { DATABASE_URL: db.url, PORT: "0", REDIS_URL: `redis://127.0.0.1:${port}` };
+    // What loading the service costs on this machine right now (a run that fails at once, on a
+    // PostgreSQL that refuses), so only the time spent on Redis is held to the 3 s.
+    let started = Date.now();
+    expect((await runCli(["serve"], { ...env, DATABASE_URL: `postgres://postgres@127.0.0.1:${await closedPort()}/x` })).code).toBe(1);
+    const baseline = Date.now() - started;
+    started = Date.now();
+    const result = await runCli(["serve"], env);
+    const elapsed = Date.now() - started;
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^error: cannot reach Redis at 127\\.0\\.0\\.1:${port}: connection refused; `));
+    expect(lines[0]).toContain("REDIS_URL");
+    expect(lines[0]).not.toMatch(/ECONNREFUSED|maxRetriesPerRequest|max retries/);
+    expect(elapsed - baseline).toBeLessThan(3_000);
+  });
 });
 
 describe("migrate (npm run migrate)", () => {

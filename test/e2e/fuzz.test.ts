@@ -6,20 +6,21 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
+import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
 import { refusal } from "../support/rpc.js";
 import { client, startTestApp, transport, type TestApp } from "../support/app.js";
-import { codeName, envelope, messageArb, mayPassArb, mustFailArb, mutatedArb, sendRaw, toMessage, type Init, type Outcome, type RawInput, type RawProtocol } from "./support/hostile.js";
+import { codeName, envelope, messageArb, mayPassArb, mustFailArb, mutatedArb, sendRaw, toMessage, withDetail, type Init, type Outcome, type RawInput, type RawProtocol } from "./support/hostile.js";
 import { promotionsRpcs, type Rpc } from "./support/rpcs.js";
 import { snapshotDiff, snapshotRedis, takeSnapshot, withoutOrganizations } from "./support/snapshot.js";
 import { seedRequests, seedWorld, worldValues, type World } from "./support/world.js";
 
 // Hostile input for every RPC of every promotions.v1 service (read from the descriptors in gen/),
 // over Connect JSON, Connect binary and gRPC. Every input gets a proper code (never INTERNAL or
-// UNKNOWN, never a hang), the server still answers health checks, and nothing is written that a
-// valid call did not write:
+// UNKNOWN, never a hang) and every refusal a promotions.v1.ErrorDetail, the server still answers
+// health checks, and nothing is written that a valid call did not write:
 // - bodies that must fail go out with the key of a seeded, frozen tenant, and afterwards every
 //   table and every Redis key under the app's prefix is byte for byte what it was;
 // - random and mutated messages (which may well be valid) go out with a sandbox tenant's key,
@@ -76,7 +77,8 @@ async function callTyped(tr: Transport, rpc: Rpc, init: Init): Promise<Outcome> 
     await tr.unary(rpc.method, AbortSignal.timeout(TIMEOUT_MS), TIMEOUT_MS, undefined, toMessage(rpc.method.input, init));
     return "ok";
   } catch (error) {
-    return codeName(ConnectError.from(error).code);
+    const e = ConnectError.from(error);
+    return withDetail(codeName(e.code), e.findDetails(ErrorDetailSchema).length > 0);
   }
 }
 
@@ -205,7 +207,7 @@ describe("hostile input", () => {
   }, 120_000);
 
   // connect-es raises its binary parse error as INTERNAL before any interceptor runs;
-  // src/api/parse-errors.ts rewrites exactly those answers where the handlers are built.
+  // src/api/wire-answers.ts rewrites exactly those answers where the handlers are built.
   it("answers malformed protobuf with INVALID_ARGUMENT over Connect binary, gRPC and gRPC-Web", async () => {
     const rpc = rpcs.find((r) => r.method.name === "GetPromotion");
     if (!rpc) throw new Error("GetPromotion not found");

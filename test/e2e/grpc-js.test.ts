@@ -243,6 +243,25 @@ describe("errors over a plain grpc-js client", () => {
     expect(percent).toMatchObject({ type: "invalid_request", code: "out_of_range" });
     expect(percent?.message).toContain("20000");
     expect(error.details).not.toMatch(/\n\s+at /); // no stack trace reaches the client
+    // grpc-js shows grpc-message as decodeURI leaves it: exact only when the server escapes just
+    // what the gRPC spec says to (not ':' or ';', which encodeURIComponent escapes).
+    expect(error.details).toBe(
+      "name: name is required; phases[0].effects[0].percentage_discount.percent_bps: percent_bps must be between 1 and 10000 (got 20000)",
+    );
+    expect(error.details).toBe(status?.message);
+  });
+
+  it("reads every character of a message exactly: reserved URI characters, '%' and non-ASCII", async () => {
+    const customers = grpcJsService(new URL(t.url).host, ["promotions/v1/customer_service.proto"], "promotions.v1.CustomerService");
+    try {
+      const id = "kunde/ä?ö#x&y=z+1$,@:;%41 ü";
+      const error = failed(await customers.call("GetCustomer", { id }, acmeKey));
+      expect(error.code).toBe(GrpcStatus.NOT_FOUND);
+      expect(error.details).toBe(`customer_id: customer ${id} does not exist`);
+      expect(error.metadata.get("grpc-message")).toEqual([]); // grpc-js hands the decoded text over as details only
+    } finally {
+      customers.close();
+    }
   });
 
   it("fails without an API key with UNAUTHENTICATED, telling how to send one", async () => {

@@ -424,10 +424,11 @@ describe("bad input", () => {
     expect(r.details[0]).toMatchObject({ param: "code", code: "code_taken" });
   });
 
-  it("logs one line per call with method, code, duration and organization", async () => {
+  it("logs one line per call with method, code (as the wire names it), duration and organization", async () => {
     await refusal(api().getPromotion({ id: "nope" }));
     const line = t.logs().filter((l) => l.msg === "rpc" && l.method === "/promotions.v1.PromotionService/GetPromotion").at(-1);
-    expect(line).toMatchObject({ code: "InvalidArgument", organization: acme.organizationId });
+    // The name a Connect client reads in the error body and metrics carry: invalid_argument.
+    expect(line).toMatchObject({ code: "invalid_argument", organization: acme.organizationId });
     expect(typeof line?.duration_ms).toBe("number");
     expect(typeof line?.request_id).toBe("string");
   });

@@ -117,6 +117,17 @@ describe("GET /metrics", () => {
     expect(text).toContain("# TYPE nodejs_eventloop_lag_seconds gauge");
   });
 
+  it("reads promotions_postgres_pool_waiting 0 on an idle server, scrape after scrape", async () => {
+    // Nothing else runs: any query waiting for a connection would be the scrape's own probe.
+    const waiting: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { text } = await scrape();
+      expect(text).toMatch(/^promotions_postgres_pool_waiting \d+$/m);
+      waiting.push(sample(text, "promotions_postgres_pool_waiting"));
+    }
+    expect(waiting).toEqual(Array<number>(10).fill(0));
+  });
+
   it("answers other paths and methods as before (not found for plain HTTP)", async () => {
     expect((await fetch(`${t.url}/metrics`, { method: "POST" })).status).not.toBe(200);
     expect((await fetch(`${t.url}/metricsx`)).status).toBe(404);

@@ -16,6 +16,8 @@ const LANES: { lane: string; url: (t: TestApp) => string }[] = [{ lane: "connect
 /** A refusal as the Python client decoded it. */
 interface Refusal {
   code: string;
+  message: string;
+  status_message: string;
   status_code: number;
   type_urls: string[];
   details: { type: string; code: string; message: string; param: string }[];
@@ -231,6 +233,8 @@ describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url })
   it("decodes the refused second redemption: RESOURCE_EXHAUSTED with ErrorDetail customer_limit_reached", () => {
     expect(run.second_redeem).toEqual({
       code: "RESOURCE_EXHAUSTED",
+      message: "the customer has used this promotion as often as allowed",
+      status_message: "the customer has used this promotion as often as allowed",
       status_code: 8,
       type_urls: [ERROR_DETAIL_URL],
       details: [{ type: "limit", code: "customer_limit_reached", message: "the customer has used this promotion as often as allowed", param: "" }],
@@ -252,8 +256,12 @@ describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url })
   });
 
   it("decodes bad input: INVALID_ARGUMENT with one ErrorDetail per field, param naming its path", () => {
+    // Every character as sent, ':' and ';' included: grpcio decodes grpc-message by the spec.
+    const invalid = "name: name is required; effects[0].percentage_discount.percent_bps: percent_bps must be between 1 and 10000 (got 20000)";
     expect(run.invalid_create).toEqual({
       code: "INVALID_ARGUMENT",
+      message: invalid,
+      status_message: invalid,
       status_code: 3,
       type_urls: [ERROR_DETAIL_URL, ERROR_DETAIL_URL],
       details: [
@@ -271,6 +279,8 @@ describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url })
   it("decodes a call without a key: UNAUTHENTICATED with ErrorDetail missing_api_key", () => {
     expect(run.no_key).toEqual({
       code: "UNAUTHENTICATED",
+      message: "an API key is required: send `authorization: Bearer <key>` or `x-api-key: <key>`",
+      status_message: "an API key is required: send `authorization: Bearer <key>` or `x-api-key: <key>`",
       status_code: 16,
       type_urls: [ERROR_DETAIL_URL],
       details: [

@@ -1,12 +1,15 @@
 // Server reflection on the wire, v1 and v1alpha alike: what grpcurl, buf curl and Postman ask.
-import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, fromBinary, toBinary, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { BinaryReader, base64Decode } from "@bufbuild/protobuf/wire";
+import { AnySchema, FileDescriptorProtoSchema, FileDescriptorSetSchema, type Any, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { GetPromotionRequestSchema } from "../../gen/promotions/v1/promotion_service_pb.js";
 import type { RunningServer } from "../../src/server/server.js";
+import { grpcEnvelope, rawH2Request } from "./support/clients.js";
 import { startTestServer } from "./support/test-server.js";
 
 let server: RunningServer;
@@ -114,6 +117,8 @@ describe.each(["v1", "v1alpha"] as const)("ServerReflectionInfo (%s)", (version)
     ["an enum value (scoped beside its enum)", "grpc.health.v1.HealthCheckResponse.SERVING", "grpc/health/v1/health.proto"],
     ["a well-known type", "google.protobuf.Timestamp", "google/protobuf/timestamp.proto"],
     ["a symbol with a leading dot", ".promotions.v1.GetPromotionRequest", "promotions/v1/promotion_service.proto"],
+    ["the error detail every error carries (imported by no service file)", "promotions.v1.ErrorDetail", "promotions/v1/errors.proto"],
+    ["a field of the error detail", "promotions.v1.ErrorDetail.param", "promotions/v1/errors.proto"],
   ])("finds the file containing %s", async (_, symbol, file) => {
     const [answer] = await ask(version, [{ case: "fileContainingSymbol", value: symbol }]);
     expect(fileNames(answer)[0]).toBe(file);
@@ -133,6 +138,17 @@ describe.each(["v1", "v1alpha"] as const)("ServerReflectionInfo (%s)", (version)
     const files = bytes.map((b) => fromBinary(FileDescriptorProtoSchema, b));
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: importsFirst(files) }));
     expect(registry.getService("promotions.v1.PromotionService")?.methods.map((m) => m.name)).toContain("GetPromotion");
+  });
+
+  it("resolves every file of the contract by name, and everything each of them imports", async () => {
+    const names = ["promotions/v1/errors.proto", "promotions/v1/promotion_service.proto", "grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto"];
+    for (const name of names) {
+      const [answer] = await ask(version, [{ case: "fileByFilename", value: name }]);
+      const files = (answer?.case === "fileDescriptorResponse" ? answer.value.fileDescriptorProto : []).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+      expect(files[0]?.name).toBe(name);
+      // importsFirst throws when an import was not sent along.
+      expect(() => createFileRegistry(create(FileDescriptorSetSchema, { file: importsFirst(files) }))).not.toThrow();
+    }
   });
 
   it("does not resend imports already sent on the same stream, but always the file asked for", async () => {
@@ -159,6 +175,37 @@ describe.each(["v1", "v1alpha"] as const)("ServerReflectionInfo (%s)", (version)
       Code.NotFound,
     ]);
     expect(answers[4]?.case).toBe("listServicesResponse");
+  });
+
+  it("is all a reflection-based client needs to decode an error's ErrorDetail (as grpcurl does)", async () => {
+    // A call cut off by its deadline, from a client with no timer of its own: its status arrives
+    // in grpc-status-details-bin as Any messages the client has no schema for.
+    const res = await rawH2Request(
+      server.url,
+      { ":path": "/promotions.v1.PromotionService/GetPromotion", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "100m" },
+      grpcEnvelope(toBinary(GetPromotionRequestSchema, create(GetPromotionRequestSchema, { id: "wait" }))),
+    );
+    const bin = res.trailers["grpc-status-details-bin"];
+    if (typeof bin !== "string") throw new Error("no grpc-status-details-bin");
+    const details: Any[] = [];
+    const reader = new BinaryReader(base64Decode(bin));
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 3) details.push(fromBinary(AnySchema, reader.bytes()));
+      else reader.skip(wireType);
+    }
+    expect(details.length).toBeGreaterThan(0);
+    const decoded: JsonValue[] = [];
+    for (const any of details) {
+      const typeName = any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1);
+      const [answer] = await ask(version, [{ case: "fileContainingSymbol", value: typeName }]);
+      const files = (answer?.case === "fileDescriptorResponse" ? answer.value.fileDescriptorProto : []).map((b) => fromBinary(FileDescriptorProtoSchema, b));
+      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: importsFirst(files) }));
+      const schema = registry.getMessage(typeName);
+      if (schema === undefined) throw new Error(`reflection did not describe ${typeName}`);
+      decoded.push(toJson(schema, fromBinary(schema, any.value)));
+    }
+    expect(decoded).toEqual([expect.objectContaining({ type: "timeout", code: "deadline_exceeded" })]);
   });
 
   it("lists no extension numbers for a message nobody extends", async () => {

@@ -4,13 +4,13 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as web from "@connectrpc/connect-web";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import { GetPromotionRequestSchema, PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import type { RunningServer } from "../../src/server/server.js";
 import { bufCurl, grpcEnvelope, grpcJsUnary, rawH2Request, rawRequest, sendRawBytes } from "./support/clients.js";
@@ -85,6 +85,40 @@ describe("grpc.health.v1.Health", () => {
   it("answers NOT_FOUND for a service it does not know", async () => {
     const client = createClient(Health, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     await expect(client.check({ service: "nope.v1.Nope" })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+
+  it("ends Watch at the caller's deadline with DEADLINE_EXCEEDED, after telling it SERVING (a client with no timer of its own)", async () => {
+    const started = Date.now();
+    const res = await rawH2Request(
+      server.url,
+      { ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "300m" },
+      grpcEnvelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))),
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    const status = fromBinary(HealthCheckResponseSchema, res.body.subarray(5, 5 + res.body.readUInt32BE(1))).status;
+    expect(status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect(res.trailers["grpc-status"]).toBe(String(GrpcStatus.DEADLINE_EXCEEDED));
+  });
+
+  it("ends Watch with DEADLINE_EXCEEDED for connect-node's gRPC and Connect clients", async () => {
+    for (const transport of [createGrpcTransport({ baseUrl: server.url }), createConnectTransport({ baseUrl: server.url, httpVersion: "2" })]) {
+      const seen: HealthCheckResponse_ServingStatus[] = [];
+      const watching = (async () => {
+        for await (const res of createClient(Health, transport).watch({ service: "" }, { timeoutMs: 300 })) seen.push(res.status);
+      })();
+      await expect(watching).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+      expect(seen).toEqual([HealthCheckResponse_ServingStatus.SERVING]);
+    }
+  });
+
+  it("advertises grpc-accept-encoding on gRPC responses", async () => {
+    const res = await rawH2Request(
+      server.url,
+      { ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" },
+      grpcEnvelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }))),
+    );
+    expect(res.trailers["grpc-status"] ?? res.headers["grpc-status"]).toBe("0");
+    expect(String(res.headers["grpc-accept-encoding"]).split(/, */)).toEqual(expect.arrayContaining(["gzip", "br"]));
   });
 
   it("answers grpc-js from the vendored health.proto", async () => {

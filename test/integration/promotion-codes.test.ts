@@ -33,6 +33,7 @@ const input = (overrides: Partial<CreateCodesInput> = {}): CreateCodesInput => (
   codes: [],
   count: 0,
   prefix: "",
+  idempotencyKey: "",
   maxRedemptions: null,
   minAmountMinor: null,
   firstTimeCustomersOnly: false,

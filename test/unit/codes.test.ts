@@ -16,6 +16,7 @@ const create = (overrides: Partial<CreateCodesInput> = {}): CreateCodesInput => 
   codes: [],
   count: 0,
   prefix: "",
+  idempotencyKey: "",
   maxRedemptions: null,
   minAmountMinor: null,
   firstTimeCustomersOnly: false,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file promotions/v1/customer_service.proto.
  */
 export const file_promotions_v1_customer_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRwcm9tb3Rpb25zL3YxL2N1c3RvbWVyX3NlcnZpY2UucHJvdG8SDXByb21vdGlvbnMudjEiQgoVVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0EikKCGN1c3RvbWVyGAEgASgLMhcucHJvbW90aW9ucy52MS5DdXN0b21lciJUChZVcHNlcnRDdXN0b21lclJlc3BvbnNlEikKCGN1c3RvbWVyGAEgASgLMhcucHJvbW90aW9ucy52MS5DdXN0b21lchIPCgdhcHBsaWVkGAIgASgIIk4KGVVwc2VydFN1YnNjcmlwdGlvblJlcXVlc3QSMQoMc3Vic2NyaXB0aW9uGAEgASgLMhsucHJvbW90aW9ucy52MS5TdWJzY3JpcHRpb24iYAoaVXBzZXJ0U3Vic2NyaXB0aW9uUmVzcG9uc2USMQoMc3Vic2NyaXB0aW9uGAEgASgLMhsucHJvbW90aW9ucy52MS5TdWJzY3JpcHRpb24SDwoHYXBwbGllZBgCIAEoCCIgChJHZXRDdXN0b21lclJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0Q3VzdG9tZXJSZXNwb25zZRIpCghjdXN0b21lchgBIAEoCzIXLnByb21vdGlvbnMudjEuQ3VzdG9tZXIiJAoWR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJMChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIxCgxzdWJzY3JpcHRpb24YASABKAsyGy5wcm9tb3Rpb25zLnYxLlN1YnNjcmlwdGlvbjKTAwoPQ3VzdG9tZXJTZXJ2aWNlEl0KDlVwc2VydEN1c3RvbWVyEiQucHJvbW90aW9ucy52MS5VcHNlcnRDdXN0b21lclJlcXVlc3QaJS5wcm9tb3Rpb25zLnYxLlVwc2VydEN1c3RvbWVyUmVzcG9uc2USaQoSVXBzZXJ0U3Vic2NyaXB0aW9uEigucHJvbW90aW9ucy52MS5VcHNlcnRTdWJzY3JpcHRpb25SZXF1ZXN0GikucHJvbW90aW9ucy52MS5VcHNlcnRTdWJzY3JpcHRpb25SZXNwb25zZRJUCgtHZXRDdXN0b21lchIhLnByb21vdGlvbnMudjEuR2V0Q3VzdG9tZXJSZXF1ZXN0GiIucHJvbW90aW9ucy52MS5HZXRDdXN0b21lclJlc3BvbnNlEmAKD0dldFN1YnNjcmlwdGlvbhIlLnByb21vdGlvbnMudjEuR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBomLnByb21vdGlvbnMudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_promotions_v1_customer]);
+  fileDesc("CiRwcm9tb3Rpb25zL3YxL2N1c3RvbWVyX3NlcnZpY2UucHJvdG8SDXByb21vdGlvbnMudjEiQgoVVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0EikKCGN1c3RvbWVyGAEgASgLMhcucHJvbW90aW9ucy52MS5DdXN0b21lciJUChZVcHNlcnRDdXN0b21lclJlc3BvbnNlEikKCGN1c3RvbWVyGAEgASgLMhcucHJvbW90aW9ucy52MS5DdXN0b21lchIPCgdhcHBsaWVkGAIgASgIIk4KGVVwc2VydFN1YnNjcmlwdGlvblJlcXVlc3QSMQoMc3Vic2NyaXB0aW9uGAEgASgLMhsucHJvbW90aW9ucy52MS5TdWJzY3JpcHRpb24iYAoaVXBzZXJ0U3Vic2NyaXB0aW9uUmVzcG9uc2USMQoMc3Vic2NyaXB0aW9uGAEgASgLMhsucHJvbW90aW9ucy52MS5TdWJzY3JpcHRpb24SDwoHYXBwbGllZBgCIAEoCCIgChJHZXRDdXN0b21lclJlcXVlc3QSCgoCaWQYASABKAkiQAoTR2V0Q3VzdG9tZXJSZXNwb25zZRIpCghjdXN0b21lchgBIAEoCzIXLnByb21vdGlvbnMudjEuQ3VzdG9tZXIiJAoWR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJMChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIxCgxzdWJzY3JpcHRpb24YASABKAsyGy5wcm9tb3Rpb25zLnYxLlN1YnNjcmlwdGlvbiJEChZVcHNlcnRDdXN0b21lcnNSZXF1ZXN0EioKCWN1c3RvbWVycxgBIAMoCzIXLnByb21vdGlvbnMudjEuQ3VzdG9tZXIiKgoXVXBzZXJ0Q3VzdG9tZXJzUmVzcG9uc2USDwoHYXBwbGllZBgBIAMoCCJQChpVcHNlcnRTdWJzY3JpcHRpb25zUmVxdWVzdBIyCg1zdWJzY3JpcHRpb25zGAEgAygLMhsucHJvbW90aW9ucy52MS5TdWJzY3JpcHRpb24iLgobVXBzZXJ0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlEg8KB2FwcGxpZWQYASADKAgy7QQKD0N1c3RvbWVyU2VydmljZRJdCg5VcHNlcnRDdXN0b21lchIkLnByb21vdGlvbnMudjEuVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0GiUucHJvbW90aW9ucy52MS5VcHNlcnRDdXN0b21lclJlc3BvbnNlEmkKElVwc2VydFN1YnNjcmlwdGlvbhIoLnByb21vdGlvbnMudjEuVXBzZXJ0U3Vic2NyaXB0aW9uUmVxdWVzdBopLnByb21vdGlvbnMudjEuVXBzZXJ0U3Vic2NyaXB0aW9uUmVzcG9uc2USYAoPVXBzZXJ0Q3VzdG9tZXJzEiUucHJvbW90aW9ucy52MS5VcHNlcnRDdXN0b21lcnNSZXF1ZXN0GiYucHJvbW90aW9ucy52MS5VcHNlcnRDdXN0b21lcnNSZXNwb25zZRJsChNVcHNlcnRTdWJzY3JpcHRpb25zEikucHJvbW90aW9ucy52MS5VcHNlcnRTdWJzY3JpcHRpb25zUmVxdWVzdBoqLnByb21vdGlvbnMudjEuVXBzZXJ0U3Vic2NyaXB0aW9uc1Jlc3BvbnNlElkKC0dldEN1c3RvbWVyEiEucHJvbW90aW9ucy52MS5HZXRDdXN0b21lclJlcXVlc3QaIi5wcm9tb3Rpb25zLnYxLkdldEN1c3RvbWVyUmVzcG9uc2UiA5ACARJlCg9HZXRTdWJzY3JpcHRpb24SJS5wcm9tb3Rpb25zLnYxLkdldFN1YnNjcmlwdGlvblJlcXVlc3QaJi5wcm9tb3Rpb25zLnYxLkdldFN1YnNjcmlwdGlvblJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_promotions_v1_customer]);
 
 /**
  * The customer to store.
@@ -197,6 +197,92 @@ export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> 
   messageDesc(file_promotions_v1_customer_service, 7);
 
 /**
+ * Customers to store, each a full state with `id` and `updated_at`; 1..1,000, every id once.
+ *
+ * @generated from message promotions.v1.UpsertCustomersRequest
+ */
+export type UpsertCustomersRequest = Message<"promotions.v1.UpsertCustomersRequest"> & {
+  /**
+   * The customers, in any order.
+   *
+   * @generated from field: repeated promotions.v1.Customer customers = 1;
+   */
+  customers: Customer[];
+};
+
+/**
+ * Describes the message promotions.v1.UpsertCustomersRequest.
+ * Use `create(UpsertCustomersRequestSchema)` to create a new message.
+ */
+export const UpsertCustomersRequestSchema: GenMessage<UpsertCustomersRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_customer_service, 8);
+
+/**
+ * Which customers were written.
+ *
+ * @generated from message promotions.v1.UpsertCustomersResponse
+ */
+export type UpsertCustomersResponse = Message<"promotions.v1.UpsertCustomersResponse"> & {
+  /**
+   * One per customer, in request order: false when the stored state was as new or newer and
+   * nothing changed (as UpsertCustomerResponse.applied).
+   *
+   * @generated from field: repeated bool applied = 1;
+   */
+  applied: boolean[];
+};
+
+/**
+ * Describes the message promotions.v1.UpsertCustomersResponse.
+ * Use `create(UpsertCustomersResponseSchema)` to create a new message.
+ */
+export const UpsertCustomersResponseSchema: GenMessage<UpsertCustomersResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_customer_service, 9);
+
+/**
+ * Subscriptions to store, each a full state with `id`, `customer_id` and `updated_at`; 1..1,000,
+ * every id once.
+ *
+ * @generated from message promotions.v1.UpsertSubscriptionsRequest
+ */
+export type UpsertSubscriptionsRequest = Message<"promotions.v1.UpsertSubscriptionsRequest"> & {
+  /**
+   * The subscriptions, in any order.
+   *
+   * @generated from field: repeated promotions.v1.Subscription subscriptions = 1;
+   */
+  subscriptions: Subscription[];
+};
+
+/**
+ * Describes the message promotions.v1.UpsertSubscriptionsRequest.
+ * Use `create(UpsertSubscriptionsRequestSchema)` to create a new message.
+ */
+export const UpsertSubscriptionsRequestSchema: GenMessage<UpsertSubscriptionsRequest> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_customer_service, 10);
+
+/**
+ * Which subscriptions were written.
+ *
+ * @generated from message promotions.v1.UpsertSubscriptionsResponse
+ */
+export type UpsertSubscriptionsResponse = Message<"promotions.v1.UpsertSubscriptionsResponse"> & {
+  /**
+   * One per subscription, in request order: false when the stored state was as new or newer.
+   *
+   * @generated from field: repeated bool applied = 1;
+   */
+  applied: boolean[];
+};
+
+/**
+ * Describes the message promotions.v1.UpsertSubscriptionsResponse.
+ * Use `create(UpsertSubscriptionsResponseSchema)` to create a new message.
+ */
+export const UpsertSubscriptionsResponseSchema: GenMessage<UpsertSubscriptionsResponse> = /*@__PURE__*/
+  messageDesc(file_promotions_v1_customer_service, 11);
+
+/**
  * Billing context pushed by the billing system: customers and subscriptions, per organization.
  * Upserts are idempotent and ordered by the `updated_at` the caller sends. Writes need scope
  * `write`, reads scope `read`.
@@ -223,6 +309,28 @@ export const CustomerService: GenService<{
     methodKind: "unary";
     input: typeof UpsertSubscriptionRequestSchema;
     output: typeof UpsertSubscriptionResponseSchema;
+  },
+  /**
+   * Pushes up to 1,000 customers in one call, each ordered by its own `updated_at` exactly as
+   * UpsertCustomer is. All or nothing: one invalid customer fails the call, naming it
+   * (`customers[3].id`), and none is written.
+   *
+   * @generated from rpc promotions.v1.CustomerService.UpsertCustomers
+   */
+  upsertCustomers: {
+    methodKind: "unary";
+    input: typeof UpsertCustomersRequestSchema;
+    output: typeof UpsertCustomersResponseSchema;
+  },
+  /**
+   * Pushes up to 1,000 subscriptions in one call, as UpsertCustomers does customers.
+   *
+   * @generated from rpc promotions.v1.CustomerService.UpsertSubscriptions
+   */
+  upsertSubscriptions: {
+    methodKind: "unary";
+    input: typeof UpsertSubscriptionsRequestSchema;
+    output: typeof UpsertSubscriptionsResponseSchema;
   },
   /**
    * Returns a customer by its external id.

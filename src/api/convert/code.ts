@@ -16,6 +16,7 @@ export function createCodesFromProto(req: CreatePromotionCodesRequest, problems:
     codes: req.codes,
     count: req.count,
     prefix: req.prefix,
+    idempotencyKey: req.idempotencyKey,
     maxRedemptions: req.maxRedemptions ?? null,
     minAmountMinor: req.minAmountMinor ?? null,
     firstTimeCustomersOnly: req.firstTimeCustomersOnly,

@@ -119,6 +119,9 @@ export function authInterceptor(verify: KeyVerifier, publicServices: ReadonlySet
     if (publicServices.has(req.service.typeName)) return next(req);
     const key = presentedKey(req.header);
     if (key === null) {
+      if (/^\s*(?!bearer\s)\S/i.test(req.header.get("authorization") ?? "")) {
+        throw DomainError.of("unauthenticated", "bearer_required", "the authorization header must read `Bearer <key>`: add `Bearer ` before the key (or send it as `x-api-key: <key>`)");
+      }
       throw DomainError.of("unauthenticated", "missing_api_key", "an API key is required: send `authorization: Bearer <key>` or `x-api-key: <key>`");
     }
     const principal = await verify(key, req.contextValues.get(clientAddressKey));

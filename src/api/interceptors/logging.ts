@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../../observability/logger.js";
 import { principalKey, requestIdKey } from "../context-keys.js";
 import { toConnectError } from "../errors.js";
@@ -22,7 +23,8 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       return res;
     } catch (thrown) {
       const error = toConnectError(thrown);
-      const fields = { ...line(), code: Code[error.code], error: error.rawMessage };
+      // The code as the wire and the metrics name it (invalid_argument), not the enum key.
+      const fields = { ...line(), code: codeToString(error.code), error: error.rawMessage };
       if (error.code === Code.Internal) {
         logger.error({ ...fields, cause: describe(error.cause) }, "rpc");
       } else if (error.code === Code.Unavailable) {

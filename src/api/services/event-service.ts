@@ -3,7 +3,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { EventService, StreamEventsRequest, StreamEventsResponseSchema } from "../../../gen/promotions/v1/event_service_pb.js";
+import { EventSchema } from "../../../gen/promotions/v1/event_pb.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
+import { fitting, messageBytes, PAGE_BYTES } from "../page-size.js";
 import { toConnectError } from "../errors.js";
 import { requestScope } from "../request-scope.js";
 import { assertValid, checkPageLimit, checkUuid } from "../../domain/checks.js";
@@ -58,9 +60,12 @@ export function eventService(feed: EventFeed, pollMs: number): ServiceImpl<typeo
       assertValid(out);
       const before = decodePosition(req.cursor);
       const rows = await new EventReader(sqlOf(em)).newestFirst(actor.organizationId, before, filter, limit + 1);
-      const shown = rows.slice(0, limit);
+      // A page stops at `limit` or at PAGE_BYTES (events carry whole promotions), whichever comes first.
+      const candidates = rows.slice(0, limit);
+      const shown = candidates.slice(0, fitting(candidates.map((s) => messageBytes(EventSchema, s.event)), PAGE_BYTES));
       const last = shown.at(-1);
-      return { events: shown.map((s) => s.event), nextCursor: rows.length > limit && last ? encodeCursor(CURSOR_KIND, [last.position.txid, last.position.seq]) : "" };
+      const more = rows.length > shown.length;
+      return { events: shown.map((s) => s.event), nextCursor: more && last ? encodeCursor(CURSOR_KIND, [last.position.txid, last.position.seq]) : "" };
     },
 
     async *streamEvents(req, ctx) {

@@ -46,7 +46,11 @@ export class HealthRegistry {
     return create(HealthCheckResponseSchema, { status });
   }
 
-  /** Sends the current status, then every change, until the caller leaves or shutdown ends it. */
+  /**
+   * Sends the current status, then every change, until shutdown ends it (OK, after NOT_SERVING) or
+   * the call's signal does: at the caller's deadline that is DEADLINE_EXCEEDED, as gRPC says a
+   * call cut short by its deadline ends, never OK.
+   */
   async *watch(req: HealthCheckRequest, ctx: HandlerContext): AsyncGenerator<HealthCheckResponse> {
     let sent: ServingStatus | undefined;
     for (;;) {
@@ -56,7 +60,8 @@ export class HealthRegistry {
         yield create(HealthCheckResponseSchema, { status });
         sent = status;
       }
-      if (this.shuttingDown || ctx.signal.aborted) return;
+      if (this.shuttingDown) return;
+      if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason, Code.Canceled);
       await this.nextChange(ctx.signal);
     }
   }

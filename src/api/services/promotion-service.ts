@@ -1,6 +1,6 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import * as pb from "../../../gen/promotions/v1/promotion_pb.js";
-import type { PromotionService } from "../../../gen/promotions/v1/promotion_service_pb.js";
+import { CreatePromotionRequestSchema, UpdatePromotionRequestSchema, type PromotionService } from "../../../gen/promotions/v1/promotion_service_pb.js";
 import { validatePreviewRequest } from "../../domain/billing-validation.js";
 import { assertValid, checkPageLimit, checkUuid, requireUuid } from "../../domain/checks.js";
 import { checkCodePageLimit, validateUpdateCode } from "../../domain/codes.js";
@@ -11,11 +11,13 @@ import type { PromotionChangeHook } from "../../promotions/change-hook.js";
 import { PromotionCodes } from "../../promotions/codes.js";
 import { previewEligibility } from "../../promotions/dry-runs.js";
 import { Promotions } from "../../promotions/promotions.js";
+import type { PromotionCodeRecord } from "../../store/code-store.js";
 import { queryPromotionViews } from "../../store/promotion-views.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
 import { codeToProto, createCodesFromProto, updateCodeFromProto } from "../convert/code.js";
 import { ConversionProblems, patchFromUpdateRequest, promotionToProto, termsFromCreateRequest } from "../convert/promotion.js";
-import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
+import { decodeTimeIdCursor, encodeCursor, type TimeIdPosition } from "../cursor.js";
+import { CREATED_CODES_BYTES, CREATED_VALUES_BYTES, PAGE_BYTES, checkTermsRequestSize, decodeScopedCursor, fitting, gatherRows, messageBytes, sizedPage } from "../page-size.js";
 import { requestScope } from "../request-scope.js";
 
 // promotions.v1.PromotionService: maps messages to domain values, calls the promotion use cases
@@ -33,6 +35,7 @@ function useCases(ctx: HandlerContext, onChanged: PromotionChangeHook) {
 export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<typeof PromotionService> {
   return {
     async createPromotion(req, ctx) {
+      checkTermsRequestSize(CreatePromotionRequestSchema, req);
       const { promotions, actor } = useCases(ctx, onChanged);
       const problems = new ConversionProblems();
       const { terms, effectsShorthand } = termsFromCreateRequest(req, problems);
@@ -59,11 +62,12 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
       }
       const after = decodeTimeIdCursor(CURSOR_KIND, req.cursor) ?? undefined;
       const page = await queryPromotionViews(em, { organizationId: actor.organizationId, now: clock(), filters, after, limit: limit + 1 });
-      const { shown, nextCursor } = timeIdPage(CURSOR_KIND, page, limit);
-      return { promotions: shown.map(promotionToProto), nextCursor };
+      const { messages, nextCursor } = sizedPage(CURSOR_KIND, page, limit, pb.PromotionSchema, promotionToProto);
+      return { promotions: messages, nextCursor };
     },
 
     async updatePromotion(req, ctx) {
+      checkTermsRequestSize(UpdatePromotionRequestSchema, req);
       const { promotions, actor } = useCases(ctx, onChanged);
       const id = requireUuid(req.id);
       const problems = new ConversionProblems();
@@ -128,7 +132,19 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
       checkUuid(problems.violations, req.promotionId, "promotion_id");
       const input = createCodesFromProto(req, problems);
       const created = await codes.create(actor, req.promotionId, input, problems.violations);
-      return { createdCount: created.createdCount, codeValues: created.codeValues, codes: created.codes.map(codeToProto) };
+      // Both lists stop where the response would outgrow a client's 4 MiB; the cursor lists the rest.
+      const full = created.codes.map(codeToProto);
+      const shownFull = fitting(full.map((c) => messageBytes(pb.PromotionCodeSchema, c)), CREATED_CODES_BYTES);
+      const shownValues = fitting(created.codeValues.map((v) => Buffer.byteLength(v) + 3), CREATED_VALUES_BYTES);
+      const lastId = created.codeIds[shownValues - 1];
+      const nextCursor = shownValues < created.createdCount && lastId !== undefined ? encodeCursor(CODES_CURSOR_KIND, [created.createdAt.toISOString(), lastId, created.batchId]) : "";
+      return {
+        createdCount: created.createdCount,
+        codeValues: created.codeValues.slice(0, shownValues),
+        codes: full.slice(0, shownFull),
+        nextCursor,
+        replayed: created.replayed,
+      };
     },
 
     async listPromotionCodes(req, ctx) {
@@ -137,10 +153,13 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
       checkUuid(out, req.promotionId, "promotion_id");
       const limit = checkCodePageLimit(out, req.limit);
       assertValid(out);
-      const after = decodeTimeIdCursor(CODES_CURSOR_KIND, req.cursor);
-      const page = await codes.list(actor.organizationId, req.promotionId, { active: req.active ?? null, after, limit: limit + 1 });
-      const { shown, nextCursor } = timeIdPage(CODES_CURSOR_KIND, page, limit);
-      return { codes: shown.map(codeToProto), nextCursor };
+      // A cursor from CreatePromotionCodes carries its batch: those pages hold only the codes it made.
+      const { after, scope: batchId } = decodeScopedCursor(CODES_CURSOR_KIND, req.cursor);
+      const cost = (c: PromotionCodeRecord) => messageBytes(pb.PromotionCodeSchema, codeToProto(c));
+      const fetch = (from: TimeIdPosition | null, n: number) => codes.list(actor.organizationId, req.promotionId, { active: req.active ?? null, after: from, limit: n, batchId });
+      const page = await gatherRows(fetch, after, limit + 1, cost, PAGE_BYTES);
+      const { messages, nextCursor } = sizedPage(CODES_CURSOR_KIND, page, limit, pb.PromotionCodeSchema, codeToProto, batchId);
+      return { codes: messages, nextCursor };
     },
 
     async updatePromotionCode(req, ctx) {

@@ -1,6 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { RedemptionKind, RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { RedemptionKind, RedemptionSchema, RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
 import type { Checkout } from "../../checkout/checkout.js";
 import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
 import { notFound, type Violation } from "../../domain/errors.js";
@@ -9,7 +9,8 @@ import { normalizeCode } from "../../domain/terms.js";
 import { Ledger, type RedemptionRow } from "../../store/ledger.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
-import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
+import { decodeTimeIdCursor } from "../cursor.js";
+import { sizedPage } from "../page-size.js";
 import { requestScope } from "../request-scope.js";
 
 // promotions.v1.RedemptionService: maps messages, calls the checkout use cases (src/checkout/redeemer.ts).
@@ -125,8 +126,8 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
         after,
         limit: limit + 1,
       });
-      const { shown, nextCursor } = timeIdPage(CURSOR_KIND, rows, limit);
-      return { redemptions: shown.map(redemptionToProto), nextCursor };
+      const { messages, nextCursor } = sizedPage(CURSOR_KIND, rows, limit, RedemptionSchema, redemptionToProto);
+      return { redemptions: messages, nextCursor };
     },
   };
 }

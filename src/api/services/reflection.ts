@@ -1,6 +1,6 @@
 // gRPC server reflection, v1 and v1alpha, so `buf curl`, grpcurl and Postman work without the
 // .proto files. The index is built from the descriptors compiled into gen/, so it is exactly the
-// schema the server speaks, including the google/protobuf files it imports.
+// schema the server speaks, including the google/protobuf files it imports and the error details.
 import { create, toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
 import {
   FileDescriptorProtoSchema,
@@ -10,7 +10,15 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ErrorDetailSchema } from "../../../gen/promotions/v1/errors_pb.js";
 import * as v1alpha from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+
+/**
+ * Files no service file imports but every client meets: promotions.v1.ErrorDetail rides in every
+ * error's details as an Any, and `buf curl`, grpcurl and Postman decode it only if they can
+ * resolve it here (otherwise they print base64).
+ */
+const ALWAYS_SERVED: readonly DescFile[] = [ErrorDetailSchema.file];
 
 /** Both reflection services, for whoever must list or exempt them. */
 export const REFLECTION_SERVICES: readonly DescService[] = [v1.ServerReflection, v1alpha.ServerReflection];
@@ -42,6 +50,7 @@ export class ReflectionIndex {
 
   constructor(services: readonly DescService[]) {
     for (const service of services) this.addFile(service.file);
+    for (const file of ALWAYS_SERVED) this.addFile(file);
     this.serviceNames = [...new Set(services.map((s) => s.typeName))].sort();
   }
 

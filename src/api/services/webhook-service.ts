@@ -1,8 +1,9 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { WebhookDeliveryStatus } from "../../../gen/promotions/v1/webhook_pb.js";
+import { WebhookDeliverySchema, WebhookDeliveryStatus, WebhookEndpointSchema } from "../../../gen/promotions/v1/webhook_pb.js";
 import type { WebhookService } from "../../../gen/promotions/v1/webhook_service_pb.js";
-import { decodeTimeIdCursor, timeIdPage } from "../cursor.js";
+import { decodeTimeIdCursor } from "../cursor.js";
+import { sizedPage } from "../page-size.js";
 import { requestScope } from "../request-scope.js";
 import { assertValid, checkPageLimit } from "../../domain/checks.js";
 import type { Violation } from "../../domain/errors.js";
@@ -41,8 +42,8 @@ export function webhookService(deps: WebhookDeps): ServiceImpl<typeof WebhookSer
       const limit = pageLimit(req.limit);
       const after = decodeTimeIdCursor(ENDPOINTS_CURSOR, req.cursor);
       const rows = await webhooks.list(organizationId, after, limit + 1);
-      const { shown, nextCursor } = timeIdPage(ENDPOINTS_CURSOR, rows, limit);
-      return { webhookEndpoints: shown.map(endpointToProto), nextCursor };
+      const { messages, nextCursor } = sizedPage(ENDPOINTS_CURSOR, rows, limit, WebhookEndpointSchema, endpointToProto);
+      return { webhookEndpoints: messages, nextCursor };
     },
 
     async updateWebhookEndpoint(req, ctx) {
@@ -76,8 +77,8 @@ export function webhookService(deps: WebhookDeps): ServiceImpl<typeof WebhookSer
       assertValid(out);
       const after = decodeTimeIdCursor(DELIVERIES_CURSOR, req.cursor);
       const rows = await webhooks.listDeliveries({ organizationId, endpointId: req.endpointId, eventId: req.eventId, status, after, limit: limit + 1 });
-      const { shown, nextCursor } = timeIdPage(DELIVERIES_CURSOR, rows, limit);
-      return { webhookDeliveries: shown.map(deliveryToProto), nextCursor };
+      const { messages, nextCursor } = sizedPage(DELIVERIES_CURSOR, rows, limit, WebhookDeliverySchema, deliveryToProto);
+      return { webhookDeliveries: messages, nextCursor };
     },
 
     async retryWebhookDelivery(req, ctx) {

@@ -80,6 +80,9 @@ def error_of(error: grpc.RpcError) -> dict[str, Any]:
             details.append({"type": detail.type, "code": detail.code, "message": detail.message, "param": detail.param})
     return {
         "code": error.code().name,
+        # The text grpcio decoded from grpc-message: exact only if the server percent-encodes it as the spec says.
+        "message": error.details(),
+        "status_message": status.message,
         "status_code": status.code,
         "type_urls": [packed.type_url for packed in status.details],
         "details": details,

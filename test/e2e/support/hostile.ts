@@ -406,11 +406,19 @@ async function sendConnect(url: string, protocol: "connect-json" | "connect-bina
   const answer = await res.text();
   if (res.status === 200) return "ok";
   try {
-    const parsed = JSON.parse(answer) as { code?: unknown };
-    return typeof parsed.code === "string" ? parsed.code : `http_${res.status}`;
+    const parsed = JSON.parse(answer) as { code?: unknown; details?: { type?: unknown }[] };
+    if (typeof parsed.code !== "string") return `http_${res.status}`;
+    return withDetail(parsed.code, (parsed.details ?? []).some((d) => d.type === ERROR_DETAIL));
   } catch {
     return `http_${res.status}`;
   }
+}
+
+const ERROR_DETAIL = "promotions.v1.ErrorDetail";
+
+/** Every error must carry a promotions.v1.ErrorDetail; one without gets a label no test accepts. */
+export function withDetail(code: string, hasDetail: boolean): Outcome {
+  return code === "ok" || hasDetail ? code : `${code}+without_error_detail`;
 }
 
 function sendGrpc(url: string, path: string, key: string | null, input: RawInput, timeoutMs: number): Promise<Outcome> {
@@ -430,18 +438,21 @@ function sendGrpc(url: string, path: string, key: string | null, input: RawInput
     if (key !== null) headers.authorization = `Bearer ${key}`;
     const stream = session.request(headers);
     let status: string | undefined;
+    let details = "";
     let httpStatus = 0;
+    const read = (h: http2.IncomingHttpHeaders): void => {
+      if (typeof h["grpc-status"] === "string") status = h["grpc-status"];
+      if (typeof h["grpc-status-details-bin"] === "string") details = Buffer.from(h["grpc-status-details-bin"], "base64").toString("latin1");
+    };
     stream.on("response", (h) => {
       httpStatus = Number(h[":status"]);
-      if (typeof h["grpc-status"] === "string") status = h["grpc-status"];
+      read(h);
     });
-    stream.on("trailers", (t) => {
-      if (typeof t["grpc-status"] === "string") status = t["grpc-status"];
-    });
+    stream.on("trailers", read);
     stream.on("data", () => undefined);
     stream.on("error", () => undefined); // the close below reports what happened
     stream.on("close", () => {
-      if (status !== undefined) finish(GRPC_CODES.get(Number(status)) ?? `grpc_status_${status}`);
+      if (status !== undefined) finish(withDetail(GRPC_CODES.get(Number(status)) ?? `grpc_status_${status}`, details.includes(`type.googleapis.com/${ERROR_DETAIL}`)));
       else finish(httpStatus === 0 ? `reset(${stream.rstCode})` : `http_${httpStatus}_without_grpc_status`);
     });
     const body = "stream" in input.body ? input.body.stream : input.body;

@@ -121,6 +121,25 @@ export function seedRequests(w: World): Record<string, Record<string, unknown>> 
         updatedAt: at("2026-02-01T00:00:00Z"),
       },
     },
+    UpsertCustomers: {
+      customers: [
+        { id: w.customerId, segments: ["vip"], hasPaidBefore: true, updatedAt: at("2026-02-02T00:00:00Z") },
+        { id: `${w.tag}-cus-2`, segments: ["smb"], updatedAt: at("2026-02-02T00:00:00Z") },
+      ],
+    },
+    UpsertSubscriptions: {
+      subscriptions: [
+        {
+          id: `${w.tag}-sub-2`,
+          customerId: `${w.tag}-cus-2`,
+          status: SubscriptionStatus.ACTIVE,
+          currency: "USD",
+          interval: BillingInterval.MONTH,
+          items: [{ planId: "pro", productId: "app", unitAmountMinor: 4_000n, quantity: 1 }],
+          updatedAt: at("2026-02-02T00:00:00Z"),
+        },
+      ],
+    },
     GetCustomer: { id: w.customerId },
     GetSubscription: { id: w.subscriptionId },
     ListEvents: { limit: 10, types: ["promotion.created"] },
