@@ -165,7 +165,7 @@ describe("authorization matrix", () => {
       expect(snapshotDiff(before, after), rpc.label).toEqual([]);
       expect(after).toEqual(before);
     }
-  });
+  }, 180_000);
 
   it("lets the key with exactly the required scope through, and another tenant's key finds none of tenant A's resources", async () => {
     const requests = seedRequests(worldA);
@@ -198,7 +198,7 @@ describe("authorization matrix", () => {
         expect(snapshotDiff(outsideB, afterOutsideB), rpc.label).toEqual([]);
       }
     }
-  });
+  }, 180_000);
 
   it("serves health and reflection without a key", async () => {
     for (const protocol of PROTOCOLS) {

@@ -35,7 +35,7 @@ let world: World;
 let rpcs: Rpc[];
 
 beforeAll(async () => {
-  t = await startTestApp("http_get");
+  t = await startTestApp("http_get", { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", WEBHOOK_DNS_SERVERS: "127.0.0.1:9" });
   const tenant = await t.tenant("get-co");
   key = tenant.key;
   world = await seedWorld(t.url, key, tenant.organizationId, "get");
