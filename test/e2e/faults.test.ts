@@ -130,5 +130,5 @@ describe("faults in the middle of a run", () => {
     const read = () => truth(orm.em.fork(), redis.url, prefix, p.id);
     await settled(read);
     expectExact(loads, await read(), promo(await client(PromotionService, url, key).getPromotion({ id: p.id })).currentRedemptions);
-  });
+  }, 180_000);
 });
