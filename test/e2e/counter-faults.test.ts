@@ -122,7 +122,7 @@ describe("counters under faults that come close together", () => {
     await redis.flushAll();
     // The 10th staged batch of per-customer counts (old code: the 10th HSET into the live hash).
     const filling = await nthEvent(p.id, /\}:(st:\d+:)?c$/, "hset", 10);
-    const trigger = redemptions.redeemPromotion({ code: "ONCE", customerId: "c1", idempotencyKey: "trigger" }).catch(detailCode);
+    const trigger = redemptions.redeemPromotion({ code: "ONCE", customerId: "c1", idempotencyKey: "trigger" }).then(() => "admitted", detailCode);
     const channel = await filling.seen;
     await redis.flushAll();
     await filling.stop();
@@ -155,7 +155,7 @@ describe("counters under faults that come close together", () => {
 
     await redis.flushAll();
     const filling = await nthEvent(p.id, /\}:(st:\d+:)?k$/, "hset", 10);
-    const trigger = redemptions.redeemPromotion({ code: codes[1]!.code, customerId: "fresh-trigger", idempotencyKey: "trigger" }).catch(detailCode);
+    const trigger = redemptions.redeemPromotion({ code: codes[1]!.code, customerId: "fresh-trigger", idempotencyKey: "trigger" }).then(() => "admitted", detailCode);
     const channel = await filling.seen;
     await redis.flushAll();
     await filling.stop();
@@ -239,7 +239,7 @@ describe("counters under faults that come close together", () => {
 
     await redis.flushAll();
     const locked = await nthEvent(p.id, /\}:lock$/, "set", 1);
-    const trigger = redemptions.redeemPromotion({ code: "HANG", customerId: "fresh-trigger", idempotencyKey: "trigger" }).catch(detailCode);
+    const trigger = redemptions.redeemPromotion({ code: "HANG", customerId: "fresh-trigger", idempotencyKey: "trigger" }).then(() => "admitted", detailCode);
     await locked.seen;
     redis.pause(); // the rebuild holds the lock; its next Redis calls (and its unlock) time out
     await sleep(5_000);
