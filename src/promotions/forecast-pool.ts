@@ -72,7 +72,7 @@ function fromFailure(f: WorkerFailure): Error {
     case "domain":
       return new DomainError(f.failureKind, f.details);
     case "unavailable":
-      return DomainError.of("unavailable", "database_unavailable", f.message);
+      return DomainError.of("unavailable", "database_unavailable", `${f.message}; retry`);
     case "internal":
       return new Error(`forecast worker failed: ${f.message}`);
   }

@@ -4,7 +4,7 @@
 // another before this one answered.
 import { parentPort, workerData } from "node:worker_threads";
 import { DomainError } from "../domain/errors.js";
-import { openOrm } from "../store/orm.js";
+import { openOrm, type MikroORM } from "../store/orm.js";
 import { isDatabaseUnreachable } from "../store/unreachable.js";
 import { forecastSubscriptions } from "./dry-runs.js";
 import type { ForecastWorkerData, FromWorker, ToWorker, WorkerFailure } from "./forecast-protocol.js";
@@ -21,9 +21,13 @@ const cancel = {
   },
 };
 // Two connections: the subscriptions query and its customers query never overlap, one is spare.
-const orm = openOrm({ databaseUrl: data.databaseUrl, poolMax: 2 });
-// An unreachable database is reported with the job that needed it, not as an unhandled rejection.
-orm.catch(() => undefined);
+// Opened by the first job; when Postgres was unreachable then, the next job tries again.
+let opened: Promise<MikroORM> | null = null;
+const orm = (): Promise<MikroORM> =>
+  (opened ??= openOrm({ databaseUrl: data.databaseUrl, poolMax: 2 }).catch((error: unknown) => {
+    opened = null;
+    throw error;
+  }));
 
 function failure(error: unknown): WorkerFailure {
   if (error instanceof DomainError) return { kind: "domain", failureKind: error.kind, details: [...error.details] };
@@ -34,13 +38,13 @@ function failure(error: unknown): WorkerFailure {
 port.on("message", (message: ToWorker) => {
   if (message.type === "close") {
     port.close();
-    void orm.then((o) => o.close(true)).catch(() => undefined);
+    void opened?.then((o) => o.close(true)).catch(() => undefined);
     return;
   }
   void (async () => {
     let reply: FromWorker;
     try {
-      const result = await forecastSubscriptions((await orm).em.fork(), message.job, cancel);
+      const result = await forecastSubscriptions((await orm()).em.fork(), message.job, cancel);
       reply = { type: "done", id: message.id, result };
     } catch (error) {
       reply = error === CANCELLED ? { type: "cancelled", id: message.id } : { type: "failed", id: message.id, failure: failure(error) };
