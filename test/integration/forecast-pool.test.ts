@@ -4,8 +4,11 @@ import type { Condition, Effect, Phase } from "../../src/domain/terms.js";
 import { forecastSubscriptions, type ForecastJob } from "../../src/promotions/dry-runs.js";
 import { ForecastPool } from "../../src/promotions/forecast-pool.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
-import { openOrm, type MikroORM } from "../../src/store/orm.js";
+import { DomainError } from "../../src/domain/errors.js";
+import { migrate, openOrm, type MikroORM } from "../../src/store/orm.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { seedSubscriptions } from "../support/forecast-seed.js";
+import { startPrivatePostgres } from "../support/postgres-server.js";
 import { credit, fixed, on, pct, phase, promotion, terms } from "../unit/support/pricing.js";
 
 // SimulatePromotionImpact prices on a worker thread (src/promotions/forecast-pool.ts) what it used
@@ -144,4 +147,35 @@ describe("ForecastPool", () => {
       expect(pool.state()).toEqual({ running: 0, queued: 0, threads: 1 });
     });
   }
+
+  it("answers UNAVAILABLE while its worker cannot reach Postgres, and forecasts again once it can", async () => {
+    // A private instance: this test stops it.
+    const pg = await startPrivatePostgres();
+    const url = pg.url("forecast_outage");
+    const own = new ForecastPool({ databaseUrl: url, workers: 1, queueLimit: 0 });
+    try {
+      await migrate({ databaseUrl: url });
+      const seeded = await openOrm({ databaseUrl: url, poolMax: 1 });
+      let organizationId: string;
+      try {
+        organizationId = (await new ApiKeyStore(seeded.em.fork()).ensureOrganization("outage")).id;
+        await seedSubscriptions(seeded.em.fork().getConnection(), organizationId, 12);
+      } finally {
+        await seeded.close();
+      }
+      const job: ForecastJob = { organizationId, promotion: randomPromotion(99), periods: 2, now: new Date("2026-11-15T00:00:00Z") };
+      await pg.stop();
+      const refused = await own.run(job, never).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(DomainError);
+      expect(refused).toMatchObject({ kind: "unavailable", details: [{ code: "database_unavailable" }] });
+      await pg.start();
+      expect((await own.run(job, never)).evaluatedSubscriptions).toBe(12n);
+    } finally {
+      await own.close();
+      await pg.dispose();
+    }
+  }, 120_000);
 });
