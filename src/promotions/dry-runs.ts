@@ -113,10 +113,14 @@ export async function forecastImpact(
   return run({ organizationId, promotion: candidateFrom(view), periods: req.periods, now }, signal);
 }
 
-/** Streams every billable subscription of the job's tenant through one ImpactForecast; the one implementation both threads run. */
-export async function forecastSubscriptions(em: EntityManager, job: ForecastJob, cancel: Cancellation): Promise<ImpactForecastResult> {
+/**
+ * Streams every billable subscription of the job's tenant through one ImpactForecast; the one
+ * implementation both threads run. The batch size only trades round trips for how long a read runs
+ * before `cancel` is looked at again; the result does not depend on it.
+ */
+export async function forecastSubscriptions(em: EntityManager, job: ForecastJob, cancel: Cancellation, batchSize = 1000): Promise<ImpactForecastResult> {
   const forecast = new ImpactForecast(job.promotion, job.periods, job.now);
-  for await (const batch of new BillingContextStore(em).billableSubscriptions(job.organizationId)) {
+  for await (const batch of new BillingContextStore(em).billableSubscriptions(job.organizationId, batchSize)) {
     for (const { subscription, customer } of batch) {
       // Per subscription, not per batch: a batch of 1,000 over 12 periods is tens of ms of pricing.
       cancel.throwIfAborted();

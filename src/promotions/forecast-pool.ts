@@ -7,8 +7,8 @@
 // A caller's deadline or cancellation stops its forecast: a waiting one leaves the queue, a running
 // one is told through a flag in shared memory that the worker reads before every subscription (so
 // it stops within a subscription, and reads no further batch from Postgres). A worker that has not
-// confirmed within cancelGraceMs (stuck in a query) is terminated — which drops its connections,
-// ending its reads — and a fresh one is started for the next job.
+// confirmed within cancelGraceMs (stuck in a query, starved of CPU) is terminated — which drops its
+// connections, ending its reads — and a replacement is started at once.
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -48,6 +48,8 @@ interface Caller {
 
 interface Slot {
   worker: Worker | null;
+  /** The worker has loaded and opened its pool, so a cancelled job stops within cancelGraceMs. */
+  ready: boolean;
   flag: Int32Array;
   data: ForecastWorkerData;
   /** The job on this worker; `caller` is null once the caller was answered (it cancelled). */
@@ -86,10 +88,10 @@ export class ForecastPool {
   private closed = false;
 
   constructor(private readonly opts: ForecastPoolOptions) {
-    this.cancelGraceMs = opts.cancelGraceMs ?? 50;
+    this.cancelGraceMs = opts.cancelGraceMs ?? 80;
     this.slots = Array.from({ length: Math.max(1, opts.workers) }, () => {
       const cancelFlag = new SharedArrayBuffer(4);
-      return { worker: null, flag: new Int32Array(cancelFlag), data: { databaseUrl: opts.databaseUrl, cancelFlag }, current: null };
+      return { worker: null, ready: false, flag: new Int32Array(cancelFlag), data: { databaseUrl: opts.databaseUrl, cancelFlag }, current: null };
     });
   }
 
@@ -177,7 +179,12 @@ export class ForecastPool {
   private spawn(slot: Slot): Worker {
     const worker = new Worker(WORKER_URL, { workerData: slot.data, execArgv: workerExecArgv(), name: "forecast" });
     slot.worker = worker;
-    worker.on("message", (message: FromWorker) => this.answered(slot, message));
+    slot.ready = false;
+    worker.on("message", (message: FromWorker) => {
+      if (slot.worker !== worker) return;
+      if (message.type === "ready") return this.becameReady(slot);
+      this.answered(slot, message);
+    });
     const gone = (error: unknown) => {
       if (slot.worker !== worker) return; // terminated on purpose, already replaced
       slot.worker = null;
@@ -197,6 +204,21 @@ export class ForecastPool {
     current.caller = null;
     caller.reject(caller.signal.reason);
     Atomics.store(slot.flag, 0, 1);
+    // A worker still starting sees the flag before its first read; terminating it would only
+    // make the next forecast wait for another start.
+    if (slot.ready) this.startGrace(slot, id);
+  }
+
+  private becameReady(slot: Slot): void {
+    slot.ready = true;
+    const current = slot.current;
+    if (current && current.caller === null && current.grace === null) this.startGrace(slot, current.id);
+  }
+
+  /** Terminates the worker if the cancelled job `id` has not stopped within cancelGraceMs. */
+  private startGrace(slot: Slot, id: number): void {
+    const current = slot.current;
+    if (!current) return;
     current.grace = setTimeout(() => {
       if (slot.current?.id !== id) return;
       const worker = slot.worker;
@@ -204,10 +226,12 @@ export class ForecastPool {
       this.opts.logger?.warn({ graceMs: this.cancelGraceMs }, "cancelled forecast did not stop in time; its worker was terminated");
       void worker?.terminate();
       this.finish(slot, () => undefined);
+      // Warm a replacement now rather than make the next forecast wait for one to start.
+      if (!this.closed && slot.worker === null) this.spawn(slot).unref();
     }, this.cancelGraceMs);
   }
 
-  private answered(slot: Slot, message: FromWorker): void {
+  private answered(slot: Slot, message: Exclude<FromWorker, { type: "ready" }>): void {
     if (slot.current?.id !== message.id) return;
     this.finish(slot, (caller) => {
       if (message.type === "done") caller.resolve(message.result);

@@ -19,6 +19,8 @@ export type WorkerFailure =
   | { kind: "internal"; message: string };
 
 export type FromWorker =
+  /** Started: its modules are loaded and its Postgres pool opened (or the attempt failed). */
+  | { type: "ready" }
   | { type: "done"; id: number; result: ImpactForecastResult }
   | { type: "cancelled"; id: number }
   | { type: "failed"; id: number; failure: WorkerFailure };

@@ -29,6 +29,18 @@ const orm = (): Promise<MikroORM> =>
     throw error;
   }));
 
+// Opened at start, so the first forecast does not wait for it; the pool learns when it may expect
+// a cancelled job to stop promptly.
+void orm()
+  .catch(() => undefined)
+  .then(() => port.postMessage({ type: "ready" } satisfies FromWorker));
+
+/**
+ * Rows per read: a read (query and mapping) is the one stretch in which the cancel flag is not
+ * looked at, so it is kept short enough to end well inside the pool's grace period.
+ */
+const BATCH = 250;
+
 function failure(error: unknown): WorkerFailure {
   if (error instanceof DomainError) return { kind: "domain", failureKind: error.kind, details: [...error.details] };
   if (isDatabaseUnreachable(error)) return { kind: "unavailable", message: "the database is unreachable" };
@@ -44,7 +56,9 @@ port.on("message", (message: ToWorker) => {
   void (async () => {
     let reply: FromWorker;
     try {
-      const result = await forecastSubscriptions((await orm()).em.fork(), message.job, cancel);
+      const db = await orm();
+      cancel.throwIfAborted(); // cancelled while this worker was starting: read nothing
+      const result = await forecastSubscriptions(db.em.fork(), message.job, cancel, BATCH);
       reply = { type: "done", id: message.id, result };
     } catch (error) {
       reply = error === CANCELLED ? { type: "cancelled", id: message.id } : { type: "failed", id: message.id, failure: failure(error) };

@@ -87,7 +87,22 @@ export async function benchImpact(): Promise<Row[]> {
     const simulation = client(SimulationService, server.url, tenant.key, "grpc");
     const forecastOnce = () => simulation.simulatePromotionImpact({ promotionId: promotion?.id ?? "", periods: PERIODS }, { timeoutMs: 1_800_000 });
 
-    // The forecast alone (its worker thread starts here, so the turns below find it running).
+    // How soon the worker is free again after a caller gives up: a forecast of a 30-subscription
+    // tenant on an idle worker, against the same started right after a 100,000-subscription one
+    // ended by its deadline (or cancelled). The difference is how long the worker took to stop.
+    const few = await provisionKey(db.url, "bench-few");
+    await seedSubscriptions(orm.em.fork().getConnection(), few.organizationId, 30);
+    const fewPromotion = (await client(PromotionService, server.url, few.key, "grpc").createPromotion({ name: "Few", currency: "USD", effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] })).promotion?.id ?? "";
+    const fewSimulation = client(SimulationService, server.url, few.key, "grpc");
+    const smallForecastMs = async (): Promise<number> => {
+      const t0 = performance.now();
+      await fewSimulation.simulatePromotionImpact({ promotionId: fewPromotion, periods: 1 }, { timeoutMs: 60_000 });
+      return performance.now() - t0;
+    };
+    // The first forecast starts the server's worker thread; the rows below measure a warm one.
+    await smallForecastMs();
+
+    // The forecast alone.
     const started = performance.now();
     const forecast = await forecastOnce();
     const forecastMs = performance.now() - started;
@@ -107,6 +122,31 @@ export async function benchImpact(): Promise<Row[]> {
     await second;
     await healthChecks(loads, sleep(IDLE_MS), idle);
     const idleP99 = percentile(idle.samples, 0.99);
+
+    const idleSmall: number[] = [];
+    for (let i = 0; i < 5; i++) idleSmall.push(await smallForecastMs());
+    const afterStop = async (how: "deadline" | "cancel"): Promise<number> => {
+      const abort = new AbortController();
+      const big = simulation.simulatePromotionImpact(
+        { promotionId: promotion?.id ?? "", periods: PERIODS },
+        how === "deadline" ? { timeoutMs: 1_000 } : { signal: abort.signal, timeoutMs: 600_000 },
+      );
+      if (how === "cancel") setTimeout(() => abort.abort(), 1_000);
+      await big.then(
+        () => {
+          throw new Error("the forecast finished before it could be stopped; raise BENCH_SUBSCRIPTIONS");
+        },
+        () => undefined,
+      );
+      return smallForecastMs();
+    };
+    const afterDeadline: number[] = [];
+    const afterCancel: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      afterDeadline.push(await afterStop("deadline"));
+      afterCancel.push(await afterStop("cancel"));
+    }
+    const smallIdle = percentile(idleSmall, 0.5);
     const duringP99 = percentile(during.samples, 0.99);
 
     return [
@@ -129,6 +169,19 @@ export async function benchImpact(): Promise<Row[]> {
         "p99 ms": duringP99,
         "× idle p99": duringP99 / idleP99,
         target: "≤ 3× idle",
+      },
+      { name: "30-subscription forecast, worker idle (median of 5)", "forecast ms": smallIdle },
+      {
+        name: "the same right after a forecast's deadline passed (median of 3)",
+        "forecast ms": percentile(afterDeadline, 0.5),
+        "stop ms": percentile(afterDeadline, 0.5) - smallIdle,
+        target: "stop ≤ 100 ms",
+      },
+      {
+        name: "the same right after a forecast was cancelled (median of 3)",
+        "forecast ms": percentile(afterCancel, 0.5),
+        "stop ms": percentile(afterCancel, 0.5) - smallIdle,
+        target: "stop ≤ 100 ms",
       },
     ];
   } finally {
