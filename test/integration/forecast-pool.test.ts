@@ -1,3 +1,5 @@
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CandidatePromotion } from "../../src/domain/billing.js";
 import type { Condition, Effect, Phase } from "../../src/domain/terms.js";
@@ -178,4 +180,51 @@ describe("ForecastPool", () => {
       await pg.dispose();
     }
   }, 120_000);
+
+  it("leaves a worker that is still starting to start when its forecast is cancelled, and runs the next forecast on it", async () => {
+    await seedTenant(7, 1_500);
+    const fresh = new ForecastPool({ databaseUrl: db.url, workers: 1, queueLimit: 1 });
+    try {
+      const job: ForecastJob = { organizationId: ORG, promotion: randomPromotion(70), periods: 3, now: new Date("2026-11-15T00:00:00Z") };
+      const abort = new AbortController();
+      const cancelled = fresh.run(job, abort.signal).then(
+        () => "finished",
+        (e: unknown) => e,
+      );
+      abort.abort(new Error("caller left"));
+      expect(await cancelled).toMatchObject({ message: "caller left" });
+      // The next one waits for the start the cancelled one began, on the same thread.
+      expect(await fresh.run(job, never)).toEqual(await forecastSubscriptions(orm.em.fork(), job, never));
+      expect(fresh.state()).toEqual({ running: 0, queued: 0, threads: 1 });
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("terminates a worker that does not stop within the grace period and runs the next forecast on a replacement", async () => {
+    await seedTenant(8, 3_000);
+    // No grace at all: a running forecast cannot confirm in time, so its worker is always terminated.
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, new Writable({ write: (chunk: Buffer, _enc, done) => (warnings.push(String((JSON.parse(chunk.toString()) as { msg: string }).msg)), done()) }));
+    const strict = new ForecastPool({ databaseUrl: db.url, workers: 1, queueLimit: 1, cancelGraceMs: 0, logger });
+    try {
+      const job: ForecastJob = { organizationId: ORG, promotion: randomPromotion(80), periods: 12, now: new Date("2026-11-15T00:00:00Z") };
+      await strict.run({ ...job, periods: 1 }, never); // the worker has started
+      const abort = new AbortController();
+      const cancelled = strict.run(job, abort.signal).then(
+        () => "finished",
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      abort.abort(new Error("caller left"));
+      expect(await cancelled).toMatchObject({ message: "caller left" });
+      for (let i = 0; i < 100 && strict.state().running > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(warnings).toEqual(["cancelled forecast did not stop in time; its worker was terminated"]);
+      // Replaced at once, not when the next forecast comes.
+      expect(strict.state()).toEqual({ running: 0, queued: 0, threads: 1 });
+      expect(await strict.run(job, never)).toEqual(await forecastSubscriptions(orm.em.fork(), job, never));
+    } finally {
+      await strict.close();
+    }
+  });
 });
