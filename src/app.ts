@@ -26,6 +26,7 @@ import { openOrm, type MikroORM } from "./store/orm.js";
 import { startTracing } from "./observability/tracing.js";
 import { startEvents, type EventsRuntime } from "./events/runtime.js";
 import { throttledNotice } from "./observability/throttled-log.js";
+import { ForecastPool } from "./promotions/forecast-pool.js";
 
 // Wires configuration, storage and transport into a running service. main.ts adds the process
 // concerns (signals, exit codes, migrations); tests call startApp directly on a free port.
@@ -35,6 +36,8 @@ export interface App {
   orm: MikroORM;
   redis: RedisClient;
   counters: Counters;
+  /** The worker threads SimulatePromotionImpact runs on. */
+  forecasts: ForecastPool;
   /** Graceful stop: drain calls, then close the pool. */
   close(): Promise<void>;
 }
@@ -87,6 +90,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   });
   const sweeper = new Sweeper(orm, counters, logger, config.sweepIntervalMs);
   const onChanged = checkout.onChanged;
+  // Threads start on the first forecast; until then the pool costs nothing.
+  const forecasts = new ForecastPool({ databaseUrl: config.databaseUrl, ...config.forecasts, logger });
 
   const addressLimited = throttledNotice(logger, "unknown API keys from one client address are over its budget; refusing them without asking Postgres");
   const verify = keyVerifier((key) => new ApiKeyStore(orm.em.fork()).verify(key), {
@@ -120,7 +125,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,
       limits: config.transport,
-      routes: routes({ checkout, onChanged, events, eventsPollMs: config.eventsPollMs }),
+      routes: routes({ checkout, onChanged, events, eventsPollMs: config.eventsPollMs, forecasts }),
       interceptors,
       contextValues,
       extraHttpRoutes: metricsRoute(metrics.registry.contentType, metricsSource(metrics.registry), config.metricsToken),
@@ -132,9 +137,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       orm,
       redis,
       counters,
+      forecasts,
       async close() {
         events.endStreams();
         await server.close();
+        await forecasts.close();
         metrics.close();
         await sweeper.stop();
         await events.close(config.shutdownGraceMs);
@@ -145,6 +152,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       },
     };
   } catch (error) {
+    await forecasts.close();
     await events.close(0);
     metrics.close();
     redis.disconnect();

@@ -47,6 +47,16 @@ export interface Config {
   readonly eventsPollMs: number;
   /** Webhook delivery (src/events/). */
   readonly webhooks: WebhookConfig;
+  /** Where SimulatePromotionImpact runs (src/promotions/forecast-pool.ts). */
+  readonly forecasts: ForecastConfig;
+}
+
+/** The worker threads impact forecasts run on, off the event loop. */
+export interface ForecastConfig {
+  /** FORECAST_WORKERS: worker threads, one forecast each at a time; default min(2, cores - 1), at least 1. */
+  readonly workers: number;
+  /** FORECAST_QUEUE_LIMIT: forecasts that may wait for a worker; one more is refused RESOURCE_EXHAUSTED (0 = none wait). */
+  readonly queueLimit: number;
 }
 
 /** How webhooks are delivered. */
@@ -212,6 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryBaseSeconds: int("WEBHOOK_RETRY_BASE_SECONDS", 10, 1, 3_600),
       maxAttempts: int("WEBHOOK_MAX_ATTEMPTS", 17, 1, 100),
       concurrency: int("WEBHOOK_CONCURRENCY", 8, 1, 256),
+    }),
+    forecasts: Object.freeze({
+      // One core stays for the event loop; more than two forecasts at once only share the cores slower.
+      workers: int("FORECAST_WORKERS", Math.max(1, Math.min(2, availableParallelism() - 1)), 1, 64),
+      queueLimit: int("FORECAST_QUEUE_LIMIT", 8, 0, 10_000),
     }),
   };
   if (problems.length > 0) throw new ConfigError(problems.join("; "));

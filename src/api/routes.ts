@@ -12,6 +12,7 @@ import { WebhookService } from "../../gen/promotions/v1/webhook_service_pb.js";
 import type { Checkout } from "../checkout/checkout.js";
 import type { EventsRuntime } from "../events/runtime.js";
 import type { PromotionChangeHook } from "../promotions/change-hook.js";
+import type { ForecastPool } from "../promotions/forecast-pool.js";
 import { customerService } from "./services/customer-service.js";
 import { eventService } from "./services/event-service.js";
 import { invoiceService } from "./services/invoice-service.js";
@@ -28,6 +29,8 @@ export interface ServiceDeps {
   events: EventsRuntime;
   /** How often StreamEvents looks for new events. */
   eventsPollMs: number;
+  /** The worker threads SimulatePromotionImpact runs on. */
+  forecasts: ForecastPool;
 }
 
 export function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
@@ -35,7 +38,7 @@ export function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
     router.service(PromotionService, promotionService(deps.onChanged));
     router.service(PromotionVersionService, promotionVersionService());
     router.service(CustomerService, customerService());
-    router.service(SimulationService, simulationService());
+    router.service(SimulationService, simulationService(deps.forecasts));
     router.service(RedemptionService, redemptionService(deps.checkout));
     router.service(InvoiceService, invoiceService(deps.checkout));
     router.service(EventService, eventService(deps.events.feed, deps.eventsPollMs));

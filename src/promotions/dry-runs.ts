@@ -78,20 +78,54 @@ export async function simulateInvoice(
   return priceInvoice(context, promotions.map((p) => dryRun(p, req.cyclesUsed, true)));
 }
 
-/** What the promotion would cost over `periods` billing periods of every billable subscription; stops when `signal` aborts. */
+/** One forecast, as plain data: what a worker thread needs to run it (src/promotions/forecast-pool.ts). */
+export interface ForecastJob {
+  organizationId: string;
+  promotion: CandidatePromotion;
+  periods: number;
+  now: Date;
+}
+
+/** Where a forecast's subscriptions are streamed and priced: in this thread, or on a worker (ForecastPool.run). */
+export type ForecastRunner = (job: ForecastJob, signal: AbortSignal) => Promise<ImpactForecastResult>;
+
+/** Checked before every subscription: throws once the caller is gone (an AbortSignal, or a flag a worker shares). */
+export interface Cancellation {
+  throwIfAborted(): void;
+}
+
+/**
+ * What the promotion would cost over `periods` billing periods of every billable subscription.
+ * The promotion is read here; `run` streams and prices the subscriptions (in this thread when
+ * absent) and stops when `signal` aborts.
+ */
 export async function forecastImpact(
   em: EntityManager,
   organizationId: string,
   req: { promotionId: string; periods: number },
   signal: AbortSignal,
   now: Date,
+  run: ForecastRunner = (job, s) => forecastSubscriptions(em, job, s),
 ): Promise<ImpactForecastResult> {
   const view = await findPromotionView(em, organizationId, req.promotionId, now);
   if (!view) throw notFound("promotion", req.promotionId, "promotion_id");
-  const forecast = new ImpactForecast(candidateFrom(view), req.periods, now);
-  for await (const batch of new BillingContextStore(em).billableSubscriptions(organizationId)) {
-    if (signal.aborted) throw signal.reason;
-    for (const { subscription, customer } of batch) forecast.add(subscription, customer);
+  signal.throwIfAborted();
+  return run({ organizationId, promotion: candidateFrom(view), periods: req.periods, now }, signal);
+}
+
+/**
+ * Streams every billable subscription of the job's tenant through one ImpactForecast; the one
+ * implementation both threads run. The batch size only trades round trips for how long a read runs
+ * before `cancel` is looked at again; the result does not depend on it.
+ */
+export async function forecastSubscriptions(em: EntityManager, job: ForecastJob, cancel: Cancellation, batchSize = 1000): Promise<ImpactForecastResult> {
+  const forecast = new ImpactForecast(job.promotion, job.periods, job.now);
+  for await (const batch of new BillingContextStore(em).billableSubscriptions(job.organizationId, batchSize)) {
+    for (const { subscription, customer } of batch) {
+      // Per subscription, not per batch: a batch of 1,000 over 12 periods is tens of ms of pricing.
+      cancel.throwIfAborted();
+      forecast.add(subscription, customer);
+    }
   }
   return forecast.result();
 }

@@ -1,47 +1,77 @@
-// SimulatePromotionImpact over 100,000 subscriptions through the real server, against a floor
-// measured in the same run: streaming the same subscriptions out of Postgres without pricing them.
+// SimulatePromotionImpact over 100,000 subscriptions through the real server process, against a
+// floor measured in the same run: streaming the same subscriptions out of Postgres without pricing
+// them. Then, in turns, health-check latency with the server idle and while such a forecast runs on
+// its worker thread (src/promotions/forecast-pool.ts): the forecast must not delay other calls.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
 import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { BillingContextStore } from "../../src/store/billing-context-store.js";
-import { client, startTestApp } from "../support/app.js";
+import { openOrm } from "../../src/store/orm.js";
+import { client } from "../support/app.js";
+import { createTestDatabase } from "../support/database.js";
+import { seedSubscriptions } from "../support/forecast-seed.js";
+import { provisionKey, startServerProcess } from "../support/server-process.js";
+import { GrpcLoadClient } from "./grpc-load.js";
 import type { Row } from "./table.js";
 
 const SUBSCRIPTIONS = Number(process.env.BENCH_SUBSCRIPTIONS ?? 100_000);
 const PERIODS = 12;
+/** Each idle turn of health checks; the forecast turn lasts as long as the forecast. */
+const IDLE_MS = Number(process.env.BENCH_HEALTH_IDLE_S ?? 4) * 1000;
+/** Health checks in flight, each on its own connection, one after another. */
+const HEALTH_IN_FLIGHT = 4;
+
+interface Latencies {
+  samples: number[];
+  errors: number;
+}
+
+/** Health checks, HEALTH_IN_FLIGHT at a time, until `until` resolves; each call's latency in ms. */
+async function healthChecks(loads: readonly GrpcLoadClient[], until: Promise<unknown>, into: Latencies): Promise<void> {
+  let done = false;
+  void until.finally(() => (done = true));
+  await Promise.all(
+    loads.map(async (load) => {
+      while (!done) {
+        const t0 = performance.now();
+        try {
+          const res = await load.unary(Health.method.check, { service: "" }, 30_000);
+          if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error("not serving");
+          into.samples.push(performance.now() - t0);
+        } catch {
+          into.errors++;
+        }
+      }
+    }),
+  );
+}
+
+function percentile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchImpact(): Promise<Row[]> {
-  const t = await startTestApp("bench_impact");
+  const db = await createTestDatabase("bench_impact");
+  const server = await startServerProcess({ DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", REDIS_KEY_PREFIX: `bench:${db.name}:`, LOG_LEVEL: "warn" });
+  const orm = await openOrm({ databaseUrl: db.url, poolMax: 2 });
+  const loads: GrpcLoadClient[] = [];
   try {
-    const tenant = await t.tenant("bench");
-    const conn = t.app.orm.em.fork().getConnection();
+    const tenant = await provisionKey(db.url, "bench");
     // Bulk load straight into the table: the bench measures the forecast, not 100,000 upserts.
-    await conn.execute(
-      `insert into customers (organization_id, id, segments, has_paid_before, created_at, metadata, updated_at, stored_at)
-       select ?, 'cus_' || g, case when g % 3 = 0 then array['enterprise'] else array['smb'] end, g % 2 = 0, now(), '{}', now(), now()
-       from generate_series(1, ?) g`,
-      [tenant.organizationId, SUBSCRIPTIONS],
-    );
-    await conn.execute(
-      `insert into subscriptions (organization_id, id, customer_id, status, currency, interval, current_period_start,
-         current_period_end, trial_end, items, updated_at, stored_at)
-       select ?, 'sub_' || lpad(g::text, 7, '0'), 'cus_' || g, 'ACTIVE', 'USD', 'MONTH', '2026-11-01', '2026-12-01', null,
-         jsonb_build_array(
-           jsonb_build_object('plan_id', case when g % 4 = 0 then 'pro' else 'basic' end, 'product_id', 'app', 'unit_amount_minor', (2000 + (g % 7) * 500)::text, 'quantity', 1),
-           jsonb_build_object('plan_id', 'seats', 'product_id', 'seats', 'unit_amount_minor', '1000', 'quantity', 1 + g % 5)),
-         now(), now()
-       from generate_series(1, ?) g`,
-      [tenant.organizationId, SUBSCRIPTIONS],
-    );
-    await conn.execute("analyze subscriptions; analyze customers");
+    await seedSubscriptions(orm.em.fork().getConnection(), tenant.organizationId, SUBSCRIPTIONS);
 
     const floorStart = performance.now();
     let streamed = 0;
-    for await (const batch of new BillingContextStore(t.app.orm.em.fork()).billableSubscriptions(tenant.organizationId)) streamed += batch.length;
+    for await (const batch of new BillingContextStore(orm.em.fork()).billableSubscriptions(tenant.organizationId)) streamed += batch.length;
     const floorMs = performance.now() - floorStart;
 
-    const { promotion } = await client(PromotionService, t.url, tenant.key, "grpc").createPromotion({
+    const { promotion } = await client(PromotionService, server.url, tenant.key, "grpc").createPromotion({
       name: "Enterprise ladder",
       archetype: 3,
       isPhased: true,
@@ -54,11 +84,70 @@ export async function benchImpact(): Promise<Row[]> {
         { name: "After", duration: PhaseDuration.FOREVER, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] },
       ],
     });
-    const simulation = client(SimulationService, t.url, tenant.key, "grpc");
+    const simulation = client(SimulationService, server.url, tenant.key, "grpc");
+    const forecastOnce = () => simulation.simulatePromotionImpact({ promotionId: promotion?.id ?? "", periods: PERIODS }, { timeoutMs: 1_800_000 });
+
+    // How soon the worker is free again after a caller gives up: a forecast of a 30-subscription
+    // tenant on an idle worker, against the same started right after a 100,000-subscription one
+    // ended by its deadline (or cancelled). The difference is how long the worker took to stop.
+    const few = await provisionKey(db.url, "bench-few");
+    await seedSubscriptions(orm.em.fork().getConnection(), few.organizationId, 30);
+    const fewPromotion = (await client(PromotionService, server.url, few.key, "grpc").createPromotion({ name: "Few", currency: "USD", effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] })).promotion?.id ?? "";
+    const fewSimulation = client(SimulationService, server.url, few.key, "grpc");
+    const smallForecastMs = async (): Promise<number> => {
+      const t0 = performance.now();
+      await fewSimulation.simulatePromotionImpact({ promotionId: fewPromotion, periods: 1 }, { timeoutMs: 60_000 });
+      return performance.now() - t0;
+    };
+    // The first forecast starts the server's worker thread; the rows below measure a warm one.
+    await smallForecastMs();
+
+    // The forecast alone.
     const started = performance.now();
-    const forecast = await simulation.simulatePromotionImpact({ promotionId: promotion?.id ?? "", periods: PERIODS }, { timeoutMs: 600_000 });
+    const forecast = await forecastOnce();
     const forecastMs = performance.now() - started;
-    const rss = process.memoryUsage().rss;
+    const rss = server.rssBytes() ?? 0;
+
+    // Health checks in turns: idle, during a forecast, idle again; the idle row is both idle turns.
+    for (let i = 0; i < HEALTH_IN_FLIGHT; i++) loads.push(new GrpcLoadClient(server.url, "", 1));
+    const idle: Latencies = { samples: [], errors: 0 };
+    const during: Latencies = { samples: [], errors: 0 };
+    await healthChecks(loads, sleep(500), { samples: [], errors: 0 }); // warm the connections
+    process.stdout.write(`bench impact: health checks idle ${IDLE_MS / 1000} s, during a forecast, idle ${IDLE_MS / 1000} s\n`);
+    await healthChecks(loads, sleep(IDLE_MS), idle);
+    const turnStart = performance.now();
+    const second = forecastOnce();
+    await healthChecks(loads, second, during);
+    const duringForecastMs = performance.now() - turnStart;
+    await second;
+    await healthChecks(loads, sleep(IDLE_MS), idle);
+    const idleP99 = percentile(idle.samples, 0.99);
+
+    const idleSmall: number[] = [];
+    for (let i = 0; i < 5; i++) idleSmall.push(await smallForecastMs());
+    const afterStop = async (how: "deadline" | "cancel"): Promise<number> => {
+      const abort = new AbortController();
+      const big = simulation.simulatePromotionImpact(
+        { promotionId: promotion?.id ?? "", periods: PERIODS },
+        how === "deadline" ? { timeoutMs: 1_000 } : { signal: abort.signal, timeoutMs: 600_000 },
+      );
+      if (how === "cancel") setTimeout(() => abort.abort(), 1_000);
+      await big.then(
+        () => {
+          throw new Error("the forecast finished before it could be stopped; raise BENCH_SUBSCRIPTIONS");
+        },
+        () => undefined,
+      );
+      return smallForecastMs();
+    };
+    const afterDeadline: number[] = [];
+    const afterCancel: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      afterDeadline.push(await afterStop("deadline"));
+      afterCancel.push(await afterStop("cancel"));
+    }
+    const smallIdle = percentile(idleSmall, 0.5);
+    const duringP99 = percentile(during.samples, 0.99);
 
     return [
       { name: `stream ${streamed.toLocaleString("en-US")} subscriptions (floor)`, "time s": floorMs / 1000, "subs/s": streamed / (floorMs / 1000), "× floor": 1 },
@@ -68,10 +157,37 @@ export async function benchImpact(): Promise<Row[]> {
         "subs/s": Number(forecast.evaluatedSubscriptions) / (forecastMs / 1000),
         "× floor": forecastMs / floorMs,
         "budget runs out": forecast.budgetExhaustedPeriod ?? "never",
-        "rss MiB": Math.round(rss / 2 ** 20),
+        "server rss MiB": Math.round(rss / 2 ** 20),
+      },
+      { name: "health-check p99 idle", "checks": idle.samples.length, "failed": idle.errors, "p50 ms": percentile(idle.samples, 0.5), "p99 ms": idleP99, "× idle p99": 1 },
+      {
+        name: `health-check p99 during a ${SUBSCRIPTIONS.toLocaleString("en-US")}-subscription forecast`,
+        "time s": duringForecastMs / 1000,
+        "checks": during.samples.length,
+        "failed": during.errors,
+        "p50 ms": percentile(during.samples, 0.5),
+        "p99 ms": duringP99,
+        "× idle p99": duringP99 / idleP99,
+        target: "≤ 3× idle",
+      },
+      { name: "30-subscription forecast, worker idle (median of 5)", "forecast ms": smallIdle },
+      {
+        name: "the same right after a forecast's deadline passed (median of 3)",
+        "forecast ms": percentile(afterDeadline, 0.5),
+        "stop ms": percentile(afterDeadline, 0.5) - smallIdle,
+        target: "stop ≤ 100 ms",
+      },
+      {
+        name: "the same right after a forecast was cancelled (median of 3)",
+        "forecast ms": percentile(afterCancel, 0.5),
+        "stop ms": percentile(afterCancel, 0.5) - smallIdle,
+        target: "stop ≤ 100 ms",
       },
     ];
   } finally {
-    await t.stop();
+    for (const load of loads) load.close();
+    await orm.close();
+    await server.stop();
+    await db.drop();
   }
 }

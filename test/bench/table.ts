@@ -24,3 +24,25 @@ export function writeResults(name: string, payload: unknown): string {
   writeFileSync(file, `${JSON.stringify(payload, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
   return file;
 }
+
+/**
+ * The median of several runs, row by row (matched by name, in the first run's order) and column by
+ * column; a column that is not a number in every run keeps the first run's value.
+ */
+export function medianRows(runs: readonly (readonly Row[])[]): Row[] {
+  const first = runs[0] ?? [];
+  return first.map((row) => {
+    const same = runs.map((r) => r.find((x) => x.name === row.name)).filter((x): x is Row => x !== undefined);
+    const out: Row = { ...row };
+    for (const column of Object.keys(row)) {
+      if (column === "name") continue;
+      const values = same.map((r) => r[column]);
+      if (!values.every((v): v is number => typeof v === "number" && !Number.isNaN(v))) continue;
+      const sorted = [...values].sort((a, b) => a - b);
+      const mid = Math.floor(sorted.length / 2);
+      out[column] = sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+    }
+    if (runs.length > 1) out.runs = same.length;
+    return out;
+  });
+}

@@ -4,6 +4,7 @@ import { impactPeriods, validateSimulateRequest } from "../../domain/billing-val
 import { assertValid, requireUuid } from "../../domain/checks.js";
 import type { Violation } from "../../domain/errors.js";
 import { forecastImpact, simulateInvoice } from "../../promotions/dry-runs.js";
+import type { ForecastPool } from "../../promotions/forecast-pool.js";
 import { invoiceFromProto, pricedInvoiceToProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
 import { requestScope } from "../request-scope.js";
@@ -11,7 +12,8 @@ import { requestScope } from "../request-scope.js";
 // promotions.v1.SimulationService: dry runs of the one pricing pipeline (src/promotions/dry-runs.ts).
 // Reads only; nothing here writes or moves a counter.
 
-export function simulationService(): ServiceImpl<typeof SimulationService> {
+/** `forecasts` runs SimulatePromotionImpact off the event loop (src/promotions/forecast-pool.ts). */
+export function simulationService(forecasts: ForecastPool): ServiceImpl<typeof SimulationService> {
   return {
     async simulatePromotion(req, ctx) {
       const { em, actor, clock } = requestScope(ctx);
@@ -36,7 +38,7 @@ export function simulationService(): ServiceImpl<typeof SimulationService> {
       const out: Violation[] = [];
       const periods = impactPeriods(out, req.periods);
       assertValid(out);
-      const r = await forecastImpact(em, actor.organizationId, { promotionId, periods }, ctx.signal, clock());
+      const r = await forecastImpact(em, actor.organizationId, { promotionId, periods }, ctx.signal, clock(), (job, signal) => forecasts.run(job, signal));
       return {
         promotionId,
         currency: r.currency,
