@@ -79,6 +79,8 @@ type Row = Record<string, unknown>;
 const COLUMNS = `id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, code_id, code,
   customer_id, subscription_id, idempotency_key, request_hash, cycles_used, cycles_total, metadata, created_at, released_at,
   completed_at, ended_at, end_reason`;
+/** The columns toRedemptionRow reads. */
+export const REDEMPTION_COLUMNS = COLUMNS;
 const COLUMNS_OF_V = COLUMNS.split(",").map((c) => `v.${c.trim()}`).join(", ");
 
 /** Ledger.insertRedemptions: $1 is a JSON array of rows; each is written only under its promotion's current epoch. */
@@ -395,6 +397,11 @@ export async function recordReturns(em: EntityManager, returns: readonly Counter
       em.getTransactionContext(),
     );
   }
+}
+
+/** A redemptions row (REDEMPTION_COLUMNS) as the ledger hands it out. */
+export function toRedemptionRow(r: Row): RedemptionRow {
+  return toRow(r);
 }
 
 function toRow(r: Row): RedemptionRow {

@@ -1,12 +1,12 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { RedemptionKind, RedemptionSchema, RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { RedemptionSchema, RedemptionStatus, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
 import type { Checkout } from "../../checkout/checkout.js";
 import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
 import { notFound, type Violation } from "../../domain/errors.js";
 import { checkRedemptionListScope, REDEMPTION_STATUSES, validateRedeemRequest, type RedeemRequest } from "../../domain/redemption.js";
 import { normalizeCode } from "../../domain/terms.js";
-import { Ledger, type RedemptionRow } from "../../store/ledger.js";
+import { Ledger } from "../../store/ledger.js";
+import { redemptionToProto } from "../convert/redemption.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
 import { decodeTimeIdCursor } from "../cursor.js";
@@ -41,31 +41,7 @@ function redeemRequest(req: RedeemFields): RedeemRequest {
   return input;
 }
 
-const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
-
-export function redemptionToProto(r: RedemptionRow): Redemption {
-  return {
-    $typeName: "promotions.v1.Redemption",
-    id: r.id,
-    promotionId: r.promotionId,
-    version: r.version,
-    promotionVersionId: r.promotionVersionId,
-    code: r.code ?? "",
-    customerId: r.customerId,
-    subscriptionId: r.subscriptionId ?? "",
-    status: RedemptionStatus[r.status],
-    kind: RedemptionKind[r.kind],
-    idempotencyKey: r.idempotencyKey ?? "",
-    cyclesUsed: r.cyclesUsed,
-    cyclesRemaining: r.cyclesTotal === null ? undefined : Math.max(r.cyclesTotal - r.cyclesUsed, 0),
-    metadata: r.metadata,
-    createdAt: timestampFromDate(r.createdAt),
-    releasedAt: ts(r.releasedAt),
-    completedAt: ts(r.completedAt),
-    endedAt: ts(r.endedAt),
-    endReason: r.endReason ?? "",
-  };
-}
+export { redemptionToProto };
 
 export function redemptionService(checkout: Checkout): ServiceImpl<typeof RedemptionService> {
   const { redeemer } = checkout;
