@@ -47,8 +47,8 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
   const { redeemer } = checkout;
   return {
     async validateCode(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const v = await redeemer.validate(checkout.stores(em), actor.organizationId, redeemRequest(req));
+      const { em, actor, requestId } = requestScope(ctx);
+      const v = await redeemer.validate(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
       return {
         valid: v.valid,
         reason: v.reason,
@@ -62,19 +62,19 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
     },
 
     async redeemPromotion(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const row = await redeemer.redeem(checkout.stores(em), actor.organizationId, redeemRequest(req));
+      const { em, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.redeem(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
       return { redemption: redemptionToProto(row) };
     },
 
     async releaseRedemption(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const row = await redeemer.release(checkout.stores(em), actor.organizationId, requireUuid(req.id));
+      const { em, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.release(checkout.stores(em, requestId), actor.organizationId, requireUuid(req.id));
       return { redemption: redemptionToProto(row) };
     },
 
     async getRedemption(req, ctx) {
-      const { em, actor } = requestScope(ctx);
+      const { em, actor, requestId } = requestScope(ctx);
       const id = requireUuid(req.id);
       const row = await new Ledger(em).findRedemption(actor.organizationId, id);
       if (!row) throw notFound("redemption", id);
@@ -82,7 +82,7 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
     },
 
     async listRedemptions(req, ctx) {
-      const { em, actor } = requestScope(ctx);
+      const { em, actor, requestId } = requestScope(ctx);
       const out: Violation[] = [];
       checkRedemptionListScope(out, req);
       const limit = checkPageLimit(out, req.limit);
