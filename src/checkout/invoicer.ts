@@ -138,7 +138,7 @@ export class Invoicer {
           epoch = r.epoch;
           if (terms.maxBudget !== null) {
             const thresholds = thresholdsCrossed(r.budgetUsed - r.granted, r.budgetUsed, terms.maxBudget);
-            if (thresholds.length > 0) crossings.push({ promotionId: outcome.promotionId, maxBudget: terms.maxBudget, thresholds, exhausted: r.budgetUsed >= terms.maxBudget });
+            if (thresholds.length > 0) crossings.push({ promotionId: outcome.promotionId, maxBudget: terms.maxBudget, thresholds, exhausted: r.budgetUsed >= terms.maxBudget, budgetUsed: r.budgetUsed });
           }
         }
         applications.push({ write: application(id, epoch, outcome, candidate.redemptionId), outcome, first: candidate.redemptionId === null });

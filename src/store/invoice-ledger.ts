@@ -13,7 +13,7 @@ import { violatedUnique } from "./unique-violation.js";
 import { recordReturns, REDEMPTION_COLUMNS, toRedemptionRow, type CounterReturn } from "./ledger.js";
 import { appendEvents, type NewEvent } from "../events/outbox.js";
 import { budgetThresholdPayload, invoicePayload, promotionPayload, redemptionPayload } from "../events/payloads.js";
-import { findPromotionView } from "./promotion-views.js";
+import { findPromotionView, withCounts } from "./promotion-views.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the
 // terms of the version each was made under and what their earlier invoices did) and writes (the
@@ -73,6 +73,8 @@ export interface BudgetCrossing {
   thresholds: readonly number[];
   /** The grant used the budget up. */
   exhausted: boolean;
+  /** Budget used right after the grant, as the counters counted it (concurrent grants not committed yet included). */
+  budgetUsed: bigint;
 }
 
 export type InvoiceWrite =
@@ -390,13 +392,17 @@ export class InvoiceLedger {
  */
 async function budgetEvents(em: EntityManager, organizationId: string, now: Date, requestId: string | null, effects: InvoiceEffects): Promise<NewEvent[]> {
   const exhausted = new Map<string, bigint>();
-  for (const c of effects.budgetCrossings) if (c.exhausted) exhausted.set(c.promotionId, c.maxBudget);
   for (const e of effects.budgetExhausted) exhausted.set(e.promotionId, e.maxBudget);
+  for (const c of effects.budgetCrossings) if (c.exhausted) exhausted.set(c.promotionId, c.maxBudget);
   const ids = new Set([...effects.budgetCrossings.map((c) => c.promotionId), ...exhausted.keys()]);
   const events: NewEvent[] = [];
   for (const id of ids) {
-    const view = await findPromotionView(em, organizationId, id, now);
-    if (!view) continue;
+    const read = await findPromotionView(em, organizationId, id, now);
+    if (!read) continue;
+    // The ledger this transaction sees lags the counters by the grants of invoices still being
+    // written; the promotion is shown with the budget used the grant that crossed saw.
+    const seen = effects.budgetCrossings.filter((x) => x.promotionId === id).reduce((m, c) => (c.budgetUsed > m ? c.budgetUsed : m), read.currentBudgetUsed);
+    const view = withCounts(read, read.currentRedemptions, seen, now);
     for (const c of effects.budgetCrossings.filter((x) => x.promotionId === id)) {
       for (const t of c.thresholds) {
         events.push({
