@@ -170,7 +170,7 @@ export class PromotionWrites {
   async endRedemptions(promotionId: string, reason: string, now: Date, limit: number): Promise<RedemptionRow[]> {
     const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(
       `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ?
-        where id in (select id from redemptions where promotion_id = ? and ${APPLYING_REDEMPTION} order by created_at, id limit ?)
+        where id in (select id from redemptions where promotion_id = ? and ${APPLYING_REDEMPTION} limit ?)
         returning ${REDEMPTION_COLUMNS}`,
       [reason, now, promotionId, limit],
       "all",
