@@ -18,19 +18,19 @@ import { DomainError } from "../domain/errors.js";
 import type { PromotionStatus, PromotionTerms, VersionStatus } from "../domain/terms.js";
 import { validateTerms } from "../domain/validation.js";
 import type { PromotionVersion } from "../store/entities.js";
-import { PromotionStore, type Actor } from "../store/promotion-store.js";
+import { PromotionStore, type Actor, type PromotionWrites } from "../store/promotion-store.js";
 import type { PromotionView } from "../store/promotion-views.js";
 import { termsFromColumns } from "../store/terms-codec.js";
 import { promotionPayload, redemptionPayload } from "../events/payloads.js";
 import type { NewEvent } from "../events/outbox.js";
-import type { PromotionWrites } from "../store/promotion-store.js";
 import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 
 // Managing promotions: create, edit-as-publish, the lifecycle (activate, deactivate, delete) and
 // copy. Each change runs in one transaction that locks the promotion row, so concurrent edits
-// serialise and `expected_version` checks are exact; it moves the promotion's `terms_seq` in that
-// transaction and, after commit, tells the change hook (caches). Which version an edit lands in
-// is decided by domain/editing.ts, which transitions are allowed by domain/lifecycle.ts.
+// serialise and `expected_version` checks are exact; it moves the promotion's `terms_seq` and
+// writes its events (src/events/README.md) in that transaction and, after commit, tells the
+// change hook (caches). Which version an edit lands in is decided by domain/editing.ts, which
+// transitions are allowed by domain/lifecycle.ts.
 
 export type { Actor };
 

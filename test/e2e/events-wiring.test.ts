@@ -201,6 +201,31 @@ describe("the promotion use cases write their events", () => {
     }
     expect(events.at(-1)?.type).toBe("promotion.deleted");
   });
+  it("ends a promotion's 10,003 ACTIVE redemptions 5,000 per statement, each with its redemption.ended, all in the delete's transaction", async () => {
+    const tenant = await t.tenant("wiring-delete-many");
+    const c = tracedClients(tenant.key);
+    const p = promo(await c.promotions.createPromotion({ name: "Big", code: "BIG", effects: TEN_PERCENT }));
+    await c.promotions.activatePromotion({ id: p.id });
+    await c.redemptions.redeemPromotion({ code: "BIG", customerId: "api-1" });
+    await c.redemptions.redeemPromotion({ code: "BIG", customerId: "api-2" });
+    // A ledger that big is seeded, not redeemed one call at a time.
+    const sql = sqlOf(t.app.orm.em.fork());
+    await sql.rows(
+      `insert into redemptions (id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, customer_id, created_at)
+       select gen_random_uuid(), p.organization_id, p.id, 'ACTIVE', 'CODE', p.counter_epoch, p.head_version_id, 1, 'seeded-' || g, now()
+         from promotions p, generate_series(1, 10001) g where p.id = $1`,
+      [p.id],
+    );
+    await c.promotions.deletePromotion({ id: p.id, endRedemptions: true });
+    const [counts] = await sql.rows<{ ended: string; active: string; events: string }>(
+      `select (select count(*) from redemptions where promotion_id = $1 and status = 'ENDED' and end_reason = 'promotion_deleted')::text as ended,
+              (select count(*) from redemptions where promotion_id = $1 and status = 'ACTIVE')::text as active,
+              (select count(distinct resource_id) from events where organization_id = $2 and type = 'redemption.ended')::text as events`,
+      [p.id, tenant.organizationId],
+    );
+    expect(counts).toEqual({ ended: "10003", active: "0", events: "10003" });
+    expect(await outboxCounts(tenant.organizationId)).toMatchObject({ "redemption.ended": 10_003, "promotion.deleted": 1 });
+  }, 60_000);
 });
 
 describe("exactly once under races", () => {
