@@ -294,36 +294,54 @@ describe("invoices and the redemptions they move", () => {
 });
 
 describe("scheduled versions", () => {
-  it("a version scheduled for later is announced at its effective_at, not before; a cancelled schedule is never announced", async () => {
+  it("a version scheduled for later is announced at its effective_at, not before; a cancelled or replaced schedule is never announced", async () => {
     const tenant = await t.tenant("wiring-scheduled");
     const c = tracedClients(tenant.key);
     const p = promo(await c.promotions.createPromotion({ name: "Now", code: "NOW", effects: TEN_PERCENT }));
     await c.promotions.activatePromotion({ id: p.id });
     const cancelled = promo(await c.promotions.createPromotion({ name: "Cancelled", code: "CANCELLED", effects: TEN_PERCENT }));
     await c.promotions.activatePromotion({ id: cancelled.id });
+    const replaced = promo(await c.promotions.createPromotion({ name: "Replaced", code: "REPLACED", effects: TEN_PERCENT }));
+    await c.promotions.activatePromotion({ id: replaced.id });
 
     const effectiveAt = new Date(Date.now() + 3_000);
     c.ids.next = "req-schedule";
     await c.promotions.updatePromotion({ id: p.id, name: "Later", effectiveAt: timestampFromDate(effectiveAt) });
     await c.promotions.updatePromotion({ id: cancelled.id, name: "Never", effectiveAt: timestampFromDate(effectiveAt) });
-    // The cancellation: deactivating archives the version that never took effect.
+    // The cancellations: deactivating archives the version that never took effect; publishing
+    // another version now replaces the scheduled one before it takes effect.
     await c.promotions.deactivatePromotion({ id: cancelled.id });
+    await c.promotions.updatePromotion({ id: replaced.id, name: "Scheduled", effectiveAt: timestampFromDate(effectiveAt) });
+    c.ids.next = "req-replace";
+    await c.promotions.updatePromotion({ id: replaced.id, name: "Replacement" });
 
     const early = await allEvents(c.events, ["promotion.version_published", "promotion.updated"]);
-    expect(early.map((e) => e.type)).toEqual(["promotion.updated", "promotion.updated"]);
+    expect(early.map((e) => [e.type, promotionOf(e).id])).toEqual([
+      ["promotion.updated", p.id],
+      ["promotion.updated", cancelled.id],
+      ["promotion.updated", replaced.id],
+      ["promotion.updated", replaced.id],
+      ["promotion.version_published", replaced.id],
+    ]);
     expect(promotionOf(early[0])).toMatchObject({ name: "Now" }); // still the terms in force
+    expect(early[4]?.requestId).toBe("req-replace");
+    expect(promotionOf(early[4])).toMatchObject({ name: "Replacement" });
 
-    const published = await eventsUntil(c.events, (e) => e.length > 0, ["promotion.version_published"]);
+    const isScheduled = (e: Event) => promotionOf(e).id === p.id;
+    const published = (await eventsUntil(c.events, (e) => e.some(isScheduled), ["promotion.version_published"])).filter(isScheduled);
     expect(Date.now()).toBeGreaterThanOrEqual(effectiveAt.getTime());
     expect(published).toHaveLength(1);
     const [event] = published;
     expect(event?.requestId).toBe("");
     expect(event?.createdAt ? timestampDate(event.createdAt).getTime() : 0).toBe(effectiveAt.getTime());
     expect(promotionOf(event)).toMatchObject({ id: p.id, name: "Later", liveVersion: 2n });
-    // Time for the cancelled schedule's job to have run: nothing for it, ever.
+    // Time for the cancelled schedules' jobs to have run: nothing for them, ever.
     await new Promise((r) => setTimeout(r, 2_000));
-    const all = await outboxCounts(tenant.organizationId);
-    expect(all["promotion.version_published"]).toBe(1);
+    const all = await allEvents(c.events, ["promotion.version_published"]);
+    expect(all.map((e) => [promotionOf(e).id, e.requestId === "" ? "at effective_at" : e.requestId])).toEqual([
+      [replaced.id, "req-replace"],
+      [p.id, "at effective_at"],
+    ]);
   }, 30_000);
 });
 
