@@ -1,13 +1,15 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Actor } from "../store/promotion-store.js";
-import { entityManagerKey, principalKey } from "./context-keys.js";
+import { entityManagerKey, principalKey, requestIdKey } from "./context-keys.js";
 
 /** What every authenticated handler works with: its own EntityManager fork, the caller, and a clock. Build it once per call. */
 export interface RequestScope {
   em: EntityManager;
   actor: Actor;
   clock: () => Date;
+  /** The call's x-request-id (the server makes one up when the caller sent none): events carry it. */
+  requestId: string;
 }
 
 const systemClock = () => new Date();
@@ -18,5 +20,5 @@ export function requestScope(ctx: HandlerContext): RequestScope {
   // The app sets the first for every request, auth the second for every non-public service; their
   // absence is a wiring bug.
   if (!fork || !principal) throw new ConnectError("request scope missing", Code.Internal);
-  return { em: fork(), actor: { organizationId: principal.organizationId, keyId: principal.keyId }, clock: systemClock };
+  return { em: fork(), actor: { organizationId: principal.organizationId, keyId: principal.keyId }, clock: systemClock, requestId: ctx.values.get(requestIdKey) };
 }

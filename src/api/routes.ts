@@ -35,7 +35,7 @@ export interface ServiceDeps {
 
 export function routes(deps: ServiceDeps): (router: ConnectRouter) => void {
   return (router) => {
-    router.service(PromotionService, promotionService(deps.onChanged));
+    router.service(PromotionService, promotionService(deps.onChanged, deps.events.versions));
     router.service(PromotionVersionService, promotionVersionService());
     router.service(CustomerService, customerService());
     router.service(SimulationService, simulationService(deps.forecasts));

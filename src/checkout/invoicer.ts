@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Candidate, CandidatePromotion, CounterRefusal, InvoiceDraft, PricedInvoice, PromotionOutcome } from "../domain/billing.js";
+import { thresholdsCrossed } from "../domain/budget-thresholds.js";
 import { DomainError } from "../domain/errors.js";
 import { priceInvoice } from "../domain/pipeline.js";
 import { ReserveOutcome, type Refusal } from "../counters/outcomes.js";
 import { rebuildCounters } from "../counters/rebuild.js";
 import type { PromotionChangeHook } from "../promotions/change-hook.js";
-import { refuseReversed, type ApplicationWrite, type InvoiceEffects, type RedemptionCandidate, type StoredInvoice } from "../store/invoice-ledger.js";
+import { refuseReversed, type ApplicationWrite, type BudgetCrossing, type InvoiceEffects, type RedemptionCandidate, type StoredInvoice } from "../store/invoice-ledger.js";
 import { invoiceRequestHash, sameRequest } from "./idempotency.js";
 import type { CheckoutCounters, CheckoutStores } from "./ports.js";
 import type { Redeemer } from "./redeemer.js";
@@ -106,6 +107,8 @@ export class Invoicer {
 
       const reserved: Reservation[] = [];
       const applications: { write: ApplicationWrite; outcome: PromotionOutcome; first: boolean }[] = [];
+      /** The budget thresholds this invoice's grants crossed (and a budget used up): their events go with the invoice. */
+      const crossings: BudgetCrossing[] = [];
       let again = false;
       for (const outcome of priced.promotions) {
         const candidate = byKey.get(outcome.candidateKey);
@@ -133,6 +136,10 @@ export class Invoicer {
             break;
           }
           epoch = r.epoch;
+          if (terms.maxBudget !== null) {
+            const thresholds = thresholdsCrossed(r.budgetUsed - r.granted, r.budgetUsed, terms.maxBudget);
+            if (thresholds.length > 0) crossings.push({ promotionId: outcome.promotionId, maxBudget: terms.maxBudget, thresholds, exhausted: r.budgetUsed >= terms.maxBudget, budgetUsed: r.budgetUsed });
+          }
         }
         applications.push({ write: application(id, epoch, outcome, candidate.redemptionId), outcome, first: candidate.redemptionId === null });
       }
@@ -168,9 +175,10 @@ export class Invoicer {
             periodStart: ctx.periodStart,
             periodEnd: ctx.periodEnd,
             now,
+            requestId: stores.requestId,
           },
           applications.map((a) => a.write),
-          effectsOf(priced, byKey),
+          { ...effectsOf(priced, byKey), budgetCrossings: crossings },
         );
       } catch (error) {
         await this.giveBack(reserved);
@@ -200,7 +208,7 @@ export class Invoicer {
    */
   async reverse(stores: CheckoutStores, organizationId: string, input: { invoiceId: string; reason: string }): Promise<{ stored: StoredInvoice; replayed: boolean; budgetReturnedMinor: bigint }> {
     const now = this.clock();
-    const reversal = await stores.invoices.reverse(organizationId, input.invoiceId, input.reason, now);
+    const reversal = await stores.invoices.reverse(organizationId, input.invoiceId, input.reason, now, stores.requestId);
     if (reversal.changed) await settleReturns(this.counters, stores.ledger, reversal.returned, now);
     const budgetReturnedMinor = reversal.stored.priced.promotions.reduce((sum, o) => sum + (o.applied ? o.budgetConsumedMinor : 0n), 0n);
     return { stored: reversal.stored, replayed: !reversal.changed, budgetReturnedMinor };
@@ -298,7 +306,7 @@ function effectsOf(priced: PricedInvoice, byKey: ReadonlyMap<string, Candidate>)
       budgetExhausted.push({ promotionId: o.promotionId, maxBudget: terms.maxBudget });
     }
   }
-  return { coverageEnded, budgetExhausted };
+  return { coverageEnded, budgetExhausted, budgetCrossings: [] };
 }
 
 function application(id: string, epoch: bigint | null, o: PromotionOutcome, redemptionId: string | null): ApplicationWrite {

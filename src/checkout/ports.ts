@@ -6,6 +6,7 @@ import type { InvoiceLedger } from "../store/invoice-ledger.js";
 import type { Ledger, RedemptionRow, RedemptionWrite } from "../store/ledger.js";
 import type { CandidatePromotion } from "../domain/billing.js";
 import type { CheckoutTerms } from "../store/promotion-views.js";
+import type { NewEvent } from "../events/outbox.js";
 
 // What the checkout use cases need from the rest of the service, as narrow interfaces: the app
 // passes the real counters and stores (stores.ts), the unit tests a scripted counters face and an
@@ -20,7 +21,8 @@ export type CheckoutCounters = Pick<
 
 /** The redemption ledger as checkout uses it; `write` is the group commit (store/ledger-batch.ts). */
 export interface RedemptionLedger extends Pick<Ledger, "findByIdempotencyKey" | "findReservation" | "releaseRedemption" | "rebuild" | "counterEpoch" | "markReturnsApplied"> {
-  write(row: RedemptionRow): Promise<RedemptionWrite>;
+  /** Writes the row and, in the same statement, its events (none if the row is not written). */
+  write(row: RedemptionRow, events: readonly NewEvent[]): Promise<RedemptionWrite>;
 }
 
 /** What the terms cache reads on a miss (store/promotion-views.ts, store/code-store.ts). */
@@ -41,4 +43,6 @@ export interface CheckoutStores {
   invoices: Pick<InvoiceLedger, "find" | "redemptionCandidates" | "redeemedPromotions" | "write" | "reverse">;
   catalog: CatalogReads;
   pricing: PricingReads;
+  /** The x-request-id of the call these stores serve: its events carry it. */
+  requestId: string | null;
 }

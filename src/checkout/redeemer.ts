@@ -10,6 +10,9 @@ import { isRefusal, refusalError, refusalOf, ReserveOutcome, type Refusal } from
 import { rebuildCounters } from "../counters/rebuild.js";
 import type { ResolvedCode } from "../store/code-store.js";
 import type { RedemptionRow } from "../store/ledger.js";
+import { withCounts } from "../store/promotion-views.js";
+import type { NewEvent } from "../events/outbox.js";
+import { promotionPayload, redemptionPayload } from "../events/payloads.js";
 import { automaticRedemptionKey } from "./automatic.js";
 import { redeemRequestHash, sameRequest } from "./idempotency.js";
 import { settleReturns } from "./returns.js";
@@ -241,9 +244,24 @@ export class Redeemer {
         endedAt: null,
         endReason: null,
       };
+      // Written by the ledger row's own statement, so only if the row is: a fenced or duplicate
+      // row writes none, and its retry decides afresh.
+      const events: NewEvent[] = [{ organizationId, type: "redemption.created", payload: redemptionPayload(row), createdAt: now, requestId: stores.requestId }];
+      const limit = view.terms.maxRedemptions;
+      if (limit !== null && result.redemptions === limit) {
+        // reserve.lua admits exactly one reservation at n == max_redemptions per exhaustion.
+        events.push({
+          organizationId,
+          type: "promotion.exhausted",
+          payload: promotionPayload(withCounts(view, result.redemptions, result.budgetUsed, now)),
+          createdAt: now,
+          requestId: stores.requestId,
+          dedupeKey: `promotion.exhausted:${view.id}:${id}`,
+        });
+      }
       let written;
       try {
-        written = await ledger.write(row);
+        written = await ledger.write(row, events);
       } catch (error) {
         await this.giveBack(view.id, id, idempotencyKey);
         throw new DomainError("unavailable", [{ param: "", code: "ledger_unavailable", message: "the redemption could not be recorded; nothing was redeemed; retry" }], { cause: error });

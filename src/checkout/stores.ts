@@ -9,20 +9,21 @@ import { findCheckoutTerms } from "../store/promotion-views.js";
 import type { CheckoutStores } from "./ports.js";
 
 /** The real stores of one checkout call, on its EntityManager; redemptions are written by the process's group commit. */
-export function checkoutStores(em: EntityManager, batcher: LedgerBatcher): CheckoutStores {
+export function checkoutStores(em: EntityManager, batcher: LedgerBatcher, requestId: string | null): CheckoutStores {
   const ledger = new Ledger(em);
   const billing = new BillingContextStore(em);
   return {
     ledger: {
-      write: (row) => batcher.write(row),
+      write: (row, events) => batcher.write(row, events),
       findByIdempotencyKey: (organizationId, key) => ledger.findByIdempotencyKey(organizationId, key),
       findReservation: (organizationId, id) => ledger.findReservation(organizationId, id),
-      releaseRedemption: (organizationId, id, now) => ledger.releaseRedemption(organizationId, id, now),
+      releaseRedemption: (organizationId, id, now) => ledger.releaseRedemption(organizationId, id, now, requestId),
       rebuild: (promotionId) => ledger.rebuild(promotionId),
       counterEpoch: (promotionId) => ledger.counterEpoch(promotionId),
       markReturnsApplied: (ids, now) => ledger.markReturnsApplied(ids, now),
     },
     invoices: new InvoiceLedger(em),
+    requestId,
     catalog: {
       checkoutTerms: (organizationId, promotionId, now) => findCheckoutTerms(em, organizationId, promotionId, now),
       resolveCode: (organizationId, code) => new CodeStore(em).resolve(organizationId, code),

@@ -64,6 +64,8 @@ export interface ReserveResult {
   earlier: string;
   /** Redemptions counted after the call. */
   redemptions: bigint;
+  /** Budget used as the call saw it (0 for NOT_HYDRATED and STALE_TERMS). */
+  budgetUsed: bigint;
 }
 
 export interface CounterSnapshot {
@@ -143,8 +145,8 @@ export class Counters {
       epoch_floor: this.floor(r.promotionId).toString(),
     };
     const reply = await this.call("reserve", [k.state, k.customers, k.codes, k.pending, k.details, idem, ...RESERVE_ARGV.map((name) => args[name])]);
-    const [outcome, epoch, earlier, n] = tuple(reply, 4);
-    return { outcome: Number(outcome) as ReserveOutcome, epoch: BigInt(String(epoch)), earlier: String(earlier), redemptions: BigInt(String(n)) };
+    const [outcome, epoch, earlier, n, b] = tuple(reply, 5);
+    return { outcome: Number(outcome) as ReserveOutcome, epoch: BigInt(String(epoch)), earlier: String(earlier), redemptions: BigInt(String(n)), budgetUsed: BigInt(String(b)) };
   }
 
   /** consume_budget.lua: reserves up to `amount` of budget (CAP) or all of it or nothing (STRICT). */

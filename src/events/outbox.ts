@@ -55,9 +55,18 @@ const ON_DUPLICATE = `on conflict (organization_id, dedupe_key) where dedupe_key
 const MAX_REQUEST_ID = 128;
 const MAX_DEDUPE_KEY = 300;
 
-/** The payload oneof as proto JSON, e.g. {"promotion": {...}}: what the payload column holds. */
+/** The payload oneof's fields by case, for payloadJson. */
+const PAYLOAD_FIELDS = new Map(EventSchema.oneofs.find((o) => o.localName === "payload")?.fields.map((f) => [f.localName, f]) ?? []);
+
+/**
+ * The payload oneof as proto JSON, e.g. {"promotion": {...}}: what the payload column holds, and
+ * exactly what toJson(EventSchema, create(EventSchema, { payload })) gives (test/unit/outbox-payload.test.ts),
+ * at a third of its cost: the hot path encodes one per redemption.
+ */
 export function payloadJson(payload: EventPayload): JsonObject {
-  return toJson(EventSchema, create(EventSchema, { payload })) as JsonObject;
+  const field = payload.case === undefined ? undefined : PAYLOAD_FIELDS.get(payload.case);
+  if (field?.fieldKind !== "message" || payload.value === undefined) return toJson(EventSchema, create(EventSchema, { payload })) as JsonObject;
+  return { [field.jsonName]: toJson(field.message, payload.value) };
 }
 
 function record(event: NewEvent): EventRecord {

@@ -77,6 +77,11 @@ export class DeliveryQueue {
     return new DeliveryQueue(boss, opts);
   }
 
+  /** The pg-boss instance, for the other queues of src/events (scheduled-versions.ts). */
+  pgBoss(): PgBoss {
+    return this.boss;
+  }
+
   /** Enqueues deliveries inside `em`'s transaction: they exist once it commits, never without it. */
   async enqueue(em: EntityManager, jobs: readonly DeliveryJob[]): Promise<void> {
     if (jobs.length === 0) return;

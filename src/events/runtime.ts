@@ -8,6 +8,7 @@ import { Dispatcher } from "./dispatcher.js";
 import { EventFeed } from "./feed.js";
 import { createEventMetrics } from "./metrics.js";
 import { DeliveryQueue } from "./queue.js";
+import { ScheduledVersions } from "./scheduled-versions.js";
 import type { WebhookDeps } from "./webhooks.js";
 
 // The background side of events, one per server process: the StreamEvents feed, the webhook
@@ -17,6 +18,8 @@ import type { WebhookDeps } from "./webhooks.js";
 export interface EventsRuntime {
   feed: EventFeed;
   webhooks: WebhookDeps;
+  /** Announces versions scheduled for later when they take effect. */
+  versions: ScheduledVersions;
   /** Shutdown, first step: open streams end (UNAVAILABLE, resume with after_id). */
   endStreams(): void;
   /** Shutdown, last step: no new fan-out, attempts in flight finish (up to `graceMs`), the queue's pool closes. */
@@ -40,12 +43,14 @@ export async function startEvents(orm: MikroORM, config: Config, logger: Logger,
   });
   const deliverer = new Deliverer(orm, { resolve, allowPrivateNetworks }, metrics, logger);
   await queue.work(config.webhooks.concurrency, (job) => deliverer.attempt(job), (job) => deliverer.giveUp(job));
+  const versions = await ScheduledVersions.start(queue.pgBoss(), orm, logger);
   const dispatcher = new Dispatcher(orm, queue, metrics, logger, config.eventsPollMs);
   dispatcher.start();
   const feed = new EventFeed(orm, config.eventsPollMs, logger);
   return {
     feed,
     webhooks: { queue, resolve, allowPrivateNetworks },
+    versions,
     endStreams: () => feed.close(),
     async close(graceMs) {
       feed.close();

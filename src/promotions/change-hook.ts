@@ -12,6 +12,8 @@ export type PromotionChangeHook = (organizationId: string, promotionId: string, 
 /** What the use cases that change promotions and codes accept besides the EntityManager and clock. */
 export interface ChangeNotification {
   onChanged?: PromotionChangeHook;
+  /** The x-request-id of the call making the changes: the events they write carry it. */
+  requestId?: string | null;
   /** Where hook failures are logged; a process-wide logger when absent. */
   logger?: Logger;
 }

@@ -9,6 +9,7 @@ import type { TakenCode } from "../store/code-uniqueness.js";
 import { CodeStore, type CodePosition, type PromotionCodeRecord } from "../store/code-store.js";
 import type { Actor } from "../store/promotion-store.js";
 import { sequentialUuids } from "../store/sequential-ids.js";
+import { codePayload } from "../events/payloads.js";
 import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 
 // A promotion's extra codes: bulk creation (explicit lists, all or nothing, or up to 100,000
@@ -30,6 +31,9 @@ export interface CreatedCodes {
   /** True when an earlier call with the same idempotency key and request made them. */
   replayed: boolean;
 }
+
+/** code.created events are written this many per statement. */
+const EVENTS_PER_STATEMENT = 5_000;
 
 /** Generated codes that collide with live ones are drawn again; this many rounds is far beyond need. */
 const MAX_GENERATION_ROUNDS = 8;
@@ -112,7 +116,19 @@ export class PromotionCodes {
         }
       }
       if (key !== "") await tx.markKeyedBatch(batchId, key, hash);
-      return { kind: "created" as const, created: rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), termsSeq: await tx.bumpTermsSeq(promotionId) };
+      const created = rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (let from = 0; from < created.length; from += EVENTS_PER_STATEMENT) {
+        await tx.append(
+          created.slice(from, from + EVENTS_PER_STATEMENT).map((r) => ({
+            organizationId: actor.organizationId,
+            type: "code.created" as const,
+            payload: codePayload(newCode(r, promotionId, now, attributes)),
+            createdAt: now,
+            requestId: this.options.requestId ?? null,
+          })),
+        );
+      }
+      return { kind: "created" as const, created, termsSeq: await tx.bumpTermsSeq(promotionId) };
     });
     if (outcome.kind === "replayed") return this.replay(actor.organizationId, promotionId, outcome.batchId);
     const { created, termsSeq } = outcome;
@@ -124,16 +140,7 @@ export class PromotionCodes {
       createdAt: now,
       batchId,
       replayed: false,
-      codes: created.slice(0, CODE_LIMITS.fullCodesInResponse).map((r) => ({
-        id: r.id,
-        promotionId,
-        code: r.code,
-        active: true,
-        redemptionCount: 0n,
-        createdAt: now,
-        ...attributes,
-        metadata: { ...attributes.metadata },
-      })),
+      codes: created.slice(0, CODE_LIMITS.fullCodesInResponse).map((r) => newCode(r, promotionId, now, attributes)),
     };
   }
 
@@ -185,13 +192,21 @@ export class PromotionCodes {
       if (patch.firstTimeCustomersOnly !== undefined) code.firstTimeCustomersOnly = patch.firstTimeCustomersOnly;
       if (patch.expiresAt !== undefined) code.expiresAt = patch.expiresAt;
       if (patch.metadata !== undefined) code.metadata = { ...patch.metadata };
-      code.updatedAt = this.clock();
+      const now = this.clock();
+      code.updatedAt = now;
       await tx.flush();
+      const record = await tx.record(actor.organizationId, id);
+      if (record) await tx.append([{ organizationId: actor.organizationId, type: "code.updated", payload: codePayload(record), createdAt: now, requestId: this.options.requestId ?? null }]);
       return { promotionId, termsSeq: await tx.bumpTermsSeq(promotionId) };
     });
     await notifyChanged(this.options, actor.organizationId, promotionId, termsSeq);
     return this.get(actor.organizationId, id);
   }
+}
+
+/** A code as this call created it. */
+function newCode(r: { id: string; code: string }, promotionId: string, now: Date, attributes: CodeAttributes): PromotionCodeRecord {
+  return { id: r.id, promotionId, code: r.code, active: true, redemptionCount: 0n, createdAt: now, ...attributes, metadata: { ...attributes.metadata } };
 }
 
 function codesTaken(taken: readonly TakenCode[], promotionId: string): DomainError {

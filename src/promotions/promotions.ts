@@ -18,18 +18,45 @@ import { DomainError } from "../domain/errors.js";
 import type { PromotionStatus, PromotionTerms, VersionStatus } from "../domain/terms.js";
 import { validateTerms } from "../domain/validation.js";
 import type { PromotionVersion } from "../store/entities.js";
-import { PromotionStore, type Actor } from "../store/promotion-store.js";
+import { PromotionStore, type Actor, type PromotionWrites } from "../store/promotion-store.js";
 import type { PromotionView } from "../store/promotion-views.js";
 import { termsFromColumns } from "../store/terms-codec.js";
+import { promotionPayload, redemptionPayload } from "../events/payloads.js";
+import type { NewEvent } from "../events/outbox.js";
 import { notifyChanged, type ChangeNotification } from "./change-hook.js";
 
 // Managing promotions: create, edit-as-publish, the lifecycle (activate, deactivate, delete) and
 // copy. Each change runs in one transaction that locks the promotion row, so concurrent edits
-// serialise and `expected_version` checks are exact; it moves the promotion's `terms_seq` in that
-// transaction and, after commit, tells the change hook (caches). Which version an edit lands in
-// is decided by domain/editing.ts, which transitions are allowed by domain/lifecycle.ts.
+// serialise and `expected_version` checks are exact; it moves the promotion's `terms_seq` and
+// writes its events (src/events/README.md) in that transaction and, after commit, tells the
+// change hook (caches). Which version an edit lands in is decided by domain/editing.ts, which
+// transitions are allowed by domain/lifecycle.ts.
 
 export type { Actor };
+
+/** DeletePromotion ends ACTIVE redemptions this many per statement (each batch with its events). */
+export const END_REDEMPTIONS_BATCH = 5_000;
+
+/** A version published for later: promotion.version_published is written when it takes effect. */
+export interface ScheduledVersion {
+  organizationId: string;
+  promotionId: string;
+  versionId: string;
+  effectiveAt: Date;
+}
+
+/**
+ * Enqueues, inside the scheduling transaction (`em`), the job that writes a scheduled version's
+ * promotion.version_published at its effective_at (src/events/scheduled-versions.ts).
+ */
+export interface VersionScheduler {
+  schedule(em: EntityManager, version: ScheduledVersion): Promise<void>;
+}
+
+export interface PromotionsOptions extends ChangeNotification {
+  /** Without one (some tests), a scheduled version writes no event when it takes effect. */
+  scheduler?: VersionScheduler;
+}
 
 /** A version as clients see it: its lifecycle status, its terms and how many redemptions it has. */
 export interface VersionRecord extends VersionLifecycle {
@@ -44,6 +71,9 @@ export interface VersionRecord extends VersionLifecycle {
   usageCount: bigint;
   terms: PromotionTerms;
 }
+
+/** The events a promotion's own changes write (payload: the promotion after the change). */
+type PromotionEventType = "promotion.created" | "promotion.updated" | "promotion.activated" | "promotion.archived" | "promotion.deleted" | "promotion.version_published";
 
 /** A version row's lifecycle facts, as domain/lifecycle.ts reads them. */
 export function versionFacts(row: PromotionVersion): VersionFacts {
@@ -62,9 +92,20 @@ export class Promotions {
   constructor(
     em: EntityManager,
     private readonly clock: () => Date = () => new Date(),
-    private readonly options: ChangeNotification = {},
+    private readonly options: PromotionsOptions = {},
   ) {
     this.store = new PromotionStore(em);
+  }
+
+  /** Writes the promotion's event(s) of this change, with the promotion as it is at the end of the transaction. */
+  private async emit(tx: PromotionWrites, organizationId: string, id: string, now: Date, types: readonly PromotionEventType[], includeDeleted = false): Promise<void> {
+    const view = await tx.view(organizationId, id, now, includeDeleted);
+    const payload = promotionPayload(view);
+    await tx.append(types.map((type) => ({ organizationId, type, payload, createdAt: now, requestId: this.requestId })));
+  }
+
+  private get requestId(): string | null {
+    return this.options.requestId ?? null;
   }
 
   /** A new DRAFT promotion at version 1; `inputViolations` are what the request conversion found. */
@@ -80,6 +121,7 @@ export class Promotions {
     await this.store.transaction(async (tx) => {
       if (terms.code !== "") await tx.reserveCode(actor.organizationId, ids.id, terms.code);
       await tx.insertPromotion(actor, terms, now, ids);
+      await this.emit(tx, actor.organizationId, ids.id, now, ["promotion.created"]);
     });
     return this.get(actor.organizationId, ids.id);
   }
@@ -134,7 +176,15 @@ export class Promotions {
       }
       promotion.code = target.code;
       promotion.updatedAt = now;
-      return tx.bumpSeq(promotion);
+      const seq = tx.bumpSeq(promotion);
+      // A version published now is in force at once; one scheduled for later is announced when it
+      // takes effect, by a job enqueued in this transaction.
+      const publishedNow = plan.kind === "publish" && plan.effectiveFrom.getTime() <= now.getTime();
+      await this.emit(tx, actor.organizationId, id, now, publishedNow ? ["promotion.updated", "promotion.version_published"] : ["promotion.updated"]);
+      if (plan.kind === "publish" && !publishedNow) {
+        await this.options.scheduler?.schedule(tx.em, { organizationId: actor.organizationId, promotionId: id, versionId: target.id, effectiveAt: plan.effectiveFrom });
+      }
+      return seq;
     });
     await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
@@ -151,7 +201,9 @@ export class Promotions {
       Object.assign(draft, { state: "published", effectiveFrom: now, publishedAt: now, publishedBy: actor.keyId });
       promotion.status = "ACTIVE";
       promotion.updatedAt = now;
-      return tx.bumpSeq(promotion);
+      const seq = tx.bumpSeq(promotion);
+      await this.emit(tx, actor.organizationId, id, now, ["promotion.activated"]);
+      return seq;
     });
     await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
@@ -174,7 +226,9 @@ export class Promotions {
       promotion.archivedAt = now;
       promotion.updatedAt = now;
       await tx.retireCodes(id, now);
-      return tx.bumpSeq(promotion);
+      const seq = tx.bumpSeq(promotion);
+      await this.emit(tx, actor.organizationId, id, now, ["promotion.archived"]);
+      return seq;
     });
     await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     return this.get(actor.organizationId, id);
@@ -209,11 +263,17 @@ export class Promotions {
           "end_redemptions",
         );
       }
-      if (active > 0n) await tx.endRedemptions(id, END_REASONS.promotionDeleted, now);
+      for (let ended = active > 0n ? END_REDEMPTIONS_BATCH : 0; ended === END_REDEMPTIONS_BATCH; ) {
+        const rows = await tx.endRedemptions(id, END_REASONS.promotionDeleted, now, END_REDEMPTIONS_BATCH);
+        await tx.append(rows.map((row): NewEvent => ({ organizationId: actor.organizationId, type: "redemption.ended", payload: redemptionPayload(row), createdAt: now, requestId: this.requestId })));
+        ended = rows.length;
+      }
       promotion.deletedAt = now;
       promotion.updatedAt = now;
       await tx.retireCodes(id, now);
-      return tx.bumpSeq(promotion);
+      const seq = tx.bumpSeq(promotion);
+      await this.emit(tx, actor.organizationId, id, now, ["promotion.deleted"], true);
+      return seq;
     });
     await notifyChanged(this.options, actor.organizationId, id, termsSeq);
     const view = await this.store.view(actor.organizationId, id, this.clock(), true);

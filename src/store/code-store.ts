@@ -1,3 +1,4 @@
+import { appendEvents, type NewEvent } from "../events/outbox.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { CodeAttributes } from "../domain/codes.js";
 import { DomainError, type Violation } from "../domain/errors.js";
@@ -233,6 +234,17 @@ export class CodeWrites {
 
   async flush(): Promise<void> {
     await this.em.flush();
+  }
+
+  /** The code as clients see it, read inside this transaction (what its event carries). */
+  async record(organizationId: string, id: string): Promise<PromotionCodeRecord | null> {
+    await this.em.flush();
+    return new CodeStore(this.em).find(organizationId, id);
+  }
+
+  /** Writes events in this transaction: they commit with the change or not at all. */
+  async append(events: readonly NewEvent[]): Promise<void> {
+    await appendEvents(this.em, events);
   }
 
   /** Moves the promotion's terms_seq (caches compare it) and returns the new value. */

@@ -10,7 +10,10 @@ import { APPLIED_APPLICATION, COUNTED_REDEMPTION, on } from "./ledger-sql.js";
 import { asBig, asDate } from "./row-values.js";
 import { termsFromColumns } from "./terms-codec.js";
 import { violatedUnique } from "./unique-violation.js";
-import { recordReturns, type CounterReturn } from "./ledger.js";
+import { recordReturns, REDEMPTION_COLUMNS, toRedemptionRow, type CounterReturn } from "./ledger.js";
+import { appendEvents, type NewEvent } from "../events/outbox.js";
+import { budgetThresholdPayload, invoicePayload, promotionPayload, redemptionPayload } from "../events/payloads.js";
+import { findPromotionView, withCounts } from "./promotion-views.js";
 
 // The invoice side of the ledger: what ApplyPromotions reads (the customer's redemptions with the
 // terms of the version each was made under and what their earlier invoices did) and writes (the
@@ -58,6 +61,20 @@ export interface InvoiceEffects {
   coverageEnded: readonly string[];
   /** STRICT promotions whose budget refused a grant: EXHAUSTED at the max_budget they had. */
   budgetExhausted: readonly { promotionId: string; maxBudget: bigint }[];
+  /** Budget thresholds the invoice's grants crossed: promotion.budget_threshold (and promotion.exhausted at 100 %). */
+  budgetCrossings: readonly BudgetCrossing[];
+}
+
+/** A promotion's budget thresholds one invoice's grant crossed, under the max_budget it had. */
+export interface BudgetCrossing {
+  promotionId: string;
+  maxBudget: bigint;
+  /** Percent of max_budget: 50, 80, 100. */
+  thresholds: readonly number[];
+  /** The grant used the budget up. */
+  exhausted: boolean;
+  /** Budget used right after the grant, as the counters counted it (concurrent grants not committed yet included). */
+  budgetUsed: bigint;
 }
 
 export type InvoiceWrite =
@@ -165,7 +182,18 @@ export class InvoiceLedger {
    */
   async write(
     organizationId: string,
-    invoice: { id: string; requestHash: string; customerId: string | null; subscriptionId: string | null; priced: PricedInvoice; periodStart: Date; periodEnd: Date; now: Date },
+    invoice: {
+      id: string;
+      requestHash: string;
+      customerId: string | null;
+      subscriptionId: string | null;
+      priced: PricedInvoice;
+      periodStart: Date;
+      periodEnd: Date;
+      now: Date;
+      /** The call's x-request-id: the events of this invoice carry it. */
+      requestId?: string | null;
+    },
     applications: readonly ApplicationWrite[],
     effects: InvoiceEffects,
   ): Promise<InvoiceWrite> {
@@ -173,6 +201,8 @@ export class InvoiceLedger {
       const termsChanged = await traced("InvoiceLedger.write", () => this.em.transactional(async (em) => {
         const conn = em.getConnection();
         const ctx = em.getTransactionContext();
+        const events: NewEvent[] = [];
+        const event = { organizationId, createdAt: invoice.now, requestId: invoice.requestId ?? null };
         await conn.execute(
           `insert into invoices (organization_id, id, request_hash, customer_id, subscription_id, priced, created_at, status, period_start, period_end)
            values (?, ?, ?, ?, ?, ?::jsonb, ?, 'APPLIED', ?, ?)`,
@@ -208,21 +238,25 @@ export class InvoiceLedger {
                       status = case when cycles_total is not null and cycles_used + 1 >= cycles_total then 'COMPLETED' else status end,
                       completed_at = case when cycles_total is not null and cycles_used + 1 >= cycles_total then ? else completed_at end
                 where id = ? and status = 'ACTIVE'
-                returning id`,
+                returning ${REDEMPTION_COLUMNS}`,
               [invoice.now, a.redemptionId],
               "all",
               ctx,
             );
-            if (advanced.length !== 1) throw new Fenced();
+            if (advanced.length !== 1 || !advanced[0]) throw new Fenced();
+            const row = toRedemptionRow(advanced[0]);
+            if (row.status === "COMPLETED") events.push({ ...event, type: "redemption.completed", payload: redemptionPayload(row) });
           }
         }
         for (const id of effects.coverageEnded) {
-          await conn.execute(
-            `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ? where id = ? and organization_id = ? and status = 'ACTIVE'`,
+          const ended = await conn.execute<Row[]>(
+            `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ? where id = ? and organization_id = ? and status = 'ACTIVE'
+             returning ${REDEMPTION_COLUMNS}`,
             [END_REASONS.coverageGap, invoice.now, id, organizationId],
-            "run",
+            "all",
             ctx,
           );
+          for (const r of ended) events.push({ ...event, type: "redemption.ended", payload: redemptionPayload(toRedemptionRow(r)) });
         }
         const changed: { promotionId: string; termsSeq: bigint }[] = [];
         for (const e of effects.budgetExhausted) {
@@ -237,6 +271,16 @@ export class InvoiceLedger {
           );
           if (row) changed.push({ promotionId: e.promotionId, termsSeq: BigInt(String(row.terms_seq)) });
         }
+        // An invoice no promotion applied to changed nothing anyone reconciles: no event.
+        if (invoice.priced.promotions.some((o) => o.applied)) {
+          events.push({
+            ...event,
+            type: "invoice.promotions_applied",
+            payload: invoicePayload({ invoiceId: invoice.id, customerId: invoice.customerId, subscriptionId: invoice.subscriptionId, priced: invoice.priced }),
+          });
+        }
+        events.push(...(await budgetEvents(em, organizationId, invoice.now, event.requestId, effects)));
+        await appendEvents(em, events);
         return changed;
       }));
       return { kind: "written", termsChanged };
@@ -261,7 +305,7 @@ export class InvoiceLedger {
    * applications as APPLIED before this commit (and the epoch matches) or counts them as REVERSED
    * after it (and the epoch moved: the counters already left them out).
    */
-  async reverse(organizationId: string, invoiceId: string, reason: string, now: Date): Promise<Reversal> {
+  async reverse(organizationId: string, invoiceId: string, reason: string, now: Date, requestId: string | null = null): Promise<Reversal> {
     return traced("InvoiceLedger.reverse", () => this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
@@ -312,16 +356,71 @@ export class InvoiceLedger {
       }
       const [reversed] = await conn.execute<Row[]>(
         `update invoices set status = 'REVERSED', reversed_at = ?, reverse_reason = ? where organization_id = ? and id = ?
-         returning request_hash, priced, status, reversed_at, reverse_reason`,
+         returning request_hash, priced, status, reversed_at, reverse_reason, customer_id, subscription_id`,
         [now, reason, organizationId, invoiceId],
         "all",
         ctx,
       );
       if (!reversed) throw new Error(`invoice ${invoiceId} vanished inside its own transaction`);
       await recordReturns(em, returned, now);
-      return { stored: storedInvoice(reversed), changed: true, returned };
+      const stored = storedInvoice(reversed);
+      await appendEvents(em, [
+        {
+          organizationId,
+          type: "invoice.reversed",
+          createdAt: now,
+          requestId,
+          payload: invoicePayload({
+            invoiceId,
+            customerId: reversed.customer_id == null ? null : String(reversed.customer_id),
+            subscriptionId: reversed.subscription_id == null ? null : String(reversed.subscription_id),
+            priced: stored.priced,
+            reversedAt: stored.reversedAt,
+            reversalReason: stored.reverseReason,
+          }),
+        },
+      ]);
+      return { stored, changed: true, returned };
     }));
   }
+}
+
+/**
+ * promotion.budget_threshold for each threshold the invoice's grants crossed and promotion.exhausted
+ * for a budget used up (a grant reaching max_budget, or a STRICT refusal), each with the promotion
+ * as this transaction sees it and a key that keeps one per max_budget (a raised budget re-arms them).
+ */
+async function budgetEvents(em: EntityManager, organizationId: string, now: Date, requestId: string | null, effects: InvoiceEffects): Promise<NewEvent[]> {
+  const exhausted = new Map<string, bigint>();
+  for (const e of effects.budgetExhausted) exhausted.set(e.promotionId, e.maxBudget);
+  for (const c of effects.budgetCrossings) if (c.exhausted) exhausted.set(c.promotionId, c.maxBudget);
+  const ids = new Set([...effects.budgetCrossings.map((c) => c.promotionId), ...exhausted.keys()]);
+  const events: NewEvent[] = [];
+  for (const id of ids) {
+    const read = await findPromotionView(em, organizationId, id, now);
+    if (!read) continue;
+    // The ledger this transaction sees lags the counters by the grants of invoices still being
+    // written; the promotion is shown with the budget used the grant that crossed saw.
+    const seen = effects.budgetCrossings.filter((x) => x.promotionId === id).reduce((m, c) => (c.budgetUsed > m ? c.budgetUsed : m), read.currentBudgetUsed);
+    const view = withCounts(read, read.currentRedemptions, seen, now);
+    for (const c of effects.budgetCrossings.filter((x) => x.promotionId === id)) {
+      for (const t of c.thresholds) {
+        events.push({
+          organizationId,
+          type: "promotion.budget_threshold",
+          payload: budgetThresholdPayload(view, t),
+          createdAt: now,
+          requestId,
+          dedupeKey: `promotion.budget_threshold:${id}:${c.maxBudget}:${t}`,
+        });
+      }
+    }
+    const max = exhausted.get(id);
+    if (max !== undefined) {
+      events.push({ organizationId, type: "promotion.exhausted", payload: promotionPayload(view), createdAt: now, requestId, dedupeKey: `promotion.exhausted:${id}:budget:${max}` });
+    }
+  }
+  return events;
 }
 
 /** ApplyPromotions of an invoice that was reversed is refused: its discounts were undone for a reason. */

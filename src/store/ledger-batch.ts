@@ -1,4 +1,5 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
+import type { NewEvent } from "../events/outbox.js";
 import { traced } from "../observability/tracing.js";
 import { Ledger, type RedemptionRow, type RedemptionWrite } from "./ledger.js";
 
@@ -11,12 +12,16 @@ import { Ledger, type RedemptionRow, type RedemptionWrite } from "./ledger.js";
 // organization) still has the row's counter epoch, checked under FOR KEY SHARE per row, so a
 // rebuild's FOR UPDATE waits for the whole batch (src/counters/README.md). A row the batch did not
 // write — epoch moved, the sweeper's tombstone, an idempotency key already used — is told apart by
-// Ledger.whyNotWritten.
+// Ledger.whyNotWritten. Each row's events (redemption.created, and promotion.exhausted for the
+// reservation that took the last slot) go in the same statement, written only for the rows it
+// wrote: still one statement, one commit, one round trip per batch.
 
 const MAX_BATCH = 200;
 
 interface Pending {
   row: RedemptionRow;
+  /** Written by the same statement as the row, only if the row is. */
+  events: readonly NewEvent[];
   resolve: (w: RedemptionWrite) => void;
   reject: (e: unknown) => void;
 }
@@ -27,9 +32,9 @@ export class LedgerBatcher {
 
   constructor(private readonly orm: MikroORM) {}
 
-  write(row: RedemptionRow): Promise<RedemptionWrite> {
+  write(row: RedemptionRow, events: readonly NewEvent[] = []): Promise<RedemptionWrite> {
     return new Promise<RedemptionWrite>((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
+      this.queue.push({ row, events, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -52,7 +57,10 @@ export class LedgerBatcher {
     const ledger = new Ledger(this.orm.em.fork());
     let written: Set<string>;
     try {
-      written = await traced("Ledger.writeRedemptions", () => ledger.insertRedemptions(batch.map((p) => p.row)));
+      written = await traced("Ledger.writeRedemptions", () => ledger.insertRedemptions(
+        batch.map((p) => p.row),
+        batch.flatMap((p) => p.events.map((event) => ({ rowId: p.row.id, event }))),
+      ));
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;

@@ -3,6 +3,8 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { CompiledQuery } from "kysely";
 import { DomainError, notFound } from "../domain/errors.js";
 import type { RedemptionKind, RedemptionStatus } from "../domain/redemption.js";
+import { appendEvents, rowEventsParam, withRowEvents, type NewEvent, type RowEvent } from "../events/outbox.js";
+import { redemptionPayload } from "../events/payloads.js";
 import { traced } from "../observability/tracing.js";
 import { asDate } from "./row-values.js";
 import { APPLIED_APPLICATION, COUNTED_REDEMPTION, MADE_REDEMPTION } from "./ledger-sql.js";
@@ -79,6 +81,8 @@ type Row = Record<string, unknown>;
 const COLUMNS = `id, organization_id, promotion_id, status, kind, epoch, promotion_version_id, version, code_id, code,
   customer_id, subscription_id, idempotency_key, request_hash, cycles_used, cycles_total, metadata, created_at, released_at,
   completed_at, ended_at, end_reason`;
+/** The columns toRedemptionRow reads. */
+export const REDEMPTION_COLUMNS = COLUMNS;
 const COLUMNS_OF_V = COLUMNS.split(",").map((c) => `v.${c.trim()}`).join(", ");
 
 /** Ledger.insertRedemptions: $1 is a JSON array of rows; each is written only under its promotion's current epoch. */
@@ -95,6 +99,9 @@ const INSERT_FENCED = `insert into redemptions (${COLUMNS})
   on conflict do nothing
   returning id`;
 
+/** INSERT_FENCED that also writes the events of exactly the rows it wrote ($2), in the same statement. */
+const INSERT_FENCED_WITH_EVENTS = withRowEvents(INSERT_FENCED, 2);
+
 export class Ledger {
   constructor(private readonly em: EntityManager) {}
 
@@ -103,17 +110,18 @@ export class Ledger {
    * The FOR KEY SHARE lock makes a concurrent rebuild (FOR UPDATE) wait for this insert to commit,
    * so the rebuild either counts it or this insert sees the new epoch and writes nothing.
    */
-  async writeRedemption(row: RedemptionRow): Promise<RedemptionWrite> {
-    const written = await traced("Ledger.writeRedemption", () => this.insertRedemptions([row]));
+  async writeRedemption(row: RedemptionRow, events: readonly NewEvent[] = []): Promise<RedemptionWrite> {
+    const written = await traced("Ledger.writeRedemption", () => this.insertRedemptions([row], events.map((event) => ({ rowId: row.id, event }))));
     return written.has(row.id) ? { kind: "written" } : this.whyNotWritten(row);
   }
 
   /**
    * Inserts every row whose promotion (and organization) still has the row's counter epoch, each
    * checked under FOR KEY SHARE, in one statement and one commit; a row that collides with an
-   * existing id or idempotency key is skipped. Returns the ids written.
+   * existing id or idempotency key is skipped. The same statement writes the events of the rows it
+   * wrote (redemption.created, promotion.exhausted), none of a row it skipped. Returns the ids written.
    */
-  async insertRedemptions(rows: readonly RedemptionRow[]): Promise<Set<string>> {
+  async insertRedemptions(rows: readonly RedemptionRow[], events: readonly RowEvent[] = []): Promise<Set<string>> {
     const records = rows.map((r) => ({
       id: r.id,
       organization_id: r.organizationId,
@@ -143,7 +151,11 @@ export class Ledger {
     const inserted = await this.em
       .getConnection()
       .getClient<Record<string, never>>()
-      .executeQuery(CompiledQuery.raw(INSERT_FENCED, [JSON.stringify(records)]));
+      .executeQuery(
+        events.length === 0
+          ? CompiledQuery.raw(INSERT_FENCED, [JSON.stringify(records)])
+          : CompiledQuery.raw(INSERT_FENCED_WITH_EVENTS, [JSON.stringify(records), rowEventsParam(events)]),
+      );
     return new Set(inserted.rows.map((r) => String((r as Row).id)));
   }
 
@@ -262,7 +274,7 @@ export class Ledger {
    * back under the counter epoch seen under FOR KEY SHARE — the epoch whose counters counted it.
    * Returns the row, whether this call changed it, and that return (null when nothing changed).
    */
-  async releaseRedemption(organizationId: string, id: string, now: Date): Promise<{ row: RedemptionRow; changed: boolean; returned: CounterReturn | null }> {
+  async releaseRedemption(organizationId: string, id: string, now: Date, requestId: string | null = null): Promise<{ row: RedemptionRow; changed: boolean; returned: CounterReturn | null }> {
     return traced("Ledger.releaseRedemption", () => this.em.transactional(async (em) => {
       const conn = em.getConnection();
       const ctx = em.getTransactionContext();
@@ -296,7 +308,9 @@ export class Ledger {
         amountMinor: 0n,
       };
       await recordReturns(em, [returned], now);
-      return { row: updated[0] ? toRow(updated[0]) : current, changed: true, returned };
+      const row = updated[0] ? toRow(updated[0]) : current;
+      await appendEvents(em, [{ organizationId, type: "redemption.released", payload: redemptionPayload(row), createdAt: now, requestId }]);
+      return { row, changed: true, returned };
     }));
   }
 
@@ -395,6 +409,11 @@ export async function recordReturns(em: EntityManager, returns: readonly Counter
       em.getTransactionContext(),
     );
   }
+}
+
+/** A redemptions row (REDEMPTION_COLUMNS) as the ledger hands it out. */
+export function toRedemptionRow(r: Row): RedemptionRow {
+  return toRow(r);
 }
 
 function toRow(r: Row): RedemptionRow {

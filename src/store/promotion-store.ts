@@ -3,9 +3,12 @@ import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../domain/errors.js";
 import type { PromotionTerms } from "../domain/terms.js";
+import type { RedemptionRow } from "./ledger.js";
+import { appendEvents, type NewEvent } from "../events/outbox.js";
 import { findTakenCodes, lockTenantCodes, retirePromotionCodes } from "./code-uniqueness.js";
 import { Promotion, PromotionVersion } from "./entities.js";
 import { APPLYING_REDEMPTION, MADE_REDEMPTION } from "./ledger-sql.js";
+import { REDEMPTION_COLUMNS, toRedemptionRow } from "./ledger.js";
 import { findPromotionView, type PromotionView } from "./promotion-views.js";
 import { termsToColumns } from "./terms-codec.js";
 import { violatedUnique } from "./unique-violation.js";
@@ -159,14 +162,34 @@ export class PromotionWrites {
     return BigInt(String(row?.n ?? 0));
   }
 
-  /** Ends every ACTIVE redemption of the promotion (they stop applying; they still count as made). */
-  async endRedemptions(promotionId: string, reason: string, now: Date): Promise<void> {
-    await this.em.getConnection().execute(
-      `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ? where promotion_id = ? and ${APPLYING_REDEMPTION}`,
-      [reason, now, promotionId],
-      "run",
+  /**
+   * Ends up to `limit` ACTIVE redemptions of the promotion (they stop applying; they still count as
+   * made) and returns them as they are now; the caller repeats until none is left, so a promotion
+   * with millions of redemptions is ended (and its events written) a bounded batch at a time.
+   */
+  async endRedemptions(promotionId: string, reason: string, now: Date, limit: number): Promise<RedemptionRow[]> {
+    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(
+      `update redemptions set status = 'ENDED', end_reason = ?, ended_at = ?
+        where id in (select id from redemptions where promotion_id = ? and ${APPLYING_REDEMPTION} limit ?)
+        returning ${REDEMPTION_COLUMNS}`,
+      [reason, now, promotionId, limit],
+      "all",
       this.em.getTransactionContext(),
     );
+    return rows.map(toRedemptionRow);
+  }
+
+  /** The promotion as clients see it, read inside this transaction (what its event carries). */
+  async view(organizationId: string, id: string, now: Date, includeDeleted = false): Promise<PromotionView> {
+    await this.em.flush();
+    const view = await findPromotionView(this.em, organizationId, id, now, includeDeleted);
+    if (!view) throw new Error(`promotion ${id} vanished inside its own transaction`);
+    return view;
+  }
+
+  /** Writes events in this transaction: they commit with the change or not at all. */
+  async append(events: readonly NewEvent[]): Promise<void> {
+    await appendEvents(this.em, events);
   }
 
   /** Frees the promotion's extra codes for other promotions. */

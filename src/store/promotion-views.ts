@@ -154,9 +154,11 @@ export async function findCheckoutTerms(em: EntityManager, organizationId: strin
 }
 
 function toView(row: Row, now: Date): PromotionView {
-  const base = toTermsInForce(row);
-  const currentRedemptions = asBig(row.current_redemptions) ?? 0n;
-  const currentBudgetUsed = asBig(row.current_budget_used) ?? 0n;
+  return withCounts(toTermsInForce(row), asBig(row.current_redemptions) ?? 0n, asBig(row.current_budget_used) ?? 0n, now);
+}
+
+/** A promotion as clients see it from its terms in force and counts taken elsewhere (the counters that just admitted a redemption). */
+export function withCounts(base: TermsInForce, currentRedemptions: bigint, currentBudgetUsed: bigint, now: Date): PromotionView {
   return {
     ...base,
     derivedStatus: derivedStatus({ status: base.status, ...base.terms, currentRedemptions, currentBudgetUsed, budgetExhausted: base.budgetExhausted }, now),

@@ -6,6 +6,7 @@ import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb
 import { client, startTestApp, type TestApp } from "../support/app.js";
 import { runLoad, truth } from "../support/load.js";
 import { promo } from "../support/rpc.js";
+import { sqlOf } from "../../src/events/sql.js";
 
 // Limits are exact under concurrency: 5,000 attempts, 64 in flight, 1,000 customers, against one
 // hot promotion — for the global limit, a code's limit and the budget — and release racing redeem.
@@ -40,7 +41,7 @@ afterAll(async () => {
 });
 
 describe("exact limits under concurrency", () => {
-  it("max_redemptions 300 and 1 per customer: exactly 300 in the ledger, in Redis and in current_redemptions", async () => {
+  it("max_redemptions 300 and 1 per customer: exactly 300 in the ledger, in Redis and in current_redemptions, with 300 redemption.created and one promotion.exhausted", async () => {
     const p = await active({ code: "LAUNCH", maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n });
     const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
     const load = await runLoad(0, ATTEMPTS, IN_FLIGHT, (i) =>
@@ -53,6 +54,16 @@ describe("exact limits under concurrency", () => {
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
     expect(await currentRedemptions(p.id)).toBe(300n);
+    // One redemption.created per ledger row (written by the row's own statement), the last slot announced once.
+    const [counts] = await sqlOf(t.app.orm.em.fork()).rows<{ created: string; exhausted: string; rows: string }>(
+      `select count(*) filter (where type = 'redemption.created')::text as created,
+              count(*) filter (where type = 'promotion.exhausted' and resource_id = $2)::text as exhausted,
+              (select count(*) from redemptions r where r.promotion_id = $2::uuid and r.status <> 'ABANDONED')::text as rows
+         from events e
+        where e.organization_id = $1 and (e.type = 'promotion.exhausted' or e.resource_id in (select id::text from redemptions where promotion_id = $2::uuid))`,
+      [tenant.organizationId, p.id],
+    );
+    expect(counts).toEqual({ created: "300", exhausted: "1", rows: "300" });
   });
 
   it("a code limited to 300: exactly 300 through that code", async () => {

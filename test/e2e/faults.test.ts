@@ -10,6 +10,7 @@ import { runLoad, truth, type LoadResult } from "../support/load.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
 import { startServerProcess } from "../support/server-process.js";
 import { promo } from "../support/rpc.js";
+import { sqlOf } from "../../src/events/sql.js";
 
 // Faults in the middle of a hot run: Redis loses every key, Redis restarts, the server is killed
 // with SIGKILL, Postgres refuses writes. Each uses a private Redis (or its own database) so the
@@ -65,18 +66,34 @@ describe("faults in the middle of a run", () => {
   let redis: PrivateRedis;
   let t: TestApp;
 
-  it("Redis FLUSHALL: counters are rebuilt from the ledger and the limit still holds exactly", async () => {
+  it("Redis FLUSHALL twice mid-run: counters are rebuilt from the ledger, the limit still holds exactly, and the outbox has one redemption.created per ledger row and one promotion.exhausted", async () => {
     redis = await startPrivateRedis();
     cleanups.push(() => redis.dispose());
     t = await startTestApp("faults_redis", { REDIS_URL: redis.url, ...FAST_SWEEP });
     cleanups.push(() => t.stop());
     const tenant = await t.tenant("flush-co");
     const p = await hotPromotion(t.url, tenant.key, "FLUSHED");
-    const loads = await faultyRun(t.url, tenant.key, "FLUSHED", () => redis.flushAll());
+    const loads = await faultyRun(t.url, tenant.key, "FLUSHED", async () => {
+      await redis.flushAll();
+      await new Promise((r) => setTimeout(r, 300));
+      await redis.flushAll();
+    });
     const read = () => truth(t.app.orm.em.fork(), redis.url, t.app.counters.prefix, p.id);
     await settled(read);
     expectExact(loads, await read(), promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentRedemptions);
-  });
+    // Events of the hot path are written by the ledger rows' own statement: exactly one per row,
+    // none for the rows fenced by the rebuilds, and the last slot announced once.
+    const events = await sqlOf(t.app.orm.em.fork()).rows<{ type: string; n: string; rows_matched: string }>(
+      `select e.type, count(*)::text as n,
+              count(r.id) filter (where r.id is not null and r.status <> 'ABANDONED')::text as rows_matched
+         from events e left join redemptions r on e.type = 'redemption.created' and r.id::text = e.resource_id
+        where e.organization_id = $1 group by e.type`,
+      [tenant.organizationId],
+    );
+    const byType = Object.fromEntries(events.map((e) => [e.type, Number(e.n)]));
+    expect(byType).toMatchObject({ "redemption.created": MAX, "promotion.exhausted": 1 });
+    expect(Number(events.find((e) => e.type === "redemption.created")?.rows_matched)).toBe(MAX);
+  }, 180_000);
 
   it("Redis restart (all data lost, unreachable meanwhile): clients see only retryable errors; the limit holds", async () => {
     const tenant = await t.tenant("restart-co");

@@ -18,7 +18,8 @@ import { startDnsServer, type DnsServer } from "./support/dns-server.js";
 import { startReceiver, type Receiver } from "./support/webhook-receiver.js";
 
 // Webhooks end to end: a real server, real HTTP receivers on loopback and a DNS server of the
-// test's own. Events are appended through the outbox directly (the use cases emit them later).
+// test's own. Events are appended through the outbox directly, so each test controls exactly
+// which events exist (test/e2e/events-wiring.test.ts proves what the use cases write).
 
 const PROTOCOLS: readonly Protocol[] = ["connect-json", "connect-binary", "grpc", "grpc-web"];
 

@@ -322,7 +322,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       const k = counters.keys(promotionId);
       const id = randomUUID();
       const result = await counters.reserve(request(promotionId, { reservationId: id, codeId: "code_1", idempotencyKey: "idem-A", deadline: NOW + 12_345 }));
-      expect(result).toEqual({ outcome: ReserveOutcome.Admitted, epoch: 2n, earlier: "", redemptions: 5n });
+      expect(result).toEqual({ outcome: ReserveOutcome.Admitted, epoch: 2n, earlier: "", redemptions: 5n, budgetUsed: 0n });
 
       expect(await state(promotionId)).toEqual({ epoch: "2", seq: "1", n: "5", b: "0" });
       expect(await customers(promotionId)).toEqual({ cus_1: "2" });
@@ -336,7 +336,7 @@ describe.each(BACKENDS)("on $name Redis", ({ name, open }) => {
       expect(ttl).toBeLessThanOrEqual(DAY_MS);
 
       const again = await counters.reserve(request(promotionId, { codeId: "code_1", idempotencyKey: "idem-A" }));
-      expect(again).toEqual({ outcome: ReserveOutcome.Duplicate, epoch: 2n, earlier: id, redemptions: 5n });
+      expect(again).toEqual({ outcome: ReserveOutcome.Duplicate, epoch: 2n, earlier: id, redemptions: 5n, budgetUsed: 0n });
     });
 
     it("an admitted reservation without an idempotency key writes no marker and no code count", async () => {

@@ -10,7 +10,7 @@ import * as d from "../../domain/terms.js";
 import type { PromotionChangeHook } from "../../promotions/change-hook.js";
 import { PromotionCodes } from "../../promotions/codes.js";
 import { previewEligibility } from "../../promotions/dry-runs.js";
-import { Promotions } from "../../promotions/promotions.js";
+import { Promotions, type VersionScheduler } from "../../promotions/promotions.js";
 import type { PromotionCodeRecord } from "../../store/code-store.js";
 import { queryPromotionViews } from "../../store/promotion-views.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
@@ -26,17 +26,20 @@ import { requestScope } from "../request-scope.js";
 const CURSOR_KIND = "promotions";
 const CODES_CURSOR_KIND = "promotion_codes";
 
-function useCases(ctx: HandlerContext, onChanged: PromotionChangeHook) {
-  const { em, actor, clock } = requestScope(ctx);
-  return { promotions: new Promotions(em, clock, { onChanged }), codes: new PromotionCodes(em, clock, { onChanged }), actor, em, clock };
+function useCases(ctx: HandlerContext, onChanged: PromotionChangeHook, scheduler: VersionScheduler | undefined) {
+  const { em, actor, clock, requestId } = requestScope(ctx);
+  return { promotions: new Promotions(em, clock, { onChanged, requestId, scheduler }), codes: new PromotionCodes(em, clock, { onChanged, requestId }), actor, em, clock };
 }
 
-/** `onChanged` runs after a change to a promotion or its codes commits (cache invalidation). */
-export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<typeof PromotionService> {
+/**
+ * `onChanged` runs after a change to a promotion or its codes commits (cache invalidation);
+ * `scheduler` enqueues the promotion.version_published of a version scheduled for later.
+ */
+export function promotionService(onChanged: PromotionChangeHook, scheduler?: VersionScheduler): ServiceImpl<typeof PromotionService> {
   return {
     async createPromotion(req, ctx) {
       checkTermsRequestSize(CreatePromotionRequestSchema, req);
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       const problems = new ConversionProblems();
       const { terms, effectsShorthand } = termsFromCreateRequest(req, problems);
       const view = await promotions.create(actor, terms, { effectsShorthand, inputViolations: problems.violations });
@@ -44,12 +47,12 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async getPromotion(req, ctx) {
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       return { promotion: promotionToProto(await promotions.get(actor.organizationId, requireUuid(req.id))) };
     },
 
     async listPromotions(req, ctx) {
-      const { em, actor, clock } = useCases(ctx, onChanged);
+      const { em, actor, clock } = useCases(ctx, onChanged, scheduler);
       const out: Violation[] = [];
       const limit = checkPageLimit(out, req.limit);
       assertValid(out);
@@ -68,7 +71,7 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
 
     async updatePromotion(req, ctx) {
       checkTermsRequestSize(UpdatePromotionRequestSchema, req);
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       const id = requireUuid(req.id);
       const problems = new ConversionProblems();
       const patch = patchFromUpdateRequest(req, problems);
@@ -83,17 +86,17 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async activatePromotion(req, ctx) {
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       return { promotion: promotionToProto(await promotions.activate(actor, requireUuid(req.id))) };
     },
 
     async deactivatePromotion(req, ctx) {
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       return { promotion: promotionToProto(await promotions.deactivate(actor, requireUuid(req.id))) };
     },
 
     async copyPromotion(req, ctx) {
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       const problems = new ConversionProblems();
       const overrides = {
         name: req.name,
@@ -106,12 +109,12 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async deletePromotion(req, ctx) {
-      const { promotions, actor } = useCases(ctx, onChanged);
+      const { promotions, actor } = useCases(ctx, onChanged, scheduler);
       return { promotion: promotionToProto(await promotions.softDelete(actor, requireUuid(req.id), { endRedemptions: req.endRedemptions })) };
     },
 
     async previewPromotionEligibility(req, ctx) {
-      const { em, actor, clock } = useCases(ctx, onChanged);
+      const { em, actor, clock } = useCases(ctx, onChanged, scheduler);
       const promotionId = requireUuid(req.promotionId, "promotion_id");
       const problems = new ConversionProblems();
       const at = problems.date(req.at, "at") ?? clock();
@@ -127,7 +130,7 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async createPromotionCodes(req, ctx) {
-      const { codes, actor } = useCases(ctx, onChanged);
+      const { codes, actor } = useCases(ctx, onChanged, scheduler);
       const problems = new ConversionProblems();
       checkUuid(problems.violations, req.promotionId, "promotion_id");
       const input = createCodesFromProto(req, problems);
@@ -148,7 +151,7 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async listPromotionCodes(req, ctx) {
-      const { codes, actor } = useCases(ctx, onChanged);
+      const { codes, actor } = useCases(ctx, onChanged, scheduler);
       const out: Violation[] = [];
       checkUuid(out, req.promotionId, "promotion_id");
       const limit = checkCodePageLimit(out, req.limit);
@@ -163,7 +166,7 @@ export function promotionService(onChanged: PromotionChangeHook): ServiceImpl<ty
     },
 
     async updatePromotionCode(req, ctx) {
-      const { codes, actor } = useCases(ctx, onChanged);
+      const { codes, actor } = useCases(ctx, onChanged, scheduler);
       const problems = new ConversionProblems();
       const { violations, patch } = validateUpdateCode(updateCodeFromProto(req, problems));
       assertValid([...problems.violations, ...violations]);

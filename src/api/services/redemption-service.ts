@@ -1,12 +1,12 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { RedemptionKind, RedemptionSchema, RedemptionStatus, type Redemption, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
+import { RedemptionSchema, RedemptionStatus, type RedemptionService } from "../../../gen/promotions/v1/redemption_service_pb.js";
 import type { Checkout } from "../../checkout/checkout.js";
 import { assertValid, checkPageLimit, requireUuid } from "../../domain/checks.js";
 import { notFound, type Violation } from "../../domain/errors.js";
 import { checkRedemptionListScope, REDEMPTION_STATUSES, validateRedeemRequest, type RedeemRequest } from "../../domain/redemption.js";
 import { normalizeCode } from "../../domain/terms.js";
-import { Ledger, type RedemptionRow } from "../../store/ledger.js";
+import { Ledger } from "../../store/ledger.js";
+import { redemptionToProto } from "../convert/redemption.js";
 import { checkToProto, invoiceFromProto } from "../convert/billing.js";
 import { ConversionProblems } from "../convert/promotion.js";
 import { decodeTimeIdCursor } from "../cursor.js";
@@ -41,38 +41,14 @@ function redeemRequest(req: RedeemFields): RedeemRequest {
   return input;
 }
 
-const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
-
-export function redemptionToProto(r: RedemptionRow): Redemption {
-  return {
-    $typeName: "promotions.v1.Redemption",
-    id: r.id,
-    promotionId: r.promotionId,
-    version: r.version,
-    promotionVersionId: r.promotionVersionId,
-    code: r.code ?? "",
-    customerId: r.customerId,
-    subscriptionId: r.subscriptionId ?? "",
-    status: RedemptionStatus[r.status],
-    kind: RedemptionKind[r.kind],
-    idempotencyKey: r.idempotencyKey ?? "",
-    cyclesUsed: r.cyclesUsed,
-    cyclesRemaining: r.cyclesTotal === null ? undefined : Math.max(r.cyclesTotal - r.cyclesUsed, 0),
-    metadata: r.metadata,
-    createdAt: timestampFromDate(r.createdAt),
-    releasedAt: ts(r.releasedAt),
-    completedAt: ts(r.completedAt),
-    endedAt: ts(r.endedAt),
-    endReason: r.endReason ?? "",
-  };
-}
+export { redemptionToProto };
 
 export function redemptionService(checkout: Checkout): ServiceImpl<typeof RedemptionService> {
   const { redeemer } = checkout;
   return {
     async validateCode(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const v = await redeemer.validate(checkout.stores(em), actor.organizationId, redeemRequest(req));
+      const { em, actor, requestId } = requestScope(ctx);
+      const v = await redeemer.validate(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
       return {
         valid: v.valid,
         reason: v.reason,
@@ -86,19 +62,19 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
     },
 
     async redeemPromotion(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const row = await redeemer.redeem(checkout.stores(em), actor.organizationId, redeemRequest(req));
+      const { em, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.redeem(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
       return { redemption: redemptionToProto(row) };
     },
 
     async releaseRedemption(req, ctx) {
-      const { em, actor } = requestScope(ctx);
-      const row = await redeemer.release(checkout.stores(em), actor.organizationId, requireUuid(req.id));
+      const { em, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.release(checkout.stores(em, requestId), actor.organizationId, requireUuid(req.id));
       return { redemption: redemptionToProto(row) };
     },
 
     async getRedemption(req, ctx) {
-      const { em, actor } = requestScope(ctx);
+      const { em, actor, requestId } = requestScope(ctx);
       const id = requireUuid(req.id);
       const row = await new Ledger(em).findRedemption(actor.organizationId, id);
       if (!row) throw notFound("redemption", id);
@@ -106,7 +82,7 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
     },
 
     async listRedemptions(req, ctx) {
-      const { em, actor } = requestScope(ctx);
+      const { em, actor, requestId } = requestScope(ctx);
       const out: Violation[] = [];
       checkRedemptionListScope(out, req);
       const limit = checkPageLimit(out, req.limit);

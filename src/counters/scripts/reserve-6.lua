@@ -31,8 +31,9 @@ ARGV[18] idempotency_ttl_ms    how long the idempotency marker lives
 ARGV[19] budget_exhausted      "1" when a STRICT budget refused a grant it could no longer pay (the promotion reads EXHAUSTED)
 ARGV[20] epoch_floor           the newest counter epoch this process knows Postgres has; counters of an older one are not hydrated
 
-Returns {outcome, epoch, extra, n}: extra is the earlier reservation id for DUPLICATE, else "";
-n is the redemption count after the call. Outcomes (src/counters/outcomes.ts has the same names):
+Returns {outcome, epoch, extra, n, b}: extra is the earlier reservation id for DUPLICATE, else "";
+n is the redemption count after the call, b the budget used (0 when NOT_HYDRATED or STALE_TERMS is
+answered before it is read; a promotion.exhausted event shows it). Outcomes (src/counters/outcomes.ts has the same names):
   0  ADMITTED                 redeem: every counter moved; check: it would be admitted
   1  NOT_HYDRATED             no counters, or counters of an epoch older than epoch_floor: rebuild them from the ledger, then call again
   2  STALE_TERMS              Redis has a newer terms seq: reload the terms, then call again
@@ -52,12 +53,12 @@ local redeem = ARGV[1] == "redeem"
 
 local state = redis.call("HMGET", S, "epoch", "seq", "n", "b")
 local epoch = tonumber(state[1])
-if not epoch or epoch < tonumber(ARGV[20]) then return {1, 0, "", 0} end -- NOT_HYDRATED
+if not epoch or epoch < tonumber(ARGV[20]) then return {1, 0, "", 0, 0} end -- NOT_HYDRATED
 local seq = tonumber(state[2])
 local n = tonumber(state[3])
-local b = tonumber(state[4])
+local b = tonumber(state[4]) or 0
 local argSeq = tonumber(ARGV[5])
-if seq > argSeq then return {2, epoch, "", n} end -- STALE_TERMS
+if seq > argSeq then return {2, epoch, "", n, 0} end -- STALE_TERMS
 
 if ARGV[15] == "1" then
   -- A marker set under an older epoch is not this epoch's reservation (its write was fenced, or it
@@ -66,39 +67,39 @@ if ARGV[15] == "1" then
   local marker = redis.call("GET", I)
   if marker then
     local at, earlier = string.match(marker, "^(%d+):(.+)$")
-    if not at then return {3, epoch, marker, n} end -- DUPLICATE
-    if tonumber(at) == epoch then return {3, epoch, earlier, n} end -- DUPLICATE
+    if not at then return {3, epoch, marker, n, b} end -- DUPLICATE
+    if tonumber(at) == epoch then return {3, epoch, earlier, n, b} end -- DUPLICATE
   end
 end
 
 local now = tonumber(ARGV[3])
-if ARGV[8] ~= "ACTIVE" then return {10, epoch, "", n} end
-if ARGV[9] ~= "" and now < tonumber(ARGV[9]) then return {11, epoch, "", n} end
-if ARGV[10] ~= "" and now >= tonumber(ARGV[10]) then return {12, epoch, "", n} end
+if ARGV[8] ~= "ACTIVE" then return {10, epoch, "", n, b} end
+if ARGV[9] ~= "" and now < tonumber(ARGV[9]) then return {11, epoch, "", n, b} end
+if ARGV[10] ~= "" and now >= tonumber(ARGV[10]) then return {12, epoch, "", n, b} end
 local code = ARGV[7]
 if code ~= "" then
-  if ARGV[11] ~= "1" then return {13, epoch, "", n} end
-  if ARGV[12] ~= "" and now >= tonumber(ARGV[12]) then return {14, epoch, "", n} end
+  if ARGV[11] ~= "1" then return {13, epoch, "", n, b} end
+  if ARGV[12] ~= "" and now >= tonumber(ARGV[12]) then return {14, epoch, "", n, b} end
 end
 local maxN = tonumber(ARGV[13])
-if maxN >= 0 and n >= maxN then return {20, epoch, "", n} end
+if maxN >= 0 and n >= maxN then return {20, epoch, "", n, b} end
 local customer = ARGV[6]
 local perCustomer = tonumber(ARGV[14])
 if perCustomer >= 0 then
   local used = tonumber(redis.call("HGET", C, customer) or "0")
-  if used >= perCustomer then return {21, epoch, "", n} end
+  if used >= perCustomer then return {21, epoch, "", n, b} end
 end
 if code ~= "" then
   local codeMax = tonumber(ARGV[16])
   if codeMax >= 0 then
     local used = tonumber(redis.call("HGET", K, code) or "0")
-    if used >= codeMax then return {22, epoch, "", n} end
+    if used >= codeMax then return {22, epoch, "", n, b} end
   end
 end
 local maxB = tonumber(ARGV[17])
-if maxB >= 0 and (b >= maxB or ARGV[19] == "1") then return {23, epoch, "", n} end
+if maxB >= 0 and (b >= maxB or ARGV[19] == "1") then return {23, epoch, "", n, b} end
 
-if not redeem then return {0, epoch, "", n} end
+if not redeem then return {0, epoch, "", n, b} end
 
 if argSeq > seq then redis.call("HSET", S, "seq", argSeq) end
 local id = ARGV[2]
@@ -112,4 +113,4 @@ if ARGV[15] == "1" then
   idem = I
 end
 redis.call("HSET", D, id, cjson.encode({k = "r", c = customer, code = code, a = 0, i = idem}))
-return {0, epoch, "", n}
+return {0, epoch, "", n, b}

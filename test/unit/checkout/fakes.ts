@@ -17,8 +17,8 @@ import { AT, terms as baseTerms } from "../support/pricing.js";
 export const ORG = "00000000-0000-4000-8000-00000000000a";
 export const PROMOTION = "00000000-0000-4000-8000-0000000000b1";
 
-export const admitted = (epoch = 1n, n = 1n): ReserveResult => ({ outcome: ReserveOutcome.Admitted, epoch, earlier: "", redemptions: n });
-export const outcome = (o: ReserveOutcome, extra = ""): ReserveResult => ({ outcome: o, epoch: 1n, earlier: extra, redemptions: 0n });
+export const admitted = (epoch = 1n, n = 1n): ReserveResult => ({ outcome: ReserveOutcome.Admitted, epoch, earlier: "", redemptions: n, budgetUsed: 0n });
+export const outcome = (o: ReserveOutcome, extra = ""): ReserveResult => ({ outcome: o, epoch: 1n, earlier: extra, redemptions: 0n, budgetUsed: 0n });
 
 /** Counters whose reserve answers come from a queue; the last answer repeats when the queue runs dry. */
 export class ScriptedCounters implements CheckoutCounters {
@@ -204,6 +204,7 @@ export class MemoryCatalog {
 
 export function stores(ledger: MemoryLedger, catalog: MemoryCatalog, context?: Partial<BillingContext>): CheckoutStores {
   return {
+    requestId: null,
     ledger,
     invoices: {
       find: async () => null,
