@@ -161,12 +161,12 @@ describe("the promotion use cases write their events", () => {
     expect(created?.requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it("a refused or rolled-back change writes no event", async () => {
+  it("a refused, rolled-back or replayed change writes no event", async () => {
     const tenant = await t.tenant("wiring-refused");
     const c = tracedClients(tenant.key);
     const p = promo(await c.promotions.createPromotion({ name: "Limited", code: "LIMITED", effects: TEN_PERCENT, maxRedemptions: 1n }));
     await c.promotions.activatePromotion({ id: p.id });
-    await c.redemptions.redeemPromotion({ code: "LIMITED", customerId: "first" });
+    const first = (await c.redemptions.redeemPromotion({ code: "LIMITED", customerId: "first", idempotencyKey: "once" })).redemption;
     const before = await outboxCounts(tenant.organizationId);
     expect(before).toEqual({ "promotion.created": 1, "promotion.activated": 1, "redemption.created": 1, "promotion.exhausted": 1 });
 
@@ -180,6 +180,9 @@ describe("the promotion use cases write their events", () => {
     expect((await refusal(c.promotions.createPromotionCodes({ promotionId: other.id, codes: ["NEW-1", "LIMITED"] }))).code).toBe(Code.AlreadyExists);
     // Redeemed codes of a promotion with ACTIVE redemptions are not deleted without end_redemptions.
     expect((await refusal(c.promotions.deletePromotion({ id: p.id }))).code).toBe(Code.FailedPrecondition);
+
+    // A retried redeem answers with the first one's redemption and writes nothing.
+    expect((await c.redemptions.redeemPromotion({ code: "LIMITED", customerId: "first", idempotencyKey: "once" })).redemption?.id).toBe(first?.id);
 
     expect(await outboxCounts(tenant.organizationId)).toEqual({ ...before, "promotion.created": 2 });
   });
