@@ -166,14 +166,14 @@ describe("SimulatePromotionImpact off the event loop", () => {
 });
 
 describe("SimulatePromotionImpact in the server process", () => {
-  it("runs a forecast under `node --import tsx src/main.ts serve`, and SIGTERM during one stops cleanly with exit code 0", async () => {
+  it("runs a forecast under `node --max-old-space-size=1024 --import tsx src/main.ts serve`, and SIGTERM during one stops cleanly with exit code 0", async () => {
     const db = await createTestDatabase("forecast_process");
     let child: ChildProcess | undefined;
     try {
       const port = await freePort();
       const root = fileURLToPath(new URL("../../", import.meta.url));
       const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "info", DATABASE_URL: db.url, REDIS_KEY_PREFIX: `test:${db.name}:`, SHUTDOWN_GRACE_MS: "500" };
-      child = spawn(`${root}node_modules/.bin/node`, ["--import", "tsx", "src/main.ts", "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+      child = spawn(`${root}node_modules/.bin/node`, ["--max-old-space-size=1024", "--import", "tsx", "src/main.ts", "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
       let output = "";
       const running = child;
       running.stdout?.setEncoding("utf8").on("data", (c: string) => (output += c));
@@ -196,7 +196,8 @@ describe("SimulatePromotionImpact in the server process", () => {
       } finally {
         await orm.close();
       }
-      // The worker loads TypeScript in the server process as the server does (`--import tsx`, inherited).
+      // The worker loads TypeScript in the server process as the server does (`--import tsx`,
+      // inherited with the other options: a per-process one, as operators set, must not stop it).
       const quick = await client(SimulationService, url, few.key, "grpc").simulatePromotionImpact({ promotionId: await createForecastPromotion(url, few.key), periods: 3 }, { timeoutMs: LONG });
       expect(quick.evaluatedSubscriptions).toBe(30n);
       const promotionId = await createForecastPromotion(url, key);
