@@ -81,7 +81,11 @@ beforeAll(async () => {
   small = { key: few.key, promotionId: await createForecastPromotion(t.url, few.key) };
 }, 180_000);
 
+/** Server processes this file started; killed at the end even when a test gave up on one. */
+const servers = new Set<ChildProcess>();
+
 afterAll(async () => {
+  for (const child of servers) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await t?.stop();
 });
 
@@ -176,6 +180,7 @@ describe("SimulatePromotionImpact in the server process", () => {
       child = spawn(`${root}node_modules/.bin/node`, ["--max-old-space-size=1024", "--import", "tsx", "src/main.ts", "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
       let output = "";
       const running = child;
+      servers.add(running);
       running.stdout?.setEncoding("utf8").on("data", (c: string) => (output += c));
       running.stderr?.setEncoding("utf8").on("data", (c: string) => (output += c));
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => running.once("exit", (code, signal) => resolve({ code, signal })));
