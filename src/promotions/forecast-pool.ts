@@ -59,14 +59,22 @@ interface Slot {
 const WORKER_URL = new URL("./forecast-worker.ts", import.meta.url);
 
 /**
- * The worker loads TypeScript as this process does: the server and the bench run under
- * `node --import tsx`, which the worker inherits; a process that loads TypeScript another way
- * (vitest) gets the tsx loader added.
+ * The worker loads TypeScript as this process does. The server and the bench run under
+ * `node --import tsx`, and a worker inherits the process's options by default (per-process ones
+ * such as --max-old-space-size included, which an explicit execArgv would refuse). A process that
+ * loads TypeScript another way (vitest) gets the tsx loader added; if its options cannot be given
+ * to a worker, the loader alone.
  */
-function workerExecArgv(): string[] {
-  if (process.execArgv.some((arg) => /(^|[/\\@=])tsx([/\\]|$)|tsx\/dist\/loader/.test(arg) || arg === "tsx")) return [...process.execArgv];
-  const loader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-  return [...process.execArgv, "--import", loader];
+function startWorker(workerData: ForecastWorkerData): Worker {
+  const options = { workerData, name: "forecast" };
+  if (process.execArgv.some((arg) => arg === "tsx" || /(^|[/\\=])tsx([/\\]|$)/.test(arg))) return new Worker(WORKER_URL, options);
+  const loader = ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href];
+  try {
+    return new Worker(WORKER_URL, { ...options, execArgv: [...process.execArgv, ...loader] });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
+    return new Worker(WORKER_URL, { ...options, execArgv: loader });
+  }
 }
 
 function fromFailure(f: WorkerFailure): Error {
@@ -177,7 +185,7 @@ export class ForecastPool {
   }
 
   private spawn(slot: Slot): Worker {
-    const worker = new Worker(WORKER_URL, { workerData: slot.data, execArgv: workerExecArgv(), name: "forecast" });
+    const worker = startWorker(slot.data);
     slot.worker = worker;
     slot.ready = false;
     worker.on("message", (message: FromWorker) => {

@@ -81,7 +81,11 @@ beforeAll(async () => {
   small = { key: few.key, promotionId: await createForecastPromotion(t.url, few.key) };
 }, 180_000);
 
+/** Server processes this file started; killed at the end even when a test gave up on one. */
+const servers = new Set<ChildProcess>();
+
 afterAll(async () => {
+  for (const child of servers) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await t?.stop();
 });
 
@@ -166,16 +170,17 @@ describe("SimulatePromotionImpact off the event loop", () => {
 });
 
 describe("SimulatePromotionImpact in the server process", () => {
-  it("runs a forecast under `node --import tsx src/main.ts serve`, and SIGTERM during one stops cleanly with exit code 0", async () => {
+  it("runs a forecast under `node --max-old-space-size=1024 --import tsx src/main.ts serve`, and SIGTERM during one stops cleanly with exit code 0", async () => {
     const db = await createTestDatabase("forecast_process");
     let child: ChildProcess | undefined;
     try {
       const port = await freePort();
       const root = fileURLToPath(new URL("../../", import.meta.url));
       const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "info", DATABASE_URL: db.url, REDIS_KEY_PREFIX: `test:${db.name}:`, SHUTDOWN_GRACE_MS: "500" };
-      child = spawn(`${root}node_modules/.bin/node`, ["--import", "tsx", "src/main.ts", "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+      child = spawn(`${root}node_modules/.bin/node`, ["--max-old-space-size=1024", "--import", "tsx", "src/main.ts", "serve"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
       let output = "";
       const running = child;
+      servers.add(running);
       running.stdout?.setEncoding("utf8").on("data", (c: string) => (output += c));
       running.stderr?.setEncoding("utf8").on("data", (c: string) => (output += c));
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => running.once("exit", (code, signal) => resolve({ code, signal })));
@@ -196,7 +201,8 @@ describe("SimulatePromotionImpact in the server process", () => {
       } finally {
         await orm.close();
       }
-      // The worker loads TypeScript in the server process as the server does (`--import tsx`, inherited).
+      // The worker loads TypeScript in the server process as the server does (`--import tsx`,
+      // inherited with the other options: a per-process one, as operators set, must not stop it).
       const quick = await client(SimulationService, url, few.key, "grpc").simulatePromotionImpact({ promotionId: await createForecastPromotion(url, few.key), periods: 3 }, { timeoutMs: LONG });
       expect(quick.evaluatedSubscriptions).toBe(30n);
       const promotionId = await createForecastPromotion(url, key);
