@@ -6,6 +6,7 @@ import type { Connections } from "./connections.js";
 export async function drain(connections: Connections, graceMs: number, onCutoff: (calls: number) => void): Promise<void> {
   connections.draining = true;
   for (const conn of connections.all()) {
+    if (conn.handedOver) continue; // the gRPC lane sends its own GOAWAY (grpc-lane.ts)
     if (conn.session) conn.session.close(); // sends GOAWAY; open streams may finish
     else if (conn.calls === 0) conn.socket.destroy(); // idle keep-alive, or still saying hello
   }
