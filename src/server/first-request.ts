@@ -36,6 +36,21 @@ const FLAG_PRIORITY = 0x20;
 
 export type Lane = "grpc" | "connect";
 
+/** Picks the lane of a connection from the headers of its first request. */
+export type ChooseLane = (header: (name: string) => string | undefined) => Lane;
+
+/**
+ * gRPC to a path the gRPC lane serves goes there; everything else (Connect, gRPC-Web, a gRPC call
+ * of a method no service has, which connect-node answers with an ErrorDetail and a near-miss hint)
+ * stays on the Connect lane.
+ */
+export function grpcTo(paths: ReadonlySet<string>): ChooseLane {
+  return (header) => {
+    const contentType = header("content-type");
+    return contentType !== undefined && isGrpc(contentType) && paths.has(header(":path") ?? "") ? "grpc" : "connect";
+  };
+}
+
 /**
  * Reads the opening of one connection, chunk by chunk (the preface included). `push` returns the
  * decision and the bytes to replay once it can be made; undefined while it needs more.
@@ -48,6 +63,8 @@ export class Opening {
   private block: Buffer[] = [];
   private blockStream = -1;
   private blockDone = false;
+
+  constructor(private readonly choose: ChooseLane) {}
 
   push(chunk: Buffer): { lane: Lane; replay: Buffer } | undefined {
     this.bytes = this.bytes.length === 0 ? chunk : Buffer.concat([this.bytes, chunk]);
@@ -95,8 +112,9 @@ export class Opening {
   }
 
   private laneOfBlock(): Lane {
-    const contentType = headerValue(Buffer.concat(this.block), "content-type");
-    return contentType !== undefined && isGrpc(contentType) ? "grpc" : "connect";
+    const fields = decodeBlock(Buffer.concat(this.block));
+    if (fields === undefined) return "connect";
+    return this.choose((name) => fields.get(name));
   }
 }
 
@@ -117,16 +135,17 @@ function headerFragment(payload: Buffer, flags: number): Buffer {
   return start <= end ? payload.subarray(start, end) : Buffer.alloc(0);
 }
 
-/** One header of an HPACK block; undefined when it is absent or the block does not decode. */
-function headerValue(block: Buffer, name: string): string | undefined {
+/** The fields of an HPACK block (the first of each name); undefined when the block does not decode. */
+function decodeBlock(block: Buffer): Map<string, string> | undefined {
   const decoder = hpack.decompressor.create({ table: { size: HEADER_TABLE_SIZE } });
   let failed = false;
   decoder.on("error", () => (failed = true));
   decoder.write(block);
   decoder.execute();
   if (failed) return undefined;
+  const fields = new Map<string, string>();
   for (let field = decoder.read(); field !== null; field = decoder.read()) {
-    if (field.name === name) return field.value;
+    if (!fields.has(field.name)) fields.set(field.name, field.value);
   }
-  return undefined;
+  return fields;
 }

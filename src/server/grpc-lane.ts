@@ -24,7 +24,7 @@ import { invokeUnaryImplementation, transformInvokeImplementation } from "@conne
 import * as grpc from "@grpc/grpc-js";
 import type net from "node:net";
 import type { Logger } from "pino";
-import { clientAddressKey, requestIdKey } from "../api/context-keys.js";
+import { clientAddressKey, laneKey, requestIdKey } from "../api/context-keys.js";
 import { toConnectError, withErrorDetail } from "../api/errors.js";
 import { statusBytes } from "../api/wire-status.js";
 import type { TransportLimits } from "../config.js";
@@ -47,12 +47,17 @@ export interface GrpcLaneOptions {
 }
 
 export interface GrpcLane {
+  /** Every path the lane serves ("/package.Service/Method"). */
+  paths: ReadonlySet<string>;
   /** Serves a connection whose opening bytes are unshifted onto it. */
   inject(socket: net.Socket): void;
   /** GOAWAY to every connection; those still open after graceMs are cut. */
   drain(graceMs: number): void;
   destroy(): void;
 }
+
+/** How much earlier than grpc-js the handler's context reaches the caller's deadline. */
+const DEADLINE_HEAD_START_MS = 2;
 
 /** A request as the lane decodes it: the message, or why it could not be read. */
 type Decoded = { message: Message } | { problem: ConnectError };
@@ -80,15 +85,18 @@ export function serviceSpecs(routes: (router: ConnectRouter) => void, router: Co
 export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
   const server = new grpc.Server({
     "grpc.max_concurrent_streams": opts.limits.http2MaxConcurrentStreams,
-    "grpc.max_receive_message_length": opts.maxBodyBytes,
+    // Messages up to MAX_BODY_BYTES are read; over it, up to twice as much, `decode` refuses them
+    // with an ErrorDetail as the Connect lane does; beyond that grpc-js does, with its own words.
+    "grpc.max_receive_message_length": opts.maxBodyBytes * 2,
     "grpc.max_connection_idle_ms": opts.limits.idleConnectionTimeoutMs,
-    interceptors: [settleStatus],
   });
+  const paths = new Set<string>();
   for (const spec of opts.services) {
-    for (const method of Object.values(spec.methods)) register(server, method, opts);
+    for (const method of Object.values(spec.methods)) paths.add(register(server, method, opts));
   }
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return {
+    paths,
     inject: (socket) => injector.injectConnection(socket),
     drain: (graceMs) => injector.drain(graceMs),
     destroy: () => {
@@ -98,14 +106,15 @@ export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
   };
 }
 
-function register(server: grpc.Server, spec: MethodImplSpec, opts: GrpcLaneOptions): void {
+/** Serves one method; returns its path. */
+function register(server: grpc.Server, spec: MethodImplSpec, opts: GrpcLaneOptions): string {
   const method = spec.method;
   const path = `/${method.parent.typeName}/${method.name}`;
   const serialize = (message: Message): Buffer => {
     const bytes = toBinary(method.output, message);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
-  const deserialize = (bytes: Buffer): Decoded => decode(method, bytes);
+  const deserialize = (bytes: Buffer): Decoded => decode(method, bytes, opts.maxBodyBytes);
   const interceptors = [...opts.interceptors];
   switch (spec.kind) {
     case "unary": {
@@ -129,7 +138,7 @@ function register(server: grpc.Server, spec: MethodImplSpec, opts: GrpcLaneOptio
         );
       };
       server.register(path, handler, serialize, deserialize, "unary");
-      return;
+      return path;
     }
     case "server_streaming": {
       const handler: grpc.handleServerStreamingCall<Decoded, Message> = (call) => {
@@ -139,7 +148,7 @@ function register(server: grpc.Server, spec: MethodImplSpec, opts: GrpcLaneOptio
         stream(call, transformInvokeImplementation(spec, ctx, interceptors)(input), ctx, done);
       };
       server.register(path, handler, serialize, deserialize, "serverStream");
-      return;
+      return path;
     }
     case "bidi_streaming":
     case "client_streaming": {
@@ -148,7 +157,7 @@ function register(server: grpc.Server, spec: MethodImplSpec, opts: GrpcLaneOptio
         stream(call, transformInvokeImplementation(spec, ctx, interceptors)(messagesOf(call)), ctx, done);
       };
       server.register(path, handler, serialize, deserialize, spec.kind === "bidi_streaming" ? "bidi" : "clientStream");
-      return;
+      return path;
     }
   }
 }
@@ -167,6 +176,7 @@ function begin(call: AnyCall, spec: MethodImplSpec, path: string, opts: GrpcLane
   const values = opts
     .contextValues()
     .set(requestIdKey, requestId)
+    .set(laneKey, "grpc-js")
     .set(clientAddressKey, opts.clientAddress(peerAddress(call.getPeer())))
     .set(callKey, registered.call);
   const ctx = createHandlerContext({
@@ -175,7 +185,9 @@ function begin(call: AnyCall, spec: MethodImplSpec, path: string, opts: GrpcLane
     protocolName: "grpc",
     requestMethod: "POST",
     url: path,
-    timeoutMs: Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined,
+    // A little before grpc-js's own deadline timer: the handler's DEADLINE_EXCEEDED, with its
+    // ErrorDetail (and its log line and metric), is sent before grpc-js sends a bare one.
+    timeoutMs: Number.isFinite(at) ? Math.max(0, at - Date.now() - DEADLINE_HEAD_START_MS) : undefined,
     requestSignal: cutoff.signal,
     requestHeader: header,
     responseHeader: { "x-request-id": requestId },
@@ -244,7 +256,11 @@ function writable(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<void>
   });
 }
 
-function decode(method: DescMethod, bytes: Buffer): Decoded {
+function decode(method: DescMethod, bytes: Buffer, maxBytes: number): Decoded {
+  if (bytes.length > maxBytes) {
+    const message = `the request (${bytes.length} bytes) is larger than this server accepts (${maxBytes} bytes)`;
+    return { problem: withErrorDetail(new ConnectError(message, Code.ResourceExhausted), { code: "body_too_large", message }, message) };
+  }
   try {
     return { message: fromBinary(method.input as DescMessage, bytes) };
   } catch (error) {
@@ -305,32 +321,3 @@ function statusOf(error: ConnectError, trailer: Headers): grpc.StatusObject {
   }
   return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
 }
-
-/**
- * Statuses grpc-js writes itself — a deadline that passed, a message over the size limit — carry
- * a promotions.v1.ErrorDetail too, as on the Connect lane; the lane's own already do.
- */
-const settleStatus: grpc.ServerInterceptor = (_method, call) =>
-  new grpc.ServerInterceptingCall(
-    call,
-    new grpc.ResponderBuilder()
-      .withSendStatus((status, next) => {
-        const metadata = status.metadata ?? new grpc.Metadata();
-        if (status.code === grpc.status.OK || metadata.get("grpc-status-details-bin").length > 0) return next(status);
-        const code = status.code as number as Code;
-        const oversize = /larger than max \((\d+) vs\. (\d+)\)/.exec(status.details);
-        const detail =
-          code === Code.DeadlineExceeded
-            ? { code: "deadline_exceeded", message: "the call's deadline passed before it finished" }
-            : oversize
-              ? { code: "body_too_large", message: `the request (${oversize[1]} bytes) is larger than this server accepts (${oversize[2]} bytes)` }
-              : code === Code.Canceled
-                ? { code: "canceled" }
-                : { code: Code[code]?.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() ?? "unknown" };
-        const settled = withErrorDetail(new ConnectError(status.details, code), detail, oversize ? detail.message : undefined);
-        const bytes = statusBytes(settled);
-        metadata.set("grpc-status-details-bin", Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-        next({ ...status, details: settled.rawMessage, metadata });
-      })
-      .build(),
-  );

@@ -9,12 +9,15 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { TransportLimits } from "../config.js";
 import type { Connections } from "./connections.js";
-import { EMPTY_SETTINGS, H2_PREFACE, Opening } from "./first-request.js";
+import { EMPTY_SETTINGS, H2_PREFACE, Opening, type ChooseLane } from "./first-request.js";
 import type { HttpRequest, HttpResponse } from "./http.js";
 
 type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
-/** Takes over a connection (its opening bytes unshifted) whose first request is gRPC. */
-export type GrpcHandOff = (socket: net.Socket) => void;
+/** The gRPC lane: which connections it takes (by their first request), and how it takes one (its opening bytes unshifted). */
+export interface GrpcHandOff {
+  choose: ChooseLane;
+  take: (socket: net.Socket) => void;
+}
 const FRAME_HEADER_BYTES = 9;
 
 /** What both HTTP/2 servers advertise and enforce. */
@@ -64,10 +67,10 @@ export function plaintextListener(
     }
     sniff(socket, log, (isH2) => {
       if (isH2 && grpc) {
-        firstRequest(socket, connections, log, (lane) => {
+        firstRequest(socket, grpc.choose, connections, log, (lane) => {
           if (lane === "grpc") {
             connections.handOver(socket);
-            grpc(socket);
+            grpc.take(socket);
           } else {
             h2.emit("connection", socket);
           }
@@ -123,8 +126,8 @@ function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void
  * says which lane it belongs to, then unshifts what it read (less the ACK of the listener's own
  * SETTINGS) and hands it over.
  */
-function firstRequest(socket: net.Socket, connections: Connections, log: Logger, handOff: (lane: "grpc" | "connect") => void): void {
-  const opening = new Opening();
+function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Connections, log: Logger, handOff: (lane: "grpc" | "connect") => void): void {
+  const opening = new Opening(choose);
   const stop = (): void => {
     socket.off("data", onData).off("error", onError).off("end", onEnd);
   };

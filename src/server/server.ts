@@ -19,6 +19,7 @@ import { Connections, type Call } from "./connections.js";
 import { applyCors, corsPolicy } from "./cors.js";
 import { drain } from "./draining.js";
 import { fallback, type KnownRpc } from "./fallback.js";
+import { grpcTo } from "./first-request.js";
 import { serviceSpecs, startGrpcLane } from "./grpc-lane.js";
 import { isHttp1, type HttpRequest, type HttpResponse, type HttpRoute } from "./http.js";
 import { listen, plaintextListener, secureListener, urlHost } from "./listener.js";
@@ -165,7 +166,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const { server, secure } = opts.tls
     ? secureListener(opts.tls, onRequest, connections, limits, log)
-    : plaintextListener(onRequest, connections, limits, log, grpc?.inject);
+    : plaintextListener(onRequest, connections, limits, log, grpc && { choose: grpcTo(grpc.paths), take: grpc.inject });
   const port = await listen(server, opts.host, opts.port).catch((err: unknown) => {
     server.close(); // also stops the HTTP/1.1 server's timeout checks
     connections.stopSweeping();
