@@ -10,8 +10,16 @@ import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js"
 import { client, startTestApp, type TestApp } from "../support/app.js";
 import { generatePythonStubs, runPythonClient, type PythonStubs } from "./support/python.js";
 
-/** Every gRPC lane of the server the Python client runs against: a name and the lane's URL. */
-const LANES: { lane: string; url: (t: TestApp) => string }[] = [{ lane: "connect-es", url: (t) => t.url }];
+/** Both gRPC lanes, on two servers over the same data: the grpc-js lane (the default) and a connect-node replica. */
+let connectLane: Awaited<ReturnType<TestApp["replica"]>>;
+const LANES: { lane: string; url: (t: TestApp) => string; served: (t: TestApp) => string[] }[] = [
+  { lane: "grpc-js", url: (t) => t.url, served: (t) => t.lanesServed() },
+  {
+    lane: "connect",
+    url: () => connectLane.url,
+    served: () => [...new Set(connectLane.logs().filter((l) => l.msg === "rpc").map((l) => String(l.lane)))],
+  },
+];
 
 /** A refusal as the Python client decoded it. */
 interface Refusal {
@@ -117,14 +125,15 @@ let t: TestApp;
 let stubs: PythonStubs;
 
 beforeAll(async () => {
-  [t, stubs] = await Promise.all([startTestApp("python_client"), generatePythonStubs()]);
+  [t, stubs] = await Promise.all([startTestApp("python_client", { GRPC_LANE: "grpc-js" }), generatePythonStubs()]);
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
 });
 afterAll(async () => {
   stubs?.remove();
   await t?.stop();
 });
 
-describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url }) => {
+describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url, served }) => {
   let run: PythonRun;
   let key: string;
 
@@ -292,5 +301,10 @@ describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url })
         },
       ],
     });
+  });
+
+  it("was answered by that lane (grpcio waits for the server's SETTINGS before its first call)", () => {
+    // The read-backs above go over Connect, which connect-node answers on either server.
+    expect(served(t)).toContain(lane);
   });
 });
