@@ -17,7 +17,7 @@ const LANES: { lane: string; url: (t: TestApp) => string; served: (t: TestApp) =
   {
     lane: "connect",
     url: () => connectLane.url,
-    served: () => [...new Set(connectLane.logs().filter((l) => l.msg === "rpc").map((l) => String(l.lane)))],
+    served: () => connectLane.lanesServed(),
   },
 ];
 

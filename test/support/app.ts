@@ -23,12 +23,21 @@ export interface TestApp {
    * Another server on the same database and Redis prefix (a replica), with `env` on top of this
    * one's: e.g. `{ GRPC_LANE: "connect" }` to drive both lanes against the same data. Stopped by stop().
    */
-  replica(env: Record<string, string>): Promise<{ url: string; lane: GrpcLane; logs(): Record<string, unknown>[] }>;
+  replica(env: Record<string, string>): Promise<Replica>;
   /** The lanes that answered RPCs, from the log lines (`lane` field), each once. */
   lanesServed(): string[];
   /** A new organization with one key per requested scope set. */
   tenant(slug: string, scopes?: Scope[]): Promise<{ organizationId: string; key: string; keyId: string }>;
   stop(): Promise<void>;
+}
+
+/** A second server on a TestApp's data (TestApp.replica). */
+export interface Replica {
+  app: App;
+  url: string;
+  lane: GrpcLane;
+  logs(): Record<string, unknown>[];
+  lanesServed(): string[];
 }
 
 /** Both gRPC lanes (GRPC_LANE values), for describe.each. */
@@ -76,7 +85,7 @@ export async function startTestApp(label: string, env: Record<string, string> = 
       const replicaConfig = loadConfig({ ...base, ...extra });
       const replica = await startApp(replicaConfig, pino({ level: "info" }, own.sink));
       replicas.push(replica);
-      return { url: replica.server.url, lane: replicaConfig.grpcLane, logs: () => parsed(own.lines) };
+      return { app: replica, url: replica.server.url, lane: replicaConfig.grpcLane, logs: () => parsed(own.lines), lanesServed: () => lanesIn(parsed(own.lines)) };
     },
     async tenant(slug, scopes = ["read", "write", "redeem"]) {
       const keys = new ApiKeyStore(app.orm.em.fork());
