@@ -57,7 +57,10 @@ afterAll(async () => {
   await t?.stop();
 });
 
-describe("exact limits under concurrency", () => {
+// Each proof is thousands of calls on a machine shared with other work: minutes, not a timer.
+const LONG = { timeout: 240_000 };
+
+describe("exact limits under concurrency", LONG, () => {
   it("max_redemptions 300 and 1 per customer: exactly 300 in the ledger, in Redis and in current_redemptions", async () => {
     const p = await active({ code: "LAUNCH", maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n });
     const redemptions = bothLanes(RedemptionService);
@@ -139,7 +142,7 @@ describe("exact limits under concurrency", () => {
   });
 });
 
-describe("automatic promotions under concurrency", () => {
+describe("automatic promotions under concurrency", LONG, () => {
   const INVOICES = 2_000;
   const invoice = { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 10_000n, quantity: 1 }] };
 

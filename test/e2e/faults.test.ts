@@ -65,7 +65,8 @@ function expectExact(loads: LoadResult[], facts: Awaited<ReturnType<typeof truth
   expect(current).toBe(BigInt(MAX));
 }
 
-describe("faults in the middle of a run", () => {
+// Thousands of calls per fault on a machine shared with other work: minutes, not a timer.
+describe("faults in the middle of a run", { timeout: 240_000 }, () => {
   let redis: PrivateRedis;
   let t: TestApp;
   /** The connect-node gRPC lane, a replica on t's data and Redis (t's lane is grpc-js). */
