@@ -163,6 +163,36 @@ export class Connections {
     };
   }
 
+  /**
+   * A stream of the gRPC lane, seen as grpc-js starts on it: the same limits as a request of the
+   * Connect lane — its body complete within BODY_TIMEOUT_MS or the stream is reset, and streams
+   * the client resets before they are answered drawn from its connection's reset budget (a
+   * stream reset in the read that opened it costs a whole token, one reset while its call ran a
+   * tenth). The session is remembered on the connection, so the budget can end it.
+   */
+  laneStream(stream: http2.ServerHttp2Stream): void {
+    const session = stream.session;
+    if (!session) return;
+    let conn: Conn | undefined;
+    try {
+      conn = this.byPeer.get(peerOf(session.socket));
+    } catch {
+      return; // the session is already gone
+    }
+    if (conn && conn.session !== session) conn.session = session as http2.ServerHttp2Session;
+    const waiting = !stream.endAfterHeaders && !stream.readableEnded ? { req: { stream } as unknown as HttpRequest, since: performance.now() } : undefined;
+    if (waiting) {
+      this.bodies.add(waiting);
+      stream.once("end", () => this.bodies.delete(waiting));
+    }
+    let dispatched = false;
+    setImmediate(() => (dispatched = true));
+    stream.once("close", () => {
+      if (waiting) this.bodies.delete(waiting);
+      if (conn && !conn.closed && !stream.writableEnded && this.resetByClient(stream)) this.streamReset(conn, dispatched ? LATE_RESET_WEIGHT : 1);
+    });
+  }
+
   /** Called for every request as it arrives; the Call's cutoff aborts its handler. */
   requestStarted(req: HttpRequest, res: HttpResponse, endsOnDrain: boolean): Call {
     const call: Call = { cutoff: new AbortController(), endsOnDrain };

@@ -22,6 +22,7 @@ import {
 } from "@connectrpc/connect";
 import { invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
+import type http2 from "node:http2";
 import type net from "node:net";
 import type { Logger } from "pino";
 import { clientAddressKey, laneKey, requestIdKey } from "../api/context-keys.js";
@@ -89,6 +90,16 @@ export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
     // with an ErrorDetail as the Connect lane does; beyond that grpc-js does, with its own words.
     "grpc.max_receive_message_length": opts.maxBodyBytes * 2,
     "grpc.max_connection_idle_ms": opts.limits.idleConnectionTimeoutMs,
+    // Not an interceptor at all: it hands each stream to the connection registry as grpc-js
+    // starts on it (before its body has arrived), for the limits the Connect lane's streams have.
+    interceptors: [
+      (_method, call) => {
+        // grpc-js hands the first interceptor its base call, which holds the HTTP/2 stream.
+        const stream = (call as unknown as { stream?: unknown }).stream;
+        if (isServerStream(stream)) opts.connections.laneStream(stream);
+        return call as grpc.ServerInterceptingCall;
+      },
+    ],
   });
   const paths = new Set<string>();
   for (const spec of opts.services) {
@@ -104,6 +115,10 @@ export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
       server.forceShutdown();
     },
   };
+}
+
+function isServerStream(value: unknown): value is http2.ServerHttp2Stream {
+  return typeof value === "object" && value !== null && "session" in value && "rstCode" in value && "respond" in value;
 }
 
 /** Serves one method; returns its path. */
