@@ -3,15 +3,15 @@
 // gRPC-Web, plain GETs) to connect-node. The opening bytes are kept and replayed to the chosen
 // server, which then sees the connection as if it had been its own from the start.
 //
-// Two things make this work with every client:
-// - Many clients (grpc-go, grpcio, Go's net/http2 in some modes) send nothing but their preface
-//   until they have the server's SETTINGS. So the listener sends an empty SETTINGS frame (every
-//   setting at its default) as soon as the preface arrives; the chosen server sends its real
-//   SETTINGS later, which the client applies on top, as HTTP/2 allows at any time.
-// - The client acknowledges that empty SETTINGS with a SETTINGS ACK. The chosen server never sent
-//   it, and to nghttp2 an ACK with nothing outstanding is a connection error, so the first ACK is
-//   cut out of the replayed bytes. The decision therefore waits for both the first complete header
-//   block and that ACK (one round trip after the preface, which a client sends at once).
+// Most clients send their first request right behind the preface, and are handed over as soon as
+// its header block is complete. Some (grpc-go, grpcio) send nothing but the preface until they
+// have the server's SETTINGS; for them the listener sends an empty SETTINGS frame (every setting
+// at its default) when no request follows the preface at once (SETTINGS_AFTER_MS). The chosen
+// server sends its real SETTINGS later, which the client applies on top, as HTTP/2 allows at any
+// time. The client acknowledges the empty SETTINGS with a SETTINGS ACK; the chosen server never
+// sent it, and to nghttp2 an ACK with nothing outstanding is a connection error, so that first
+// ACK is cut out of the replayed bytes, and such a connection is handed over once both the first
+// header block and that ACK are in (one round trip, which those clients spend waiting anyway).
 // The header block is decoded with hpack.js (a fresh decoder: the first block of a connection
 // refers to no dynamic table entry but its own).
 import hpack from "hpack.js";
@@ -23,6 +23,8 @@ export const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x04, 0, 0, 0, 0, 0]);
 
 /** More than any real opening (SETTINGS, WINDOW_UPDATE, a header block, a first DATA frame) needs. */
 const MAX_OPENING_BYTES = 256 * 1024;
+/** How long after the preface the listener waits for a request before sending SETTINGS itself. */
+export const SETTINGS_AFTER_MS = 5;
 /** HPACK's default dynamic table size, which neither server changes. */
 const HEADER_TABLE_SIZE = 4096;
 
@@ -63,17 +65,26 @@ export class Opening {
   private block: Buffer[] = [];
   private blockStream = -1;
   private blockDone = false;
+  /** The listener sent its own SETTINGS: the client's first ACK is for them. */
+  private settingsSent = false;
 
   constructor(private readonly choose: ChooseLane) {}
 
   push(chunk: Buffer): { lane: Lane; replay: Buffer } | undefined {
     this.bytes = this.bytes.length === 0 ? chunk : Buffer.concat([this.bytes, chunk]);
     this.parse();
-    if (this.blockDone && this.ack) return { lane: this.laneOfBlock(), replay: this.withoutAck() };
+    if (this.blockDone && (!this.settingsSent || this.ack)) return { lane: this.laneOfBlock(), replay: this.withoutAck() };
     // A client that sends this much without completing both is not one this lane serves; the
     // Connect lane's server answers whatever it is (or refuses it as HTTP/2 says).
     if (this.bytes.length > MAX_OPENING_BYTES) return { lane: "connect", replay: this.withoutAck() };
     return undefined;
+  }
+
+  /** True when the client has not begun a request: it may be waiting for the server's SETTINGS. Marks them sent. */
+  sendSettings(): boolean {
+    if (this.settingsSent || this.blockStream !== -1) return false;
+    this.settingsSent = true;
+    return true;
   }
 
   /** The client's HTTP/2 opening so far has been well formed (preface, then frames). */
@@ -92,7 +103,7 @@ export class Opening {
       const end = start + 9 + length;
       if (end > b.length) return;
       const payload = b.subarray(start + 9, end);
-      if (type === SETTINGS && (flags & FLAG_ACK) !== 0 && this.ack === undefined) {
+      if (type === SETTINGS && (flags & FLAG_ACK) !== 0 && this.ack === undefined && this.settingsSent) {
         this.ack = { start, end };
       } else if (type === HEADERS && this.blockStream === -1) {
         this.blockStream = stream;

@@ -9,7 +9,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { TransportLimits } from "../config.js";
 import type { Connections } from "./connections.js";
-import { EMPTY_SETTINGS, H2_PREFACE, Opening, type ChooseLane } from "./first-request.js";
+import { EMPTY_SETTINGS, H2_PREFACE, Opening, SETTINGS_AFTER_MS, type ChooseLane } from "./first-request.js";
 import type { HttpRequest, HttpResponse } from "./http.js";
 
 type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
@@ -128,13 +128,21 @@ function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void
  */
 function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Connections, log: Logger, handOff: (lane: "grpc" | "connect") => void): void {
   const opening = new Opening(choose);
+  let settingsTimer: NodeJS.Timeout | undefined;
   const stop = (): void => {
+    clearTimeout(settingsTimer);
     socket.off("data", onData).off("error", onError).off("end", onEnd);
   };
   const onData = (chunk: Buffer): void => {
     const decided = opening.push(chunk);
     if (opening.spoke) connections.spoke(socket);
-    if (!decided) return;
+    if (!decided) {
+      // No request right behind the preface: the client may be waiting for SETTINGS.
+      settingsTimer ??= setTimeout(() => {
+        if (opening.sendSettings() && socket.writable) socket.write(EMPTY_SETTINGS);
+      }, SETTINGS_AFTER_MS);
+      return;
+    }
     stop();
     socket.pause();
     socket.unshift(decided.replay);
@@ -149,7 +157,6 @@ function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Conne
     stop();
     socket.destroy();
   };
-  socket.write(EMPTY_SETTINGS);
   socket.on("data", onData).on("error", onError).on("end", onEnd);
   socket.resume();
 }
