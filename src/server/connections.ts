@@ -189,7 +189,9 @@ export class Connections {
     setImmediate(() => (dispatched = true));
     stream.once("close", () => {
       if (waiting) this.bodies.delete(waiting);
-      if (conn && !conn.closed && !stream.writableEnded && this.resetByClient(stream)) this.streamReset(conn, dispatched ? LATE_RESET_WEIGHT : 1);
+      // grpc-js ends its side of a stream the client reset, so writableEnded says nothing here;
+      // a stream closed with an error code the server did not send is the client's reset.
+      if (conn && !conn.closed && this.resetByClient(stream)) this.streamReset(conn, dispatched ? LATE_RESET_WEIGHT : 1);
     });
   }
 

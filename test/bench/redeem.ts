@@ -1,7 +1,7 @@
 // The checkout hot path under load, through the real server in a process of its own: gRPC
 // Health/Check (the floor: what any call costs on this machine), ValidateCode and RedeemPromotion
-// on one hot promotion — each on both gRPC lanes: the grpc-js lane (GRPC_LANE=grpc-js, the
-// default) and connect-node's (a second server, GRPC_LANE=connect, on the same database and
+// on one hot promotion — each on both gRPC lanes: the grpc-js lane (GRPC_LANE=grpc-js) and
+// connect-node's (a second server, GRPC_LANE=connect, on the same database and
 // Redis) — and RedeemPromotion against a baseline that enforces the same limits with nothing but
 // Postgres row locks (pg-baseline-server.ts). Every row is driven by the same client code
 // (grpc-load.ts): `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection. The seven

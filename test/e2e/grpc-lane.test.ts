@@ -1,4 +1,4 @@
-// The one port with the grpc-js lane on (GRPC_LANE=grpc-js, the default): an h2c connection whose
+// The one port with the grpc-js lane on (GRPC_LANE=grpc-js): an h2c connection whose
 // first request is gRPC is served by grpc-js, every other connection exactly as before by
 // connect-node — Connect and gRPC-Web over h2c, HTTP/1.1, and gRPC calls made later on a
 // connection that began with Connect. Which lane answered is read from the log lines (`lane`).

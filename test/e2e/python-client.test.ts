@@ -11,7 +11,7 @@ import { client, startTestApp, type TestApp } from "../support/app.js";
 import { grpcJsService } from "./support/clients.js";
 import { generatePythonStubs, runPythonClient, type PythonStubs } from "./support/python.js";
 
-/** Both gRPC lanes, on two servers over the same data: the grpc-js lane (the default) and a connect-node replica. */
+/** Both gRPC lanes, on two servers over the same data: the grpc-js lane and a connect-node replica. */
 let connectLane: Awaited<ReturnType<TestApp["replica"]>>;
 const LANES: { lane: string; url: (t: TestApp) => string; served: (t: TestApp) => string[] }[] = [
   { lane: "grpc-js", url: (t) => t.url, served: (t) => t.lanesServed() },

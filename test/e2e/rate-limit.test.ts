@@ -88,7 +88,7 @@ const unknownCode = () => `NOPE-${randomBytes(6).toString("hex").toUpperCase()}`
 const freshKey = async (): Promise<Tenant> => t.tenant("rl-co");
 
 beforeAll(async () => {
-  t = await startTestApp("rate_limit", { RATE_LIMIT_PER_SECOND: "20", RATE_LIMIT_BURST: "20", MAX_BODY_BYTES: String(MAX_BODY_BYTES) });
+  t = await startTestApp("rate_limit", { GRPC_LANE: "grpc-js", RATE_LIMIT_PER_SECOND: "20", RATE_LIMIT_BURST: "20", MAX_BODY_BYTES: String(MAX_BODY_BYTES) });
   connectLane = await t.replica({ GRPC_LANE: "connect" });
   owner = await t.tenant("rl-co");
   const promotions = client(PromotionService, t.url, owner.key);

@@ -17,7 +17,7 @@ export interface TestApp {
   logs(): Record<string, unknown>[];
   /** Raw log text, for greps (e.g. that no key ever appears). */
   rawLogs(): string;
-  /** The gRPC lane this server runs (GRPC_LANE; grpc-js unless `env` says otherwise). */
+  /** The gRPC lane this server runs (GRPC_LANE; connect unless `env` or TEST_GRPC_LANE say otherwise). */
   lane: GrpcLane;
   /**
    * Another server on the same database and Redis prefix (a replica), with `env` on top of this
@@ -67,6 +67,8 @@ export async function startTestApp(label: string, env: Record<string, string> = 
     LOG_LEVEL: "info",
     AUTH_CACHE_TTL_MS: "0",
     REDIS_KEY_PREFIX: `test:${db.name}:`,
+    // TEST_GRPC_LANE=grpc-js runs a suite's gRPC calls on the grpc-js lane where the test names none.
+    ...(process.env.TEST_GRPC_LANE ? { GRPC_LANE: process.env.TEST_GRPC_LANE } : {}),
     ...env,
   };
   const config = loadConfig(base);
