@@ -23,10 +23,9 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /**
-   * GRPC_LANE: who answers gRPC (application/grpc) on plaintext HTTP/2 connections. `connect`
-   * (default): connect-node, like Connect and gRPC-Web; `grpc-js`: a @grpc/grpc-js server, several
-   * times cheaper per call, for internal gRPC traffic (README: Transport lanes says why it is not
-   * the default yet). src/server/grpc-lane.ts.
+   * GRPC_LANE: who answers gRPC (application/grpc) on plaintext HTTP/2 connections. `grpc-js`
+   * (default): a @grpc/grpc-js server, several times cheaper per call (src/server/grpc-lane.ts);
+   * `connect`: connect-node, like Connect and gRPC-Web (for comparison and tests).
    */
   readonly grpcLane: GrpcLane;
   /** Largest request body accepted, in bytes. */
@@ -129,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((s) => s.trim())
       .filter((s) => s.length > 0);
 
-  const grpcLane = (env.GRPC_LANE || "connect").toLowerCase();
+  const grpcLane = (env.GRPC_LANE || "grpc-js").toLowerCase();
   if (!(GRPC_LANES as readonly string[]).includes(grpcLane)) {
     problems.push(`GRPC_LANE must be one of ${GRPC_LANES.join(", ")} (got "${env.GRPC_LANE}")`);
   }

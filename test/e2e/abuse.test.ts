@@ -28,8 +28,8 @@ const LIMITS = {
   REQUEST_HEADERS_TIMEOUT_MS: "3000",
   BODY_TIMEOUT_MS: "2000",
   IDLE_CONNECTION_TIMEOUT_MS: "4000",
-  // The default lane (connect). TEST_GRPC_LANE=grpc-js runs these attacks against the grpc-js lane:
-  // README (Transport lanes) says what still fails there.
+  // The default lane (grpc-js: the attackers' gRPC streams go to it). TEST_GRPC_LANE=connect runs
+  // the same attacks against connect-node's.
   ...(process.env.TEST_GRPC_LANE ? { GRPC_LANE: process.env.TEST_GRPC_LANE } : {}),
 };
 /** How far the server's RSS may grow during an attack: bounded by the limits, not by the attack. */

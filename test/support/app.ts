@@ -17,7 +17,7 @@ export interface TestApp {
   logs(): Record<string, unknown>[];
   /** Raw log text, for greps (e.g. that no key ever appears). */
   rawLogs(): string;
-  /** The gRPC lane this server runs (GRPC_LANE; connect unless `env` or TEST_GRPC_LANE say otherwise). */
+  /** The gRPC lane this server runs (GRPC_LANE; grpc-js unless `env` or TEST_GRPC_LANE say otherwise). */
   lane: GrpcLane;
   /**
    * Another server on the same database and Redis prefix (a replica), with `env` on top of this
