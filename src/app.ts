@@ -121,6 +121,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       host: config.host,
       port: config.port,
       tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
+      grpcLane: config.grpcLane,
       corsOrigins: config.corsOrigins,
       maxBodyBytes: config.maxBodyBytes,
       shutdownGraceMs: config.shutdownGraceMs,

@@ -3,6 +3,9 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
+export const GRPC_LANES = ["grpc-js", "connect"] as const;
+export type GrpcLane = (typeof GRPC_LANES)[number];
+
 export interface Config {
   readonly databaseUrl: string;
   readonly redisUrl: string;
@@ -19,6 +22,12 @@ export interface Config {
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   readonly corsOrigins: readonly string[];
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /**
+   * GRPC_LANE: who answers gRPC (application/grpc) on plaintext HTTP/2 connections. `grpc-js`
+   * (default): a @grpc/grpc-js server, several times cheaper per call (src/server/grpc-lane.ts);
+   * `connect`: connect-node, like Connect and gRPC-Web (for comparison and tests).
+   */
+  readonly grpcLane: GrpcLane;
   /** Largest request body accepted, in bytes. */
   readonly maxBodyBytes: number;
   /** How long shutdown waits for in-flight calls before closing connections. */
@@ -129,6 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((s) => s.trim())
       .filter((s) => s.length > 0);
 
+  const grpcLane = (env.GRPC_LANE || "grpc-js").toLowerCase();
+  if (!(GRPC_LANES as readonly string[]).includes(grpcLane)) {
+    problems.push(`GRPC_LANE must be one of ${GRPC_LANES.join(", ")} (got "${env.GRPC_LANE}")`);
+  }
+
   const logLevel = (env.LOG_LEVEL ?? "info").toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${env.LOG_LEVEL}")`);
@@ -185,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: logLevel as Config["logLevel"],
     corsOrigins: list("CORS_ORIGINS"),
     tls: certFile && keyFile ? { certFile, keyFile } : null,
+    grpcLane: grpcLane as GrpcLane,
     maxBodyBytes: int("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 10_000, 0, 300_000),
     authCacheTtlMs: int("AUTH_CACHE_TTL_MS", 5_000, 0, 3_600_000),

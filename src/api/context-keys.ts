@@ -14,3 +14,6 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 
 /** Forks a MikroORM EntityManager for a request (never the global one); called once per handler call. */
 export const entityManagerKey = createContextKey<(() => EntityManager) | undefined>(undefined, { description: "entity manager" });
+
+/** Which server lane answers the call: "connect" (connect-node) or "grpc-js" (src/server/grpc-lane.ts); in every log line. */
+export const laneKey = createContextKey<"connect" | "grpc-js">("connect", { description: "server lane" });

@@ -27,8 +27,8 @@ export function encodeGrpcMessage(text: string): string {
   return out;
 }
 
-/** google.rpc.Status { int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3; } */
-function statusBytes(error: ConnectError): Uint8Array {
+/** google.rpc.Status { int32 code = 1; string message = 2; repeated google.protobuf.Any details = 3; }: grpc-status-details-bin, before base64. */
+export function statusBytes(error: ConnectError): Uint8Array {
   const w = new BinaryWriter();
   w.tag(1, WireType.Varint).int32(error.code);
   if (error.rawMessage !== "") w.tag(2, WireType.LengthDelimited).string(error.rawMessage);

@@ -27,6 +27,11 @@ export interface Conn {
   goingAway: boolean;
   /** Budget of streams the client may reset before they are answered: tokens, and when last refilled. */
   resets: { tokens: number; at: number };
+  /**
+   * Served by the gRPC lane (grpc-js owns its HTTP/2 session and its idle timeout): still counted
+   * against MAX_CONNECTIONS until it closes, never swept as fresh or idle here.
+   */
+  handedOver: boolean;
 }
 
 /** A call in flight: aborting `cutoff` aborts its handler's ctx.signal. */
@@ -93,7 +98,7 @@ export class Connections {
       this.close(victim, true);
     }
     const now = performance.now();
-    const conn: Conn = { socket, session: undefined, calls: 0, since: now, closed: false, goingAway: false, resets: { tokens: this.limits.http2MaxConcurrentStreams, at: now } };
+    const conn: Conn = { socket, session: undefined, calls: 0, since: now, closed: false, goingAway: false, resets: { tokens: this.limits.http2MaxConcurrentStreams, at: now }, handedOver: false };
     const key = peerOf(socket);
     this.byPeer.set(key, conn);
     this.fresh.add(conn);
@@ -119,6 +124,75 @@ export class Connections {
       }
     }
     if (this.draining) session.close();
+  }
+
+  /**
+   * The client spoke HTTP/2 (its preface and SETTINGS) and the listener is still waiting for its
+   * first request to pick a lane: a client that connects ahead of its first call is idle, as
+   * with addSession.
+   */
+  spoke(socket: net.Socket): void {
+    const conn = this.byPeer.get(peerOf(socket));
+    if (conn && this.fresh.delete(conn)) {
+      conn.since = performance.now();
+      this.idle.add(conn);
+    }
+  }
+
+  /** The connection is the gRPC lane's from now on (see Conn.handedOver). */
+  handOver(socket: net.Socket): void {
+    const conn = this.byPeer.get(peerOf(socket));
+    if (!conn) return;
+    conn.handedOver = true;
+    this.fresh.delete(conn);
+    this.idle.delete(conn);
+  }
+
+  /**
+   * A call of the gRPC lane, which has no HttpRequest: counted while it runs (draining waits for
+   * it) and aborted with the others; `done` when it has answered.
+   */
+  callStarted(endsOnDrain: boolean): { call: Call; done: () => void } {
+    const call: Call = { cutoff: new AbortController(), endsOnDrain };
+    this.calls.add(call);
+    return {
+      call,
+      done: () => {
+        if (this.calls.delete(call) && this.calls.size === 0) this.onIdle?.();
+      },
+    };
+  }
+
+  /**
+   * A stream of the gRPC lane, seen as grpc-js starts on it: the same limits as a request of the
+   * Connect lane — its body complete within BODY_TIMEOUT_MS or the stream is reset, and streams
+   * the client resets before they are answered drawn from its connection's reset budget (a
+   * stream reset in the read that opened it costs a whole token, one reset while its call ran a
+   * tenth). The session is remembered on the connection, so the budget can end it.
+   */
+  laneStream(stream: http2.ServerHttp2Stream): void {
+    const session = stream.session;
+    if (!session) return;
+    let conn: Conn | undefined;
+    try {
+      conn = this.byPeer.get(peerOf(session.socket));
+    } catch {
+      return; // the session is already gone
+    }
+    if (conn && conn.session !== session) conn.session = session as http2.ServerHttp2Session;
+    const waiting = !stream.endAfterHeaders && !stream.readableEnded ? { req: { stream } as unknown as HttpRequest, since: performance.now() } : undefined;
+    if (waiting) {
+      this.bodies.add(waiting);
+      stream.once("end", () => this.bodies.delete(waiting));
+    }
+    let dispatched = false;
+    setImmediate(() => (dispatched = true));
+    stream.once("close", () => {
+      if (waiting) this.bodies.delete(waiting);
+      // grpc-js ends its side of a stream the client reset, so writableEnded says nothing here;
+      // a stream closed with an error code the server did not send is the client's reset.
+      if (conn && !conn.closed && this.resetByClient(stream)) this.streamReset(conn, dispatched ? LATE_RESET_WEIGHT : 1);
+    });
   }
 
   /** Called for every request as it arrives; the Call's cutoff aborts its handler. */

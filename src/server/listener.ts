@@ -9,11 +9,15 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { TransportLimits } from "../config.js";
 import type { Connections } from "./connections.js";
+import { EMPTY_SETTINGS, H2_PREFACE, Opening, SETTINGS_AFTER_MS, type ChooseLane } from "./first-request.js";
 import type { HttpRequest, HttpResponse } from "./http.js";
 
 type OnRequest = (req: HttpRequest, res: HttpResponse) => void;
-
-const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** The gRPC lane: which connections it takes (by their first request), and how it takes one (its opening bytes unshifted). */
+export interface GrpcHandOff {
+  choose: ChooseLane;
+  take: (socket: net.Socket) => void;
+}
 const FRAME_HEADER_BYTES = 9;
 
 /** What both HTTP/2 servers advertise and enforce. */
@@ -36,8 +40,18 @@ function http1Options(limits: TransportLimits): http.ServerOptions {
   };
 }
 
-/** Plaintext: peek at the first bytes of each connection and hand it to the h2c or HTTP/1.1 server. */
-export function plaintextListener(onRequest: OnRequest, connections: Connections, limits: TransportLimits, log: Logger): { server: net.Server; secure: false } {
+/**
+ * Plaintext: peek at the first bytes of each connection and hand it to the h2c or HTTP/1.1 server;
+ * with a gRPC lane, an h2c connection whose first request is gRPC goes to `grpc` instead
+ * (first-request.ts).
+ */
+export function plaintextListener(
+  onRequest: OnRequest,
+  connections: Connections,
+  limits: TransportLimits,
+  log: Logger,
+  grpc?: GrpcHandOff,
+): { server: net.Server; secure: false } {
   const h1 = http.createServer(http1Options(limits), onRequest);
   // http.Server starts its headers/request timeout checks on "listening"; it never listens itself
   // (sockets are handed to it), so start them here or slow-header clients are never cut off.
@@ -52,7 +66,16 @@ export function plaintextListener(onRequest: OnRequest, connections: Connections
       return;
     }
     sniff(socket, log, (isH2) => {
-      if (isH2) {
+      if (isH2 && grpc) {
+        firstRequest(socket, grpc.choose, connections, log, (lane) => {
+          if (lane === "grpc") {
+            connections.handOver(socket);
+            grpc.take(socket);
+          } else {
+            h2.emit("connection", socket);
+          }
+        });
+      } else if (isH2) {
         h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
@@ -96,6 +119,46 @@ function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void
     socket.destroy();
   };
   socket.on("data", onData).on("error", onError).on("end", onEnd);
+}
+
+/**
+ * Holds an h2c connection (already paused, its first bytes unshifted) until its first request
+ * says which lane it belongs to, then unshifts what it read (less the ACK of the listener's own
+ * SETTINGS) and hands it over.
+ */
+function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Connections, log: Logger, handOff: (lane: "grpc" | "connect") => void): void {
+  const opening = new Opening(choose);
+  let settingsTimer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    clearTimeout(settingsTimer);
+    socket.off("data", onData).off("error", onError).off("end", onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    const decided = opening.push(chunk);
+    if (opening.spoke) connections.spoke(socket);
+    if (!decided) {
+      // No request right behind the preface: the client may be waiting for SETTINGS.
+      settingsTimer ??= setTimeout(() => {
+        if (opening.sendSettings() && socket.writable) socket.write(EMPTY_SETTINGS);
+      }, SETTINGS_AFTER_MS);
+      return;
+    }
+    stop();
+    socket.pause();
+    socket.unshift(decided.replay);
+    handOff(decided.lane);
+  };
+  const onError = (err: Error): void => {
+    log.debug({ err }, "connection error before the first request");
+    stop();
+    socket.destroy();
+  };
+  const onEnd = (): void => {
+    stop();
+    socket.destroy();
+  };
+  socket.on("data", onData).on("error", onError).on("end", onEnd);
+  socket.resume();
 }
 
 /** TLS: ALPN chooses h2 or http/1.1, and http2's allowHTTP1 serves both from one server. */

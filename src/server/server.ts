@@ -4,14 +4,14 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { clientAddressKey, requestIdKey } from "../api/context-keys.js";
 import { wireAnswers } from "../api/wire-answers.js";
 import { HEALTH_SERVICE, HealthRegistry, ServingStatus, registerHealth } from "../api/services/health.js";
 import { REFLECTION_SERVICES, registerReflection } from "../api/services/reflection.js";
-import { defaultTransportLimits, type TransportLimits } from "../config.js";
+import { defaultTransportLimits, type GrpcLane, type TransportLimits } from "../config.js";
 import { throttledNotice } from "../observability/throttled-log.js";
 import { closeIfBodyUnread, declaredLength, refuseDeclaredOversize } from "./body-limits.js";
 import { callKey, withCallSignal } from "./call-signals.js";
@@ -19,6 +19,8 @@ import { Connections, type Call } from "./connections.js";
 import { applyCors, corsPolicy } from "./cors.js";
 import { drain } from "./draining.js";
 import { fallback, type KnownRpc } from "./fallback.js";
+import { grpcTo } from "./first-request.js";
+import { serviceSpecs, startGrpcLane } from "./grpc-lane.js";
 import { isHttp1, type HttpRequest, type HttpResponse, type HttpRoute } from "./http.js";
 import { listen, plaintextListener, secureListener, urlHost } from "./listener.js";
 import { rpcAdapter } from "./rpc-adapter.js";
@@ -28,6 +30,8 @@ export interface ServerOptions {
   /** 0 picks a free port; RunningServer.port tells which. */
   port: number;
   tls?: { cert: Buffer; key: Buffer };
+  /** Who answers gRPC on plaintext HTTP/2 (config.ts GRPC_LANE); "connect" when absent. */
+  grpcLane?: GrpcLane;
   /** Exact origins allowed to call from a browser, or "*". */
   corsOrigins: readonly string[];
   /** Largest request message accepted; a larger declared Content-Length is refused before reading. */
@@ -40,7 +44,7 @@ export interface ServerOptions {
   routes: (router: ConnectRouter) => void;
   interceptors?: Interceptor[];
   /** Request-scoped values; the server adds `requestIdKey` to whatever this returns. */
-  contextValues?: (req: HttpRequest) => ContextValues;
+  contextValues?: (req: HttpRequest | undefined) => ContextValues;
   /** Plain HTTP routes (e.g. GET /metrics); return true when the request was handled. */
   extraHttpRoutes?: HttpRoute;
   logger: Logger;
@@ -138,12 +142,35 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }
   };
 
+  // The gRPC lane (grpc-lane.ts) serves the same service implementations and interceptors on
+  // plaintext HTTP/2 connections whose first request is gRPC. Under TLS every connection is the
+  // Connect lane's (README: Transport lanes).
+  const grpc =
+    opts.grpcLane === "grpc-js" && !opts.tls
+      ? startGrpcLane({
+          services: serviceSpecs((router) => {
+            opts.routes(router);
+            registerBuiltins(router, health);
+          }, createConnectRouter()),
+          interceptors: opts.interceptors ?? [],
+          contextValues: () => opts.contextValues?.(undefined) ?? createContextValues(),
+          connections,
+          limits,
+          maxBodyBytes: opts.maxBodyBytes,
+          endsOnDrain: (path) => idlesByDesign.some((prefix) => path.startsWith(prefix)),
+          pickRequestId: (header) => pickRequestId(header ?? undefined),
+          clientAddress,
+          logger: log,
+        })
+      : undefined;
+
   const { server, secure } = opts.tls
     ? secureListener(opts.tls, onRequest, connections, limits, log)
-    : plaintextListener(onRequest, connections, limits, log);
+    : plaintextListener(onRequest, connections, limits, log, grpc && { choose: grpcTo(grpc.paths), take: grpc.inject });
   const port = await listen(server, opts.host, opts.port).catch((err: unknown) => {
     server.close(); // also stops the HTTP/1.1 server's timeout checks
     connections.stopSweeping();
+    grpc?.destroy();
     throw err;
   });
   log.debug({ host: opts.host, port, tls: secure }, "listening");
@@ -153,10 +180,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     health.shutdown();
     connections.abortCalls(undefined, (call) => call.endsOnDrain);
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    grpc?.drain(opts.shutdownGraceMs + 50);
     await drain(connections, opts.shutdownGraceMs, (calls) => {
       log.warn({ calls, graceMs: opts.shutdownGraceMs }, "shutdown grace period over; cutting off calls in flight");
       connections.abortCalls(new ConnectError("server is shutting down", Code.Unavailable));
     });
+    grpc?.destroy();
     await stopped;
   };
   return {

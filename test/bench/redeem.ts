@@ -1,8 +1,10 @@
 // The checkout hot path under load, through the real server in a process of its own: gRPC
 // Health/Check (the floor: what any call costs on this machine), ValidateCode and RedeemPromotion
-// on one hot promotion, and RedeemPromotion against a baseline that enforces the same limits with
-// nothing but Postgres row locks (pg-baseline-server.ts). Every row is driven by the same client
-// code (grpc-load.ts): `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection. The four
+// on one hot promotion — each on both gRPC lanes: the grpc-js lane (GRPC_LANE=grpc-js) and
+// connect-node's (a second server, GRPC_LANE=connect, on the same database and
+// Redis) — and RedeemPromotion against a baseline that enforces the same limits with nothing but
+// Postgres row locks (pg-baseline-server.ts). Every row is driven by the same client code
+// (grpc-load.ts): `CONCURRENCY` calls in flight over one gRPC (HTTP/2) connection. The seven
 // main rows are measured in turns (a warm-up each, then short windows in A B B A order) with both
 // servers up, so the machine's own drift does not end up in the ratios. Only successful calls
 // count; errors are reported and make the run invalid.
@@ -101,10 +103,12 @@ export async function benchRedeem(): Promise<RedeemBench> {
     // The real service: the key CLI creates and migrates its database, `serve` runs it.
     const db = databaseUrl(`promotions_bench_redeem_${run}`);
     databases.push(db.name);
-    const serverEnv = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: redisPrefix, LOG_LEVEL: "warn", HOST: "127.0.0.1" };
+    const serverEnv = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: redisPrefix, LOG_LEVEL: "warn", HOST: "127.0.0.1", GRPC_LANE: "grpc-js" };
     const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], serverEnv));
     const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.BENCH_CPU_PROF] : [];
     const real = await startChild(children, "promotions service", [...profile, "src/main.ts", "serve"], serverEnv);
+    // The same service with connect-node answering gRPC, on the same data: the Connect lane's rows.
+    const connectLane = await startChild(children, "promotions service, GRPC_LANE=connect", ["src/main.ts", "serve"], { ...serverEnv, GRPC_LANE: "connect" });
 
     const promotions = client(PromotionService, real.url, key, "grpc");
     const created = promo(
@@ -136,17 +140,14 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const compare = COMPARE_DIR === "" ? null : await startCompared(children, databases, run, redisPrefix);
 
     const load = loadClient(real.url, key);
-    const [floor, validate, redeem, baseline, compareFloor, compareRedeem] = await measureInTurns([
-      { label: "floor", serverPid: real.child.pid, call: healthCall(load) },
-      {
-        label: "ValidateCode",
-        serverPid: real.child.pid,
-        call: async (n) => {
-          const res = await load.unary(RedemptionService.method.validateCode, { code: HOT_CODE, customerId: `v-${run}-${n}` }, TIMEOUT_MS);
-          if (!res.valid) throw new Error(`not valid: ${res.reason}`);
-        },
-      },
-      { label: "RedeemPromotion", serverPid: real.child.pid, call: redeemCall(load, hot.id, `r-${run}`) },
+    const connectLoad = loadClient(connectLane.url, key);
+    const [floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, compareFloor, compareRedeem] = await measureInTurns([
+      { label: "floor (grpc-js lane)", serverPid: real.child.pid, call: healthCall(load) },
+      { label: "floor (connect lane)", serverPid: connectLane.child.pid, call: healthCall(connectLoad) },
+      { label: "ValidateCode (grpc-js lane)", serverPid: real.child.pid, call: validateCall(load, `v-${run}`) },
+      { label: "ValidateCode (connect lane)", serverPid: connectLane.child.pid, call: validateCall(connectLoad, `vc-${run}`) },
+      { label: "RedeemPromotion (grpc-js lane)", serverPid: real.child.pid, call: redeemCall(load, hot.id, `r-${run}`) },
+      { label: "RedeemPromotion (connect lane)", serverPid: connectLane.child.pid, call: redeemCall(connectLoad, hot.id, `rc-${run}`) },
       { label: "baseline", serverPid: baselineServer.child.pid, call: redeemCall(loadClient(baselineServer.url, key), hot.id, `b-${run}`) },
       ...(compare
         ? [
@@ -155,13 +156,14 @@ export async function benchRedeem(): Promise<RedeemBench> {
           ]
         : []),
     ]);
-    if (!floor || !validate || !redeem || !baseline) throw new Error("a row was not measured");
+    if (!floor || !floorConnect || !validate || !validateConnect || !redeem || !redeemConnect || !baseline) throw new Error("a row was not measured");
 
     const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
     const counted = promo(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
     const baselineLedger = await count(baseDb.url, `select count(*) as n from bench_redemptions where promotion_id = ?`, [hot.id]);
     const baselineCounter = await count(baseDb.url, `select redemptions as n from bench_counters where promotion_id = ?`, [hot.id]);
     await children.stop(real.child);
+    await children.stop(connectLane.child);
     await children.stop(baselineServer.child);
     if (compare) await children.stop(compare.server.child);
 
@@ -179,16 +181,20 @@ export async function benchRedeem(): Promise<RedeemBench> {
     await children.stop(workers.child);
 
     const checks = [
-      { what: "real: ledger ACTIVE redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: ledger },
-      { what: "real: promotion current_redemptions = successful RedeemPromotion calls", expected: redeem.okTotal, actual: Number(counted) },
-      { what: "real: ledger = every successful redeem of all runs (1 worker + 2 workers)", expected: redeem.okTotal + redeemSpread1.okTotal + redeem2.okTotal, actual: ledgerAfterWorkers },
+      { what: "real: ledger ACTIVE redemptions = successful RedeemPromotion calls (both lanes)", expected: redeem.okTotal + redeemConnect.okTotal, actual: ledger },
+      { what: "real: promotion current_redemptions = successful RedeemPromotion calls (both lanes)", expected: redeem.okTotal + redeemConnect.okTotal, actual: Number(counted) },
+      {
+        what: "real: ledger = every successful redeem of all runs (both lanes, 1 worker, 2 workers)",
+        expected: redeem.okTotal + redeemConnect.okTotal + redeemSpread1.okTotal + redeem2.okTotal,
+        actual: ledgerAfterWorkers,
+      },
       { what: "baseline: redemption rows = successful calls", expected: baseline.okTotal, actual: baselineLedger },
       { what: "baseline: counter row = successful calls", expected: baseline.okTotal, actual: baselineCounter },
     ].map((c) => ({ ...c, ok: c.expected === c.actual }));
     process.stdout.write("\nverification after the run\n");
     for (const c of checks) process.stdout.write(`  ${c.ok ? "ok      " : "MISMATCH"} ${c.what}: ${c.actual} (expected ${c.expected})\n`);
 
-    const phases = { floor, validate, redeem, baseline, redeemSpread1, floor2, redeem2, ...(compareFloor && compareRedeem ? { compareFloor, compareRedeem } : {}) };
+    const phases = { floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, redeemSpread1, floor2, redeem2, ...(compareFloor && compareRedeem ? { compareFloor, compareRedeem } : {}) };
     const errors = Object.entries(phases).filter(([, m]) => m.errors > 0);
     for (const [name, m] of errors) process.stdout.write(`\n${name}: ${m.errors} failed calls\n${Object.entries(m.errorKinds).map(([k, n]) => `  ${n} × ${k}`).join("\n")}\n`);
 
@@ -207,10 +213,19 @@ export async function benchRedeem(): Promise<RedeemBench> {
       "bench client": m.cpuMsPerCall.client,
       other: otherCpu(m),
     });
+    // "× floor" is against the floor of the row's own lane.
+    const onConnect = (name: string, m: Measurement): Row => ({ ...row(name, m), "× floor": m.callsPerSecond / floorConnect.callsPerSecond });
     const rows: Row[] = [
-      row("grpc.health.v1.Health/Check (floor)", floor),
-      row("ValidateCode, one hot code", validate),
-      { ...row("RedeemPromotion, Redis Lua + ledger", redeem), "redeem/baseline": redeem.callsPerSecond / baseline.callsPerSecond },
+      row("grpc.health.v1.Health/Check (floor), grpc-js lane", floor),
+      onConnect("grpc.health.v1.Health/Check (floor), connect lane", floorConnect),
+      row("ValidateCode, one hot code, grpc-js lane", validate),
+      onConnect("ValidateCode, one hot code, connect lane", validateConnect),
+      {
+        ...row("RedeemPromotion, Redis Lua + ledger, grpc-js lane", redeem),
+        "redeem/baseline": redeem.callsPerSecond / baseline.callsPerSecond,
+        "grpc-js lane / connect lane": redeem.callsPerSecond / redeemConnect.callsPerSecond,
+      },
+      { ...onConnect("RedeemPromotion, Redis Lua + ledger, connect lane", redeemConnect), "redeem/baseline": redeemConnect.callsPerSecond / baseline.callsPerSecond },
       row("RedeemPromotion, Postgres row lock (baseline)", baseline),
       ...(compareFloor && compareRedeem
         ? [
@@ -238,6 +253,11 @@ export async function benchRedeem(): Promise<RedeemBench> {
           redeemVsFloor: ratio(redeem),
           redeemVsBaseline: redeem.callsPerSecond / baseline.callsPerSecond,
           baselineP99OverRedeemP99: baseline.p99Ms / redeem.p99Ms,
+          // Issue 15's targets: ≥ 2 and ≥ 6 (with baselineP99OverRedeemP99 > 1).
+          redeemGrpcJsLaneVsConnectLane: redeem.callsPerSecond / redeemConnect.callsPerSecond,
+          floorGrpcJsLaneVsConnectLane: floor.callsPerSecond / floorConnect.callsPerSecond,
+          validateGrpcJsLaneVsConnectLane: validate.callsPerSecond / validateConnect.callsPerSecond,
+          connectLaneRedeemVsBaseline: redeemConnect.callsPerSecond / baseline.callsPerSecond,
           redeemTwoWorkersVsOne: redeem2.callsPerSecond / redeemSpread1.callsPerSecond,
           ...(compareFloor && compareRedeem
             ? {
@@ -288,6 +308,14 @@ function healthCall(load: GrpcLoadClient): () => Promise<void> {
   return async () => {
     const res = await load.unary(Health.method.check, { service: "" }, TIMEOUT_MS);
     if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new Error(`health ${HealthCheckResponse_ServingStatus[res.status]}`);
+  };
+}
+
+/** ValidateCode of the hot code for a fresh customer per call; only a valid answer counts. */
+function validateCall(load: GrpcLoadClient, prefix: string): (n: number) => Promise<void> {
+  return async (n) => {
+    const res = await load.unary(RedemptionService.method.validateCode, { code: HOT_CODE, customerId: `${prefix}-${n}` }, TIMEOUT_MS);
+    if (!res.valid) throw new Error(`not valid: ${res.reason}`);
   };
 }
 

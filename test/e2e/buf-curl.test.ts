@@ -5,14 +5,17 @@ import { fromBinary, toJson } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorDetailSchema, type ErrorDetail } from "../../gen/promotions/v1/errors_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
+import { startTestApp, type Replica, type TestApp } from "../support/app.js";
 import { bufCurl, type BufCurlResult } from "./support/clients.js";
 
 const PROTO_DIR = fileURLToPath(new URL("../../proto", import.meta.url));
 
 let t: TestApp;
+/** The same data on a server whose gRPC lane is connect-node (t's is grpc-js). */
+let connectLane: Replica;
 beforeAll(async () => {
-  t = await startTestApp("buf_curl");
+  t = await startTestApp("buf_curl", { GRPC_LANE: "grpc-js" });
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
 });
 afterAll(async () => {
   await t?.stop();
@@ -53,12 +56,15 @@ interface Mode {
    * serves promotions.v1.ErrorDetail through reflection (reflection.test.ts decodes one that way).
    */
   debugJson: boolean;
+  /** Call the connect-lane replica instead of the grpc-js-lane server (gRPC runs on both lanes). */
+  connectLane?: true;
 }
 
 const modes: [string, Mode][] = [
   // Reflection is a bidi stream, so buf curl speaks h2c whenever it reflects.
   ["Connect (the default protocol) over h2c, schema from reflection", { flags: ["--http2-prior-knowledge"], debugJson: true }],
-  ["gRPC over h2c, schema from reflection", { flags: ["--http2-prior-knowledge", "--protocol", "grpc"], debugJson: false }],
+  ["gRPC over h2c, schema from reflection (grpc-js lane)", { flags: ["--http2-prior-knowledge", "--protocol", "grpc"], debugJson: false }],
+  ["gRPC over h2c, schema from reflection (connect lane)", { flags: ["--http2-prior-knowledge", "--protocol", "grpc"], debugJson: false, connectLane: true }],
   // Plain HTTP/1.1 cannot carry the reflection stream (buf curl silently upgrades to h2c when it
   // reflects), so this case gives buf curl the schema from proto/ instead, the way an engineer
   // with a checkout of the contract would; -v lets the test see the HTTP version on the wire.
@@ -96,7 +102,7 @@ function errorJson(res: BufCurlResult): ErrorJson {
 
 function run(mode: Mode, key: string | null, method: string, data: unknown): Promise<BufCurlResult> {
   const auth = key === null ? [] : ["-H", `authorization: Bearer ${key}`];
-  return bufCurl([...mode.flags, ...auth, "--data", JSON.stringify(data), `${t.url}/${method}`]);
+  return bufCurl([...mode.flags, ...auth, "--data", JSON.stringify(data), `${mode.connectLane ? connectLane.url : t.url}/${method}`]);
 }
 
 describe("buf curl --list-methods (reflection, no schema)", () => {
@@ -199,5 +205,12 @@ describe.each(modes)("a buf curl session: %s", (_, mode) => {
     const error = errorJson(res);
     expect(error.code).toBe("unauthenticated");
     expect(errorDetails(mode, error)).toEqual([expect.objectContaining({ type: "authentication", code: "missing_api_key" })]);
+  });
+});
+
+describe("gRPC on both lanes", () => {
+  it("buf curl's gRPC sessions were answered by the grpc-js lane on one server and connect-node on the other", () => {
+    expect(t.lanesServed()).toContain("grpc-js");
+    expect(connectLane.lanesServed()).toEqual(["connect"]);
   });
 });

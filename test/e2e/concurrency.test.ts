@@ -3,13 +3,18 @@ import { InvoiceService } from "../../gen/promotions/v1/invoice_service_pb.js";
 import { BudgetBehavior, type Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { client, startTestApp, type TestApp } from "../support/app.js";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { client, startTestApp, type Replica, type TestApp } from "../support/app.js";
 import { runLoad, truth } from "../support/load.js";
 import { promo } from "../support/rpc.js";
 import { sqlOf } from "../../src/events/sql.js";
 
 // Limits are exact under concurrency: 5,000 attempts, 64 in flight, 1,000 customers, against one
 // hot promotion — for the global limit, a code's limit and the budget — and release racing redeem.
+// Every load runs on both gRPC lanes at once: call i goes to the grpc-js lane (the test app) when
+// i is even and to the connect-node lane (a replica on the same data) when odd, so one run proves
+// both lanes exact, and exact against each other, in the time of one.
 
 const ATTEMPTS = 5_000;
 const IN_FLIGHT = 64;
@@ -17,6 +22,7 @@ const CUSTOMERS = 1_000;
 const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { percentBps: 1000 } } }];
 
 let t: TestApp;
+let connectLane: Replica;
 let tenant: { organizationId: string; key: string; keyId: string };
 const prefix = () => t.app.counters.prefix;
 
@@ -32,25 +38,40 @@ async function currentRedemptions(id: string): Promise<bigint> {
 }
 
 beforeAll(async () => {
-  t = await startTestApp("concurrency");
+  t = await startTestApp("concurrency", { GRPC_LANE: "grpc-js" });
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
   tenant = await t.tenant("hot-co");
 });
+
+/** gRPC clients of both lanes; call i goes to lane i % 2. */
+function bothLanes<S extends DescService>(service: S): (i: number) => Client<S> {
+  const lanes = [client(service, t.url, tenant.key, "grpc"), client(service, connectLane.url, tenant.key, "grpc")];
+  return (i) => lanes[i % 2] as Client<S>;
+}
+
+/** Confirms still queued on either server are written before the ledger is counted. */
+async function flushConfirms(): Promise<void> {
+  await Promise.all([t.app.counters.flushConfirms(), connectLane.app.counters.flushConfirms()]);
+}
 
 afterAll(async () => {
   await t?.stop();
 });
 
-describe("exact limits under concurrency", () => {
+// Each proof is thousands of calls on a machine shared with other work: minutes, not a timer.
+const LONG = { timeout: 240_000 };
+
+describe("exact limits under concurrency", LONG, () => {
   it("max_redemptions 300 and 1 per customer: exactly 300 in the ledger, in Redis and in current_redemptions, with 300 redemption.created and one promotion.exhausted", async () => {
     const p = await active({ code: "LAUNCH", maxRedemptions: 300n, maxRedemptionsPerCustomer: 1n });
-    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const redemptions = bothLanes(RedemptionService);
     const load = await runLoad(0, ATTEMPTS, IN_FLIGHT, (i) =>
-      redemptions.redeemPromotion({ code: "LAUNCH", customerId: `c${i % CUSTOMERS}`, idempotencyKey: `launch-${i}` }),
+      redemptions(i).redeemPromotion({ code: "LAUNCH", customerId: `c${i % CUSTOMERS}`, idempotencyKey: `launch-${i}` }),
     );
     expect(load.unexpected).toEqual([]);
     expect(load.ok).toBe(300);
     expect((load.refused.max_redemptions_reached ?? 0) + (load.refused.customer_limit_reached ?? 0)).toBe(ATTEMPTS - 300);
-    await t.app.counters.flushConfirms();
+    await flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0, overLimitCustomers: 0, customerMismatches: 0 });
     expect(await currentRedemptions(p.id)).toBe(300n);
@@ -69,14 +90,14 @@ describe("exact limits under concurrency", () => {
   it("a code limited to 300: exactly 300 through that code", async () => {
     const p = await active({ code: "BASE-CODE" });
     await client(PromotionService, t.url, tenant.key).createPromotionCodes({ promotionId: p.id, codes: ["FLASH300"], maxRedemptions: 300n });
-    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const redemptions = bothLanes(RedemptionService);
     const load = await runLoad(0, ATTEMPTS, IN_FLIGHT, (i) =>
-      redemptions.redeemPromotion({ code: "FLASH300", customerId: `c${i}`, idempotencyKey: `flash-${i}` }),
+      redemptions(i).redeemPromotion({ code: "FLASH300", customerId: `c${i}`, idempotencyKey: `flash-${i}` }),
     );
     expect(load.unexpected).toEqual([]);
     expect(load.ok).toBe(300);
     expect(load.refused.code_limit_reached).toBe(ATTEMPTS - 300);
-    await t.app.counters.flushConfirms();
+    await flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledger: 300, redis: 300, pending: 0 });
     const codes = await client(PromotionService, t.url, tenant.key).listPromotionCodes({ promotionId: p.id });
@@ -91,10 +112,10 @@ describe("exact limits under concurrency", () => {
        select ?, 'b' || g, array[]::text[], true, now(), '{}', now(), now() from generate_series(0, ?) g on conflict do nothing`,
       [tenant.organizationId, CUSTOMERS - 1],
     );
-    const invoices = client(InvoiceService, t.url, tenant.key, "grpc");
+    const invoices = bothLanes(InvoiceService);
     const discounts: bigint[] = [];
     const load = await runLoad(0, 2_000, IN_FLIGHT, async (i) => {
-      const res = await invoices.applyPromotions({
+      const res = await invoices(i).applyPromotions({
         invoiceId: `budget-${i}`,
         customerId: `b${i % CUSTOMERS}`,
         invoice: { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 10_000n, quantity: 1 }] },
@@ -106,7 +127,7 @@ describe("exact limits under concurrency", () => {
     expect(discounts.reduce((a, b) => a + b, 0n)).toBe(300_500n);
     expect(discounts.filter((d) => d === 1_000n)).toHaveLength(300);
     expect(discounts.filter((d) => d === 500n)).toHaveLength(1);
-    await t.app.counters.flushConfirms();
+    await flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts).toMatchObject({ ledgerBudget: 300_500n, redisBudget: 300_500n, pending: 0 });
     expect(promo(await client(PromotionService, t.url, tenant.key).getPromotion({ id: p.id })).currentBudgetUsed).toBe(300_500n);
@@ -114,14 +135,14 @@ describe("exact limits under concurrency", () => {
 
   it("release racing redeem keeps the ledger, Redis and each customer's limit in step", async () => {
     const p = await active({ code: "CHURN", maxRedemptions: 150n, maxRedemptionsPerCustomer: 1n });
-    const redemptions = client(RedemptionService, t.url, tenant.key, "grpc");
+    const redemptions = bothLanes(RedemptionService);
     const load = await runLoad(0, 3_000, IN_FLIGHT, async (i) => {
       const customerId = `r${i % 200}`;
-      const made = await redemptions.redeemPromotion({ code: "CHURN", customerId, idempotencyKey: `churn-${i}` });
-      if (i % 3 !== 0 && made.redemption) await redemptions.releaseRedemption({ id: made.redemption.id });
+      const made = await redemptions(i).redeemPromotion({ code: "CHURN", customerId, idempotencyKey: `churn-${i}` });
+      if (i % 3 !== 0 && made.redemption) await redemptions(i).releaseRedemption({ id: made.redemption.id });
     });
     expect(load.unexpected).toEqual([]);
-    await t.app.counters.flushConfirms();
+    await flushConfirms();
     const facts = await truth(t.app.orm.em.fork(), "redis://127.0.0.1:6379", prefix(), p.id);
     expect(facts.overLimitCustomers).toBe(0);
     expect(facts.ledger).toBeLessThanOrEqual(150);
@@ -132,22 +153,22 @@ describe("exact limits under concurrency", () => {
   });
 });
 
-describe("automatic promotions under concurrency", () => {
+describe("automatic promotions under concurrency", LONG, () => {
   const INVOICES = 2_000;
   const invoice = { currency: "USD", lines: [{ planId: "pro", productId: "app", unitAmountMinor: 10_000n, quantity: 1 }] };
 
   /** 2,000 concurrent ApplyPromotions for 1,000 customers (each customer's two invoices race each other too). */
   async function applyAll(tag: string) {
-    const invoices = client(InvoiceService, t.url, tenant.key, "grpc");
+    const invoices = bothLanes(InvoiceService);
     const discounts = new Map<string, bigint[]>();
     const load = await runLoad(0, INVOICES, IN_FLIGHT, async (i) => {
       const customerId = `${tag}-c${i % CUSTOMERS}`;
-      const res = await invoices.applyPromotions({ invoiceId: `${tag}-${i}`, customerId, invoice });
+      const res = await invoices(i).applyPromotions({ invoiceId: `${tag}-${i}`, customerId, invoice });
       discounts.set(customerId, [...(discounts.get(customerId) ?? []), res.invoice?.discountMinor ?? 0n]);
     });
     expect(load.unexpected).toEqual([]);
     expect(load.ok).toBe(INVOICES);
-    await t.app.counters.flushConfirms();
+    await flushConfirms();
     const discounted = [...discounts].filter(([, d]) => d.some((x) => x > 0n)).map(([c]) => c);
     const total = [...discounts.values()].flat().reduce((a, b) => a + b, 0n);
     return { discounted, total, discounts };
@@ -190,3 +211,9 @@ describe("automatic promotions under concurrency", () => {
   });
 });
 
+describe("both lanes", () => {
+  it("answered the loads above, each its half", () => {
+    expect(t.lanesServed()).toContain("grpc-js");
+    expect(connectLane.lanesServed()).toEqual(["connect"]);
+  });
+});

@@ -4,7 +4,7 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { ApiKeyStore } from "../../src/store/api-keys.js";
 import { openOrm } from "../../src/store/orm.js";
-import { client, startTestApp, type TestApp } from "../support/app.js";
+import { client, startTestApp, type Replica, type TestApp } from "../support/app.js";
 import { createTestDatabase } from "../support/database.js";
 import { runLoad, truth, type LoadResult } from "../support/load.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
@@ -34,10 +34,14 @@ async function hotPromotion(url: string, key: string, code: string): Promise<Pro
   return promo(await promotions.activatePromotion({ id: created.id }));
 }
 
-/** Phase one with the fault injected after `faultAfterMs`, then phase two once everything settled. */
-async function faultyRun(url: string, key: string, code: string, fault: () => Promise<void>, faultAfterMs = 400): Promise<LoadResult[]> {
-  const redemptions = client(RedemptionService, url, key, "grpc");
-  const call = (i: number) => redemptions.redeemPromotion({ code, customerId: `c${i % CUSTOMERS}`, idempotencyKey: `${code}-${i}` });
+/**
+ * Phase one with the fault injected after `faultAfterMs`, then phase two once everything settled.
+ * Call i goes to urls[i % urls.length]: a grpc-js-lane server and a connect-lane replica on the
+ * same data take the load together, so each fault is proven on both gRPC lanes in one run.
+ */
+async function faultyRun(urls: readonly string[], key: string, code: string, fault: () => Promise<void>, faultAfterMs = 400): Promise<LoadResult[]> {
+  const lanes = urls.map((url) => client(RedemptionService, url, key, "grpc"));
+  const call = (i: number) => (lanes[i % lanes.length] as (typeof lanes)[number]).redeemPromotion({ code, customerId: `c${i % CUSTOMERS}`, idempotencyKey: `${code}-${i}` });
   const phaseOne = runLoad(0, 2_500, IN_FLIGHT, call);
   await new Promise((r) => setTimeout(r, faultAfterMs));
   await fault();
@@ -62,18 +66,23 @@ function expectExact(loads: LoadResult[], facts: Awaited<ReturnType<typeof truth
   expect(current).toBe(BigInt(MAX));
 }
 
-describe("faults in the middle of a run", () => {
+// Thousands of calls per fault on a machine shared with other work: minutes, not a timer.
+describe("faults in the middle of a run", { timeout: 240_000 }, () => {
   let redis: PrivateRedis;
   let t: TestApp;
+  /** The connect-node gRPC lane, a replica on t's data and Redis (t's lane is grpc-js). */
+  let connectLane: Replica;
+  const both = () => [t.url, connectLane.url];
 
   it("Redis FLUSHALL twice mid-run: counters are rebuilt from the ledger, the limit still holds exactly, and the outbox has one redemption.created per ledger row and one promotion.exhausted", async () => {
     redis = await startPrivateRedis();
     cleanups.push(() => redis.dispose());
-    t = await startTestApp("faults_redis", { REDIS_URL: redis.url, ...FAST_SWEEP });
+    t = await startTestApp("faults_redis", { REDIS_URL: redis.url, GRPC_LANE: "grpc-js", ...FAST_SWEEP });
     cleanups.push(() => t.stop());
+    connectLane = await t.replica({ GRPC_LANE: "connect" });
     const tenant = await t.tenant("flush-co");
     const p = await hotPromotion(t.url, tenant.key, "FLUSHED");
-    const loads = await faultyRun(t.url, tenant.key, "FLUSHED", async () => {
+    const loads = await faultyRun(both(), tenant.key, "FLUSHED", async () => {
       await redis.flushAll();
       await new Promise((r) => setTimeout(r, 300));
       await redis.flushAll();
@@ -93,12 +102,12 @@ describe("faults in the middle of a run", () => {
     const byType = Object.fromEntries(events.map((e) => [e.type, Number(e.n)]));
     expect(byType).toMatchObject({ "redemption.created": MAX, "promotion.exhausted": 1 });
     expect(Number(events.find((e) => e.type === "redemption.created")?.rows_matched)).toBe(MAX);
-  }, 180_000);
+  });
 
   it("Redis restart (all data lost, unreachable meanwhile): clients see only retryable errors; the limit holds", async () => {
     const tenant = await t.tenant("restart-co");
     const p = await hotPromotion(t.url, tenant.key, "RESTARTED");
-    const loads = await faultyRun(t.url, tenant.key, "RESTARTED", async () => {
+    const loads = await faultyRun(both(), tenant.key, "RESTARTED", async () => {
       await redis.stop();
       await new Promise((r) => setTimeout(r, 700));
       await redis.start();
@@ -115,7 +124,7 @@ describe("faults in the middle of a run", () => {
     const conn = t.app.orm.em.fork().getConnection();
     await conn.execute(`create or replace function refuse_writes() returns trigger language plpgsql as $$
       begin raise exception using errcode = '25006', message = 'cannot execute INSERT in a read-only transaction'; end $$`);
-    const loads = await faultyRun(t.url, tenant.key, "REFUSED", async () => {
+    const loads = await faultyRun(both(), tenant.key, "REFUSED", async () => {
       await conn.execute(`create trigger refuse_writes before insert on redemptions for each statement execute function refuse_writes()`);
       await new Promise((r) => setTimeout(r, 700));
       await conn.execute(`drop trigger refuse_writes on redemptions`);
@@ -139,7 +148,7 @@ describe("faults in the middle of a run", () => {
     const org = await keys.ensureOrganization("kill-co");
     const { key } = await keys.createKey(org.id, "kill test", ["read", "write", "redeem"]);
     const p = await hotPromotion(url, key, "KILLED");
-    const loads = await faultyRun(url, key, "KILLED", async () => {
+    const loads = await faultyRun([url], key, "KILLED", async () => {
       await server.kill();
       await server.start();
     }, 700);
@@ -147,5 +156,10 @@ describe("faults in the middle of a run", () => {
     const read = () => truth(orm.em.fork(), redis.url, prefix, p.id);
     await settled(read);
     expectExact(loads, await read(), promo(await client(PromotionService, url, key).getPromotion({ id: p.id })).currentRedemptions);
-  }, 180_000);
+  });
+
+  it("the runs above were served by both lanes", () => {
+    expect(t.lanesServed()).toContain("grpc-js");
+    expect(connectLane.lanesServed()).toEqual(["connect"]);
+  });
 });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
-import { client, startTestApp, type TestApp } from "../support/app.js";
+import { client, startTestApp, type Protocol, type Replica, type TestApp } from "../support/app.js";
 
 // GET /metrics through the real server: Prometheus text on the service's port, no API key, and
 // counters that move with the calls made (RPCs by code, redemption outcomes, Lua latency, health).
@@ -14,8 +14,12 @@ const TEN_PERCENT = [{ kind: { case: "percentageDiscount" as const, value: { per
 const REDEEM = { service: "promotions.v1.RedemptionService", method: "RedeemPromotion" };
 const VALIDATE = { service: "promotions.v1.RedemptionService", method: "ValidateCode" };
 
+/** gRPC is counted on both lanes: t's (grpc-js) and a connect-lane replica's, each in its own registry. */
+let connectLane: Replica;
+
 beforeAll(async () => {
-  t = await startTestApp("metrics");
+  t = await startTestApp("metrics", { GRPC_LANE: "grpc-js" });
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
   tenant = await t.tenant("metrics-co");
 });
 
@@ -23,8 +27,8 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function scrape(): Promise<{ status: number; contentType: string | null; text: string }> {
-  const res = await fetch(`${t.url}/metrics`);
+async function scrape(url = t.url): Promise<{ status: number; contentType: string | null; text: string }> {
+  const res = await fetch(`${url}/metrics`);
   return { status: res.status, contentType: res.headers.get("content-type"), text: await res.text() };
 }
 
@@ -57,20 +61,26 @@ describe("GET /metrics", () => {
     expect(text).toContain("# TYPE promotions_lua_script_duration_seconds histogram");
   });
 
-  it("counts RPCs by code, redemption outcomes by reason and Lua calls by script", async () => {
+  it.each<[string, () => string, Protocol]>([
+    ["Connect", () => t.url, "connect-json"],
+    ["gRPC on the grpc-js lane", () => t.url, "grpc"],
+    ["gRPC on the connect lane", () => connectLane.url, "grpc"],
+  ])("counts RPCs by code, redemption outcomes by reason and Lua calls by script (%s)", async (name, urlOf, protocol) => {
+    const url = urlOf();
+    const code = `METER-${name.replace(/\W+/g, "-").toUpperCase()}`;
     const promotions = client(PromotionService, t.url, tenant.key);
-    const redemptions = client(RedemptionService, t.url, tenant.key);
-    const created = (await promotions.createPromotion({ name: "Metered", code: "METER", effects: TEN_PERCENT, maxRedemptionsPerCustomer: 1n })).promotion as Promotion;
+    const redemptions = client(RedemptionService, url, tenant.key, protocol);
+    const created = (await promotions.createPromotion({ name: "Metered", code, effects: TEN_PERCENT, maxRedemptionsPerCustomer: 1n })).promotion as Promotion;
     await promotions.activatePromotion({ id: created.id });
 
-    const before = (await scrape()).text;
-    await redemptions.redeemPromotion({ code: "METER", customerId: "m1" });
-    expect(await refused(redemptions.redeemPromotion({ code: "METER", customerId: "m1" }))).toBe(Code.ResourceExhausted);
+    const before = (await scrape(url)).text;
+    await redemptions.redeemPromotion({ code, customerId: "m1" });
+    expect(await refused(redemptions.redeemPromotion({ code, customerId: "m1" }))).toBe(Code.ResourceExhausted);
     expect(await refused(redemptions.redeemPromotion({ code: "NO-SUCH-CODE", customerId: "m2" }))).toBe(Code.NotFound);
-    expect((await redemptions.validateCode({ code: "METER", customerId: "m3" })).valid).toBe(true);
-    expect(await refused(redemptions.redeemPromotion({ code: "METER", customerId: "" }))).toBe(Code.InvalidArgument);
-    expect(await refused(client(RedemptionService, t.url, null).validateCode({ code: "METER", customerId: "m4" }))).toBe(Code.Unauthenticated);
-    const after = (await scrape()).text;
+    expect((await redemptions.validateCode({ code, customerId: "m3" })).valid).toBe(true);
+    expect(await refused(redemptions.redeemPromotion({ code, customerId: "" }))).toBe(Code.InvalidArgument);
+    expect(await refused(client(RedemptionService, url, null, protocol).validateCode({ code, customerId: "m4" }))).toBe(Code.Unauthenticated);
+    const after = (await scrape(url)).text;
 
     const moved = (name: string, labels: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
     expect(moved("promotions_rpc_calls_total", { ...REDEEM, code: "ok" })).toBe(1);

@@ -8,10 +8,19 @@ import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.j
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { CustomerService } from "../../gen/promotions/v1/customer_service_pb.js";
 import { client, startTestApp, type TestApp } from "../support/app.js";
+import { grpcJsService } from "./support/clients.js";
 import { generatePythonStubs, runPythonClient, type PythonStubs } from "./support/python.js";
 
-/** Every gRPC lane of the server the Python client runs against: a name and the lane's URL. */
-const LANES: { lane: string; url: (t: TestApp) => string }[] = [{ lane: "connect-es", url: (t) => t.url }];
+/** Both gRPC lanes, on two servers over the same data: the grpc-js lane and a connect-node replica. */
+let connectLane: Awaited<ReturnType<TestApp["replica"]>>;
+const LANES: { lane: string; url: (t: TestApp) => string; served: (t: TestApp) => string[] }[] = [
+  { lane: "grpc-js", url: (t) => t.url, served: (t) => t.lanesServed() },
+  {
+    lane: "connect",
+    url: () => connectLane.url,
+    served: () => connectLane.lanesServed(),
+  },
+];
 
 /** A refusal as the Python client decoded it. */
 interface Refusal {
@@ -117,14 +126,15 @@ let t: TestApp;
 let stubs: PythonStubs;
 
 beforeAll(async () => {
-  [t, stubs] = await Promise.all([startTestApp("python_client"), generatePythonStubs()]);
+  [t, stubs] = await Promise.all([startTestApp("python_client", { GRPC_LANE: "grpc-js" }), generatePythonStubs()]);
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
 });
 afterAll(async () => {
   stubs?.remove();
   await t?.stop();
 });
 
-describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url }) => {
+describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url, served }) => {
   let run: PythonRun;
   let key: string;
 
@@ -292,5 +302,34 @@ describe.each(LANES)("a Python grpcio client on the $lane lane", ({ lane, url })
         },
       ],
     });
+  });
+
+  it("was answered by that lane (grpcio waits for the server's SETTINGS before its first call)", () => {
+    // The read-backs above go over Connect, which connect-node answers on either server.
+    expect(served(t)).toContain(lane);
+  });
+});
+
+describe("a grpc-js, a Python and a Connect client at once, against one server", () => {
+  it("are all served, the gRPC ones by the grpc-js lane and Connect by connect-node", async () => {
+    const { key } = await t.tenant("python-together");
+    const grpcJs = grpcJsService(new URL(t.url).host, ["promotions/v1/promotion_service.proto"], "promotions.v1.PromotionService");
+    const connect = client(PromotionService, t.url, key);
+    const before = t.logs().length;
+    try {
+      const [python, viaGrpcJs, viaConnect] = await Promise.all([
+        runPythonClient<PythonRun>(stubs, t.url, key),
+        Promise.all(Array.from({ length: 30 }, () => grpcJs.call<{ promotions: unknown[] }>("ListPromotions", {}, key))),
+        Promise.all(Array.from({ length: 30 }, () => connect.listPromotions({}))),
+      ]);
+      expect(python.health).toEqual({ status: "SERVING" });
+      expect(python.promotion.id).toMatch(UUID);
+      expect(viaGrpcJs.map((r) => r.error?.message ?? null)).toEqual(viaGrpcJs.map(() => null));
+      expect(viaConnect).toHaveLength(30);
+    } finally {
+      grpcJs.close();
+    }
+    const lanes = new Set(t.logs().slice(before).filter((l) => l.msg === "rpc").map((l) => l.lane));
+    expect([...lanes].sort()).toEqual(["connect", "grpc-js"]);
   });
 });

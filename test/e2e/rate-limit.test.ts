@@ -11,7 +11,8 @@ import { PromotionVersionService } from "../../gen/promotions/v1/promotion_versi
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
 import { decodeRetryInfo, RETRY_INFO_TYPE } from "../../src/api/retry-info.js";
-import { client, startTestApp, type Protocol, type TestApp } from "../support/app.js";
+import type { GrpcLane } from "../../src/config.js";
+import { client, LANES, startTestApp, type Protocol, type Replica, type TestApp } from "../support/app.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/redis-server.js";
 
 // Abuse limits through the real server: the per-key call rate of ValidateCode and
@@ -78,13 +79,17 @@ async function paced<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
-const redemptions = (key: string, protocol: Protocol = "connect-json") => client(RedemptionService, t.url, key, protocol);
+const redemptions = (key: string, protocol: Protocol = "connect-json", url = t.url) => client(RedemptionService, url, key, protocol);
+/** gRPC runs on both lanes: t's is grpc-js, a replica on the same data and Redis serves the connect-node lane. */
+let connectLane: Replica;
+const laneUrl = (lane: GrpcLane) => (lane === "connect" ? connectLane.url : t.url);
 const unknownCode = () => `NOPE-${randomBytes(6).toString("hex").toUpperCase()}`;
 /** Another key of the owner's organization: limits are per key, not per organization. */
 const freshKey = async (): Promise<Tenant> => t.tenant("rl-co");
 
 beforeAll(async () => {
-  t = await startTestApp("rate_limit", { RATE_LIMIT_PER_SECOND: "20", RATE_LIMIT_BURST: "20", MAX_BODY_BYTES: String(MAX_BODY_BYTES) });
+  t = await startTestApp("rate_limit", { GRPC_LANE: "grpc-js", RATE_LIMIT_PER_SECOND: "20", RATE_LIMIT_BURST: "20", MAX_BODY_BYTES: String(MAX_BODY_BYTES) });
+  connectLane = await t.replica({ GRPC_LANE: "connect" });
   owner = await t.tenant("rl-co");
   const promotions = client(PromotionService, t.url, owner.key);
   const created = (await promotions.createPromotion({ name: "Rate limited", code: CODE, effects: TEN_PERCENT })).promotion;
@@ -138,10 +143,10 @@ describe("per-key rate limit (ValidateCode, RedeemPromotion)", () => {
     expect((await redemptions(a.key).validateCode({ code: CODE, customerId: "after" })).valid).toBe(true);
   });
 
-  it("limits RedeemPromotion too, and a refused redeem redeems nothing", async () => {
+  it.each(LANES)("limits RedeemPromotion too, and a refused redeem redeems nothing (gRPC, %s lane)", async (lane) => {
     const a = await freshKey();
     const before = (await client(PromotionService, t.url, owner.key).getPromotion({ id: promotion.id })).promotion?.currentRedemptions ?? 0n;
-    const { ok, refused } = await burst(Array.from({ length: 40 }, (_, i) => () => redemptions(a.key, "grpc").redeemPromotion({ code: CODE, customerId: `r-${i}` })));
+    const { ok, refused } = await burst(Array.from({ length: 40 }, (_, i) => () => redemptions(a.key, "grpc", laneUrl(lane)).redeemPromotion({ code: CODE, customerId: `r-${i}` })));
     expect(ok).toBeGreaterThanOrEqual(20);
     expect(refused.length).toBeGreaterThan(0);
     expect(refused.every((r) => r.code === Code.ResourceExhausted && r.detail?.code === "rate_limited")).toBe(true);
@@ -149,9 +154,9 @@ describe("per-key rate limit (ValidateCode, RedeemPromotion)", () => {
     expect(after - before).toBe(BigInt(ok));
   });
 
-  it("over gRPC the hint is a google.rpc.RetryInfo detail and a retry-after-ms trailer", async () => {
+  it.each(LANES)("over gRPC the hint is a google.rpc.RetryInfo detail and a retry-after-ms trailer (%s lane)", async (lane) => {
     const a = await freshKey();
-    const { refused } = await burst(Array.from({ length: 80 }, (_, i) => () => redemptions(a.key, "grpc").validateCode({ code: CODE, customerId: `g-${i}` })));
+    const { refused } = await burst(Array.from({ length: 80 }, (_, i) => () => redemptions(a.key, "grpc", laneUrl(lane)).validateCode({ code: CODE, customerId: `g-${i}` })));
     expect(refused.length).toBeGreaterThan(0);
     const r = refused[0];
     expect(r?.detail?.code).toBe("rate_limited");
@@ -303,8 +308,12 @@ describe("size limits", () => {
     expect(simulated).toBeDefined();
   });
 
-  it.each<Protocol>(["connect-json", "grpc"])("refuses a body over MAX_BODY_BYTES with RESOURCE_EXHAUSTED (%s)", async (protocol) => {
-    const promotions = client(PromotionService, t.url, owner.key, protocol);
+  it.each<[Protocol, GrpcLane]>([
+    ["connect-json", "grpc-js"],
+    ["grpc", "grpc-js"],
+    ["grpc", "connect"],
+  ])("refuses a body over MAX_BODY_BYTES with RESOURCE_EXHAUSTED (%s, %s lane)", async (protocol, lane) => {
+    const promotions = client(PromotionService, laneUrl(lane), owner.key, protocol);
     const r = await refusal(promotions.createPromotion({ name: "Huge", effects: TEN_PERCENT, description: "x".repeat(MAX_BODY_BYTES + 1) }));
     expect(r.code).toBe(Code.ResourceExhausted);
     expect(r.message).toContain(String(MAX_BODY_BYTES));

@@ -7,20 +7,24 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/g
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { startServer } from "../../src/server/server.js";
 import { pino } from "pino";
+import type { GrpcLane } from "../../src/config.js";
+import { LANES } from "../support/app.js";
 import { SLOW_MS, startTestServer } from "./support/test-server.js";
 
-const transports: Record<string, (baseUrl: string) => Transport> = {
-  "Connect over HTTP/1.1": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1" }),
-  "Connect over h2c": (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2" }),
-  "gRPC over h2c": (baseUrl) => createGrpcTransport({ baseUrl }),
-  "gRPC-Web over HTTP/1.1": (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
-};
+/** Each protocol, and gRPC on both lanes (GRPC_LANE). */
+const transports: [string, (baseUrl: string) => Transport, GrpcLane][] = [
+  ["Connect over HTTP/1.1", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1" }), "connect"],
+  ["Connect over h2c", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2" }), "connect"],
+  ["gRPC over h2c, connect lane", (baseUrl) => createGrpcTransport({ baseUrl }), "connect"],
+  ["gRPC over h2c, grpc-js lane", (baseUrl) => createGrpcTransport({ baseUrl }), "grpc-js"],
+  ["gRPC-Web over HTTP/1.1", (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }), "connect"],
+];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("close()", () => {
-  it.each(Object.entries(transports))("lets an in-flight call over %s finish", async (_, transport) => {
-    const { server } = await startTestServer();
+  it.each(transports)("lets an in-flight call over %s finish", async (_, transport, lane) => {
+    const { server } = await startTestServer({ grpcLane: lane });
     const client = createClient(PromotionService, transport(server.url));
     await client.getPromotion({ id: "warm-up" }); // an idle keep-alive connection or h2 session exists too
     const call = client.getPromotion({ id: "slow" });
@@ -38,8 +42,8 @@ describe("close()", () => {
     await expect(client.getPromotion({ id: "late" })).rejects.toMatchObject({ code: Code.Unavailable });
   });
 
-  it("tells Watch callers NOT_SERVING and ends their streams, without waiting for the grace period", async () => {
-    const { server } = await startTestServer({ shutdownGraceMs: 30_000 });
+  it.each(LANES)("tells Watch callers NOT_SERVING and ends their streams, without waiting for the grace period (%s lane)", async (lane) => {
+    const { server } = await startTestServer({ shutdownGraceMs: 30_000, grpcLane: lane });
     const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
     const seen: Status[] = [];
     const watching = (async () => {
@@ -53,8 +57,8 @@ describe("close()", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it("cuts off a call that outlives the grace period, and the handler sees UNAVAILABLE", async () => {
-    const { server, observed } = await startTestServer({ shutdownGraceMs: 300 });
+  it.each(LANES)("cuts off a call that outlives the grace period, and the handler sees UNAVAILABLE (%s lane)", async (lane) => {
+    const { server, observed } = await startTestServer({ shutdownGraceMs: 300, grpcLane: lane });
     const client = createClient(PromotionService, createGrpcTransport({ baseUrl: server.url }));
     const outcome = client.getPromotion({ id: "wait" }).then(() => undefined, (err: unknown) => ConnectError.from(err));
     await sleep(100);

@@ -5,7 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { Writable } from "node:stream";
 import { startApp, type App } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
+import { GRPC_LANES, loadConfig, type GrpcLane } from "../../src/config.js";
 import { ApiKeyStore, type Scope } from "../../src/store/api-keys.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
@@ -17,13 +17,33 @@ export interface TestApp {
   logs(): Record<string, unknown>[];
   /** Raw log text, for greps (e.g. that no key ever appears). */
   rawLogs(): string;
+  /** The gRPC lane this server runs (GRPC_LANE; grpc-js unless `env` or TEST_GRPC_LANE say otherwise). */
+  lane: GrpcLane;
+  /**
+   * Another server on the same database and Redis prefix (a replica), with `env` on top of this
+   * one's: e.g. `{ GRPC_LANE: "connect" }` to drive both lanes against the same data. Stopped by stop().
+   */
+  replica(env: Record<string, string>): Promise<Replica>;
+  /** The lanes that answered RPCs, from the log lines (`lane` field), each once. */
+  lanesServed(): string[];
   /** A new organization with one key per requested scope set. */
   tenant(slug: string, scopes?: Scope[]): Promise<{ organizationId: string; key: string; keyId: string }>;
   stop(): Promise<void>;
 }
 
-export async function startTestApp(label: string, env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase(label);
+/** A second server on a TestApp's data (TestApp.replica). */
+export interface Replica {
+  app: App;
+  url: string;
+  lane: GrpcLane;
+  logs(): Record<string, unknown>[];
+  lanesServed(): string[];
+}
+
+/** Both gRPC lanes (GRPC_LANE values), for describe.each. */
+export const LANES: readonly GrpcLane[] = GRPC_LANES;
+
+function logSink(): { sink: Writable; lines: string[] } {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -31,22 +51,44 @@ export async function startTestApp(label: string, env: Record<string, string> = 
       done();
     },
   });
+  return { sink, lines };
+}
+
+const parsed = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+const lanesIn = (logs: Record<string, unknown>[]) => [...new Set(logs.filter((l) => l.msg === "rpc").map((l) => String(l.lane)))].sort();
+
+export async function startTestApp(label: string, env: Record<string, string> = {}): Promise<TestApp> {
+  const db = await createTestDatabase(label);
+  const { sink, lines } = logSink();
   // Each test file gets its own database and its own Redis key prefix.
-  const config = loadConfig({
+  const base = {
     DATABASE_URL: db.url,
     PORT: "0",
     LOG_LEVEL: "info",
     AUTH_CACHE_TTL_MS: "0",
     REDIS_KEY_PREFIX: `test:${db.name}:`,
+    // TEST_GRPC_LANE=grpc-js runs a suite's gRPC calls on the grpc-js lane where the test names none.
+    ...(process.env.TEST_GRPC_LANE ? { GRPC_LANE: process.env.TEST_GRPC_LANE } : {}),
     ...env,
-  });
+  };
+  const config = loadConfig(base);
   const app = await startApp(config, pino({ level: "info" }, sink));
+  const replicas: App[] = [];
   return {
     app,
     db,
     url: app.server.url,
-    logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    lane: config.grpcLane,
+    logs: () => parsed(lines),
     rawLogs: () => lines.join("\n"),
+    lanesServed: () => lanesIn(parsed(lines)),
+    async replica(extra) {
+      const own = logSink();
+      const replicaConfig = loadConfig({ ...base, ...extra });
+      const replica = await startApp(replicaConfig, pino({ level: "info" }, own.sink));
+      replicas.push(replica);
+      return { app: replica, url: replica.server.url, lane: replicaConfig.grpcLane, logs: () => parsed(own.lines), lanesServed: () => lanesIn(parsed(own.lines)) };
+    },
     async tenant(slug, scopes = ["read", "write", "redeem"]) {
       const keys = new ApiKeyStore(app.orm.em.fork());
       const org = await keys.ensureOrganization(slug);
@@ -54,6 +96,7 @@ export async function startTestApp(label: string, env: Record<string, string> = 
       return { organizationId: org.id, key, keyId: id };
     },
     async stop() {
+      await Promise.all(replicas.map((r) => r.close()));
       await app.close();
       await db.drop();
     },

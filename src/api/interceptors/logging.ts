@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../../observability/logger.js";
-import { principalKey, requestIdKey } from "../context-keys.js";
+import { laneKey, principalKey, requestIdKey } from "../context-keys.js";
 import { toConnectError } from "../errors.js";
 
 // One JSON log line per call (method, code, duration, organization, request id), and the single
@@ -14,6 +14,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     const line = () => ({
       method: `/${req.service.typeName}/${req.method.name}`,
       request_id: req.contextValues.get(requestIdKey),
+      lane: req.contextValues.get(laneKey),
       organization: req.contextValues.get(principalKey)?.organizationId ?? null,
       duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
     });
