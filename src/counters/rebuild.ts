@@ -11,10 +11,16 @@ import type { Counters } from "./counters.js";
 // it, a stalled holder outlives it): each rebuild counts under an epoch of its own, and switch.lua
 // installs only a complete stage of an epoch newer than the live one. So its TTL is short and its
 // holder renews it while it works: a holder that stalls or dies stops blocking the others within
-// REBUILD_LOCK_MS of Redis answering again.
+// REBUILD_LOCK_MS of Redis answering again, and one whose count never returns stops renewing after
+// MAX_RENEWED_MS.
 
 /** How long a rebuild lock outlives its last renewal. */
 export const REBUILD_LOCK_MS = 2_000;
+/**
+ * How long a holder renews it at most. A count that has not come back by then is stuck (its
+ * Postgres calls hang): the lock lapses REBUILD_LOCK_MS later and another process rebuilds.
+ */
+export const MAX_RENEWED_MS = 10_000;
 /** How often the holder renews it. */
 const RENEW_EVERY_MS = 500;
 /** How long a caller that found the lock taken waits before trying its script again. */
@@ -31,7 +37,12 @@ export async function rebuildCounters(counters: RebuildCounters, promotionId: st
     await new Promise((r) => setTimeout(r, LOCKED_OUT_WAIT_MS));
     return;
   }
-  const renew = setInterval(() => void counters.extendRebuildLock(promotionId, token, REBUILD_LOCK_MS).catch(() => false), RENEW_EVERY_MS);
+  const lockedAt = Date.now();
+  const renew = setInterval(() => {
+    // A holder stuck longer than this (its Postgres calls hang) must not block the others for good.
+    if (Date.now() - lockedAt >= MAX_RENEWED_MS) return clearInterval(renew);
+    void counters.extendRebuildLock(promotionId, token, REBUILD_LOCK_MS).catch(() => false);
+  }, RENEW_EVERY_MS);
   try {
     if (await counters.isHydrated(promotionId)) return;
     for (let attempt = 0; attempt < INSTALL_ATTEMPTS; attempt++) {

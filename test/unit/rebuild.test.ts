@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { InstallResult } from "../../src/counters/counters.js";
-import { REBUILD_LOCK_MS, rebuildCounters } from "../../src/counters/rebuild.js";
+import { MAX_RENEWED_MS, REBUILD_LOCK_MS, rebuildCounters } from "../../src/counters/rebuild.js";
 import type { Rebuilt } from "../../src/store/ledger.js";
 
 // rebuildCounters' decisions, against a scripted counters face: the real scripts are proven in
@@ -8,7 +8,7 @@ import type { Rebuilt } from "../../src/store/ledger.js";
 
 const P = "00000000-0000-4000-8000-0000000000b1";
 
-function face(installs: InstallResult[], opts: { locked?: boolean; hydrated?: boolean; countMs?: number } = {}) {
+function face(installs: InstallResult[], opts: { locked?: boolean; hydrated?: boolean; countMs?: number; countHangs?: boolean } = {}) {
   const calls: string[] = [];
   let epoch = 10n;
   return {
@@ -22,6 +22,7 @@ function face(installs: InstallResult[], opts: { locked?: boolean; hydrated?: bo
       raiseFloor: (_p: string, e: bigint) => void calls.push(`floor ${e}`),
     },
     count: async (): Promise<Rebuilt> => {
+      if (opts.countHangs) await new Promise(() => undefined);
       if (opts.countMs) await new Promise((r) => setTimeout(r, opts.countMs));
       epoch++;
       calls.push(`count ${epoch}`);
@@ -71,5 +72,19 @@ describe("rebuildCounters", () => {
     expect(calls.filter((c) => c.startsWith("extend"))).toEqual([`extend ${REBUILD_LOCK_MS}`, `extend ${REBUILD_LOCK_MS}`, `extend ${REBUILD_LOCK_MS}`]);
     await vi.advanceTimersByTimeAsync(5_000);
     expect(calls.filter((c) => c.startsWith("extend"))).toHaveLength(3);
+  });
+
+  it("stops renewing after MAX_RENEWED_MS when its count never returns, so another process can rebuild", async () => {
+    // Seen in test/e2e/fault-schedule.test.ts: after a Postgres restart one replica's queries hung
+    // for good; its rebuild renewed the lock for as long as it waited (9 minutes and counting), and
+    // every call to the promotion on every replica answered counters_busy.
+    vi.useFakeTimers();
+    const { calls, counters, count } = face([], { countHangs: true });
+    void rebuildCounters(counters, P, count);
+    await vi.advanceTimersByTimeAsync(MAX_RENEWED_MS + 60_000);
+    const extends_ = calls.filter((c) => c.startsWith("extend")).length;
+    expect(extends_).toBeLessThanOrEqual(Math.ceil(MAX_RENEWED_MS / 500));
+    expect(extends_).toBeGreaterThan(0);
+    expect(MAX_RENEWED_MS).toBeLessThanOrEqual(10_000);
   });
 });
