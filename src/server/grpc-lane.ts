@@ -97,6 +97,7 @@ export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
         // grpc-js hands the first interceptor its base call, which holds the HTTP/2 stream.
         const stream = (call as unknown as { stream?: unknown }).stream;
         if (isServerStream(stream)) opts.connections.laneStream(stream);
+        settleOwnAnswers(call, opts.logger);
         return call as grpc.ServerInterceptingCall;
       },
     ],
@@ -115,6 +116,75 @@ export function startGrpcLane(opts: GrpcLaneOptions): GrpcLane {
       server.forceShutdown();
     },
   };
+}
+
+/** A status as grpc-js's calls send it. */
+interface LaneStatus {
+  code: grpc.status;
+  details: string;
+  metadata?: grpc.Metadata | null;
+}
+
+/** The two methods of grpc-js's base call that its own refusals pass through. */
+interface BaseCall {
+  sendStatus?: (status: LaneStatus) => void;
+  decompressMessage?: (message: Buffer, encoding: string) => Buffer | Promise<Buffer>;
+}
+
+/**
+ * grpc-js answers some requests itself, before any handler: a stream that ends inside a message, a
+ * second message on a unary call, a declared length over its limit, a body it cannot inflate, its
+ * own deadline timer. Those answers get the ErrorDetail and the code the Connect lane gives them
+ * (wire-answers.ts), so every error carries one on both lanes. They all go through the base call's
+ * own `sendStatus`, which grpc-js calls as a method of the object (checked against grpc-js 1.14:
+ * server-interceptors.ts, BaseServerInterceptingCall), so this call's method is wrapped. A message
+ * flagged compressed on a call that names no grpc-encoding is refused too (grpc-js reads it as
+ * plain bytes; the gRPC spec makes it a protocol error, and connect-node refuses it).
+ */
+function settleOwnAnswers(call: object, logger: Logger): void {
+  const base = call as BaseCall;
+  const send = base.sendStatus?.bind(call);
+  if (send) base.sendStatus = (status) => send(settledStatus(status, logger));
+  const inflate = base.decompressMessage?.bind(call);
+  if (inflate) {
+    base.decompressMessage = (message, encoding) =>
+      message.readUInt8(0) === 1 && encoding === "identity"
+        ? Promise.reject({ code: grpc.status.INVALID_ARGUMENT, details: "the request message is flagged compressed, but the call names no grpc-encoding" })
+        : inflate(message, encoding);
+  }
+}
+
+/** `status` with an ErrorDetail (and the Connect lane's code); unchanged when it has one. */
+function settledStatus(status: LaneStatus, logger: Logger): LaneStatus {
+  if (status.code === grpc.status.OK || (status.metadata?.get("grpc-status-details-bin").length ?? 0) > 0) return status;
+  const details = typeof status.details === "string" ? status.details : "";
+  const [code, detail, message] = ownAnswer(status.code, details);
+  if (code === Code.Internal) logger.error({ grpcStatus: status.code, details }, "grpc-js answered a call with an internal error");
+  const error = withErrorDetail(new ConnectError(message, code), detail, message);
+  const metadata = status.metadata?.clone() ?? new grpc.Metadata();
+  const bytes = statusBytes(error);
+  metadata.set("grpc-status-details-bin", Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}
+
+/** The code, detail and message of an answer grpc-js made itself. */
+function ownAnswer(grpcCode: unknown, details: string): [Code, { code: string; message?: string }, string] {
+  // A body that does not inflate rejects with zlib's Error, whose `code` is a string.
+  if (typeof grpcCode !== "number") return [Code.InvalidArgument, { code: "malformed_body" }, `the request body could not be inflated (${details || String(grpcCode)})`];
+  const code = grpcCode as Code;
+  if (code === Code.ResourceExhausted) return [code, { code: "body_too_large" }, `the request is larger than this server accepts (${details})`];
+  if (code === Code.DeadlineExceeded) return [code, { code: "deadline_exceeded", message: "the call's deadline passed before it finished" }, details];
+  if (code === Code.Unimplemented && /^Received no request message|^No message received/i.test(details)) {
+    return [Code.InvalidArgument, { code: "malformed_body" }, "the request ended before its message was complete"];
+  }
+  if (code === Code.Unimplemented && /second request message/.test(details)) return [code, { code: "malformed_body" }, "a unary call takes exactly one request message"];
+  if (code === Code.Unimplemented && /unsupported encoding/.test(details)) return [code, { code: "unsupported_encoding" }, details];
+  if (code === Code.InvalidArgument) return [code, { code: "malformed_body" }, details];
+  if (code === Code.Internal && /^Invalid grpc-timeout/.test(details)) return [Code.InvalidArgument, { code: "invalid_timeout" }, details];
+  if (code === Code.Internal && /^Failed to decompress message/.test(details)) return [Code.InvalidArgument, { code: "malformed_body" }, "the request body could not be inflated"];
+  if (code === Code.Internal && /^Error deserializing request/.test(details)) return [Code.InvalidArgument, { code: "malformed_body" }, details];
+  if (code === Code.Internal || code === Code.Unknown) return [Code.Internal, { code: "internal", message: "internal error; it has been logged" }, "internal error; it has been logged"];
+  return [code, { code: Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase() }, details];
 }
 
 function isServerStream(value: unknown): value is http2.ServerHttp2Stream {

@@ -168,7 +168,7 @@ describe("hostile input", () => {
     const after = await takeSnapshot(t, redis);
     expect(snapshotDiff(before, after)).toEqual([]);
     expect(after).toEqual(before);
-  }, 120_000);
+  }, 240_000);
 
   it("answers random and mutated messages with a proper code, and touches nothing outside the caller's tenant", async () => {
     const others = new Set([sandbox.organizationId]);
@@ -204,7 +204,7 @@ describe("hostile input", () => {
     const after = withoutOrganizations(await takeSnapshot(t, redis), others);
     expect(snapshotDiff(before, after)).toEqual([]);
     expect(after).toEqual(before);
-  }, 120_000);
+  }, 240_000);
 
   // connect-es raises its binary parse error as INTERNAL before any interceptor runs;
   // src/api/wire-answers.ts rewrites exactly those answers where the handlers are built.

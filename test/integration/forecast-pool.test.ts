@@ -202,7 +202,9 @@ describe("ForecastPool", () => {
   });
 
   it("terminates a worker that does not stop within the grace period and runs the next forecast on a replacement", async () => {
-    await seedTenant(8, 3_000);
+    // Enough subscriptions that the forecast is still running when it is cancelled, on a quiet
+    // machine too (3,000 were priced within the 100 ms the test waited, and nothing was terminated).
+    await seedTenant(8, 20_000);
     // No grace at all: a running forecast cannot confirm in time, so its worker is always terminated.
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, new Writable({ write: (chunk: Buffer, _enc, done) => (warnings.push(String((JSON.parse(chunk.toString()) as { msg: string }).msg)), done()) }));
@@ -215,7 +217,8 @@ describe("ForecastPool", () => {
         () => "finished",
         (e: unknown) => e,
       );
-      await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 500 && strict.state().running === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
       abort.abort(new Error("caller left"));
       expect(await cancelled).toMatchObject({ message: "caller left" });
       for (let i = 0; i < 100 && strict.state().running > 0; i++) await new Promise((r) => setTimeout(r, 10));

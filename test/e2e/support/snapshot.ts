@@ -67,12 +67,15 @@ export function withoutOrganizations(s: Snapshot, orgIds: ReadonlySet<string>): 
   const parse = (row: string) => JSON.parse(row) as Record<string, unknown>;
   const ownerOf = (table: string, row: Record<string, unknown>): unknown => (table === "organizations" ? row.id : row.organization_id);
   const theirApplications = new Set((s.tables.invoice_applications ?? []).map(parse).filter((r) => orgIds.has(String(r.organization_id))).map((r) => String(r.id)));
+  // A delivery attempt is the tenant's through its delivery (webhook_attempts has no organization_id).
+  const theirDeliveries = new Set((s.tables.webhook_deliveries ?? []).map(parse).filter((r) => orgIds.has(String(r.organization_id))).map((r) => String(r.id)));
   const theirPromotions = new Set((s.tables.promotions ?? []).map(parse).filter((r) => orgIds.has(String(r.organization_id))).map((r) => String(r.id)));
   const tables: Record<string, string[]> = {};
   for (const [table, rows] of Object.entries(s.tables)) {
     tables[table] = rows.filter((text) => {
       const row = parse(text);
       if (orgIds.has(String(ownerOf(table, row)))) return false;
+      if (typeof row.delivery_id === "string" && theirDeliveries.has(row.delivery_id)) return false;
       return !(typeof row.application_id === "string" && theirApplications.has(row.application_id));
     });
   }
