@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -18,6 +19,7 @@ import { Redis } from "ioredis";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
+import { WebhookService } from "../../gen/promotions/v1/webhook_service_pb.js";
 import { openOrm } from "../../src/store/orm.js";
 import { client } from "../support/app.js";
 import { ADMIN_URL } from "../support/database.js";
@@ -138,10 +140,19 @@ export async function benchRedeem(): Promise<RedeemBench> {
     });
 
     const compare = COMPARE_DIR === "" ? null : await startCompared(children, databases, run, redisPrefix);
+    // Issue 14: a webhook receiver that sleeps 30 s before answering, subscribed to every
+    // redemption.created of a server of its own (same code and settings, its own database): its
+    // redeems are measured in the same turns as the grpc-js lane's, so the p99s can be compared.
+    // The control is the same with a receiver that answers at once, so both pay the same fan-out
+    // (a delivery and a job per event) and only the sleeping differs.
+    const sleeper = await startReceiver(30_000);
+    const answerer = await startReceiver(0);
+    const hooked = await startHooked(children, databases, run, redisPrefix, sleeper.url, "sleeping");
+    const answered = await startHooked(children, databases, run, redisPrefix, answerer.url, "answering");
 
     const load = loadClient(real.url, key);
     const connectLoad = loadClient(connectLane.url, key);
-    const [floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, compareFloor, compareRedeem] = await measureInTurns([
+    const [floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, redeemHooked, redeemAnswered, compareFloor, compareRedeem] = await measureInTurns([
       { label: "floor (grpc-js lane)", serverPid: real.child.pid, call: healthCall(load) },
       { label: "floor (connect lane)", serverPid: connectLane.child.pid, call: healthCall(connectLoad) },
       { label: "ValidateCode (grpc-js lane)", serverPid: real.child.pid, call: validateCall(load, `v-${run}`) },
@@ -149,6 +160,8 @@ export async function benchRedeem(): Promise<RedeemBench> {
       { label: "RedeemPromotion (grpc-js lane)", serverPid: real.child.pid, call: redeemCall(load, hot.id, `r-${run}`) },
       { label: "RedeemPromotion (connect lane)", serverPid: connectLane.child.pid, call: redeemCall(connectLoad, hot.id, `rc-${run}`) },
       { label: "baseline", serverPid: baselineServer.child.pid, call: redeemCall(loadClient(baselineServer.url, key), hot.id, `b-${run}`) },
+      { label: "RedeemPromotion, webhook receiver sleeping 30 s", serverPid: hooked.server.child.pid, call: redeemCall(loadClient(hooked.server.url, hooked.key), hooked.hotId, `h-${run}`) },
+      { label: "RedeemPromotion, webhook receiver answering at once", serverPid: answered.server.child.pid, call: redeemCall(loadClient(answered.server.url, answered.key), answered.hotId, `a-${run}`) },
       ...(compare
         ? [
             { label: `floor of ${COMPARE_DIR}`, serverPid: compare.server.child.pid, call: healthCall(loadClient(compare.server.url, compare.key)) },
@@ -156,7 +169,12 @@ export async function benchRedeem(): Promise<RedeemBench> {
           ]
         : []),
     ]);
-    if (!floor || !floorConnect || !validate || !validateConnect || !redeem || !redeemConnect || !baseline) throw new Error("a row was not measured");
+    if (!floor || !floorConnect || !validate || !validateConnect || !redeem || !redeemConnect || !baseline || !redeemHooked || !redeemAnswered) throw new Error("a row was not measured");
+    const hookedAttempts = await count(hooked.dbUrl, `select count(*) as n from webhook_attempts`, []);
+    const hookedEvents = await count(hooked.dbUrl, `select count(*) as n from events where type = 'redemption.created'`, []);
+    const answeredAttempts = await count(answered.dbUrl, `select count(*) as n from webhook_attempts where status = 'SUCCEEDED'`, []);
+    process.stdout.write(`\nsleeping receiver: ${sleeper.received()} requests received, ${hookedAttempts} attempts logged, ${hookedEvents} redemption.created events\n`);
+    process.stdout.write(`answering receiver: ${answerer.received()} requests received, ${answeredAttempts} attempts succeeded\n`);
 
     const ledger = await count(db.url, `select count(*) as n from redemptions where promotion_id = ? and status = 'ACTIVE'`, [hot.id]);
     const counted = promo(await promotions.getPromotion({ id: hot.id })).currentRedemptions;
@@ -166,6 +184,10 @@ export async function benchRedeem(): Promise<RedeemBench> {
     await children.stop(connectLane.child);
     await children.stop(baselineServer.child);
     if (compare) await children.stop(compare.server.child);
+    await children.stop(hooked.server.child);
+    await children.stop(answered.server.child);
+    sleeper.close();
+    answerer.close();
 
     // The same service with WORKERS=2 on the same database and Redis. One HTTP/2 connection stays
     // on one worker, so these rows (and a 1-worker row to compare with) spread calls over
@@ -194,7 +216,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     process.stdout.write("\nverification after the run\n");
     for (const c of checks) process.stdout.write(`  ${c.ok ? "ok      " : "MISMATCH"} ${c.what}: ${c.actual} (expected ${c.expected})\n`);
 
-    const phases = { floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, redeemSpread1, floor2, redeem2, ...(compareFloor && compareRedeem ? { compareFloor, compareRedeem } : {}) };
+    const phases = { floor, floorConnect, validate, validateConnect, redeem, redeemConnect, baseline, redeemHooked, redeemAnswered, redeemSpread1, floor2, redeem2, ...(compareFloor && compareRedeem ? { compareFloor, compareRedeem } : {}) };
     const errors = Object.entries(phases).filter(([, m]) => m.errors > 0);
     for (const [name, m] of errors) process.stdout.write(`\n${name}: ${m.errors} failed calls\n${Object.entries(m.errorKinds).map(([k, n]) => `  ${n} × ${k}`).join("\n")}\n`);
 
@@ -227,6 +249,8 @@ export async function benchRedeem(): Promise<RedeemBench> {
       },
       { ...onConnect("RedeemPromotion, Redis Lua + ledger, connect lane", redeemConnect), "redeem/baseline": redeemConnect.callsPerSecond / baseline.callsPerSecond },
       row("RedeemPromotion, Postgres row lock (baseline)", baseline),
+      row("RedeemPromotion, grpc-js lane, webhook receiver answering at once", redeemAnswered),
+      { ...row("RedeemPromotion, grpc-js lane, webhook receiver sleeping 30 s", redeemHooked), "sleeping p99 / answering p99": redeemHooked.p99Ms / redeemAnswered.p99Ms },
       ...(compareFloor && compareRedeem
         ? [
             { ...row(`Health/Check (floor) of ${COMPARE_DIR}`, compareFloor), "× floor": 1 },
@@ -259,6 +283,8 @@ export async function benchRedeem(): Promise<RedeemBench> {
           validateGrpcJsLaneVsConnectLane: validate.callsPerSecond / validateConnect.callsPerSecond,
           connectLaneRedeemVsBaseline: redeemConnect.callsPerSecond / baseline.callsPerSecond,
           redeemTwoWorkersVsOne: redeem2.callsPerSecond / redeemSpread1.callsPerSecond,
+          // Issue 14: ≈ 1 (a receiver that sleeps 30 s does not move redeem's p99).
+          sleepingReceiverRedeemP99OverAnsweringP99: redeemHooked.p99Ms / redeemAnswered.p99Ms,
           ...(compareFloor && compareRedeem
             ? {
                 compareDir: COMPARE_DIR,
@@ -278,6 +304,57 @@ export async function benchRedeem(): Promise<RedeemBench> {
     await dropDatabases(databases);
     await deleteRedisKeys(redisPrefix);
   }
+}
+
+/** An HTTP receiver that answers 200 after `delayMs` (30 s is longer than an attempt may take). */
+async function startReceiver(delayMs: number): Promise<{ url: string; received: () => number; close: () => void }> {
+  let received = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const server = http.createServer((req, res) => {
+    received++;
+    req.resume();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      res.end("ok");
+    }, delayMs);
+    timers.add(timer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("the receiver has no port");
+  return {
+    url: `http://127.0.0.1:${address.port}/hook`,
+    received: () => received,
+    close: () => {
+      for (const timer of timers) clearTimeout(timer);
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** This checkout's server on a database of its own, with the hot promotion and a webhook endpoint for every redemption.created at `receiverUrl`. */
+async function startHooked(children: Children, databases: string[], run: string, redisPrefix: string, receiverUrl: string, name: string): Promise<{ server: Started; key: string; hotId: string; dbUrl: string }> {
+  const db = databaseUrl(`promotions_bench_${name}_${run}`);
+  databases.push(db.name);
+  const env = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: `${redisPrefix}${name}:`, LOG_LEVEL: "warn", HOST: "127.0.0.1", GRPC_LANE: "grpc-js", WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true" };
+  const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], env));
+  const server = await startChild(children, `promotions service with a ${name} webhook receiver`, ["src/main.ts", "serve"], env);
+  await client(WebhookService, server.url, key, "grpc").createWebhookEndpoint({ url: receiverUrl, eventTypes: ["redemption.created"], description: `bench: ${name} receiver` });
+  const promotions = client(PromotionService, server.url, key, "grpc");
+  const created = promo(
+    await promotions.createPromotion({
+      name: "Bench hot promotion",
+      code: HOT_CODE,
+      currency: "USD",
+      effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
+      maxRedemptions: MAX_REDEMPTIONS,
+      maxRedemptionsPerCustomer: 1n,
+      maxBudget: MAX_BUDGET,
+    }),
+  );
+  const hot = promo(await promotions.activatePromotion({ id: created.id }));
+  return { server, key, hotId: hot.id, dbUrl: db.url };
 }
 
 /** The other checkout's server, on a database and Redis prefix of its own, with the same hot promotion. */
