@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Promotion } from "../../gen/promotions/v1/promotion_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { RedemptionService } from "../../gen/promotions/v1/redemption_service_pb.js";
 import { WebhookService } from "../../gen/promotions/v1/webhook_service_pb.js";
@@ -113,18 +114,7 @@ export async function benchRedeem(): Promise<RedeemBench> {
     const connectLane = await startChild(children, "promotions service, GRPC_LANE=connect", ["src/main.ts", "serve"], { ...serverEnv, GRPC_LANE: "connect" });
 
     const promotions = client(PromotionService, real.url, key, "grpc");
-    const created = promo(
-      await promotions.createPromotion({
-        name: "Bench hot promotion",
-        code: HOT_CODE,
-        currency: "USD",
-        effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
-        maxRedemptions: MAX_REDEMPTIONS,
-        maxRedemptionsPerCustomer: 1n,
-        maxBudget: MAX_BUDGET,
-      }),
-    );
-    const hot = promo(await promotions.activatePromotion({ id: created.id }));
+    const hot = await createHotPromotion(real.url, key);
 
     // The baseline: same request, same client code, limits held by a Postgres row lock. Both
     // servers run side by side and the rows are measured in turns (measureInTurns).
@@ -306,6 +296,23 @@ export async function benchRedeem(): Promise<RedeemBench> {
   }
 }
 
+/** The hot promotion every redeem row calls: active, effectively unlimited, one per customer. */
+async function createHotPromotion(url: string, key: string): Promise<Promotion> {
+  const promotions = client(PromotionService, url, key, "grpc");
+  const created = promo(
+    await promotions.createPromotion({
+      name: "Bench hot promotion",
+      code: HOT_CODE,
+      currency: "USD",
+      effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
+      maxRedemptions: MAX_REDEMPTIONS,
+      maxRedemptionsPerCustomer: 1n,
+      maxBudget: MAX_BUDGET,
+    }),
+  );
+  return promo(await promotions.activatePromotion({ id: created.id }));
+}
+
 /** An HTTP receiver that answers 200 after `delayMs` (30 s is longer than an attempt may take). */
 async function startReceiver(delayMs: number): Promise<{ url: string; received: () => number; close: () => void }> {
   let received = 0;
@@ -341,19 +348,7 @@ async function startHooked(children: Children, databases: string[], run: string,
   const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], env));
   const server = await startChild(children, `promotions service with a ${name} webhook receiver`, ["src/main.ts", "serve"], env);
   await client(WebhookService, server.url, key, "grpc").createWebhookEndpoint({ url: receiverUrl, eventTypes: ["redemption.created"], description: `bench: ${name} receiver` });
-  const promotions = client(PromotionService, server.url, key, "grpc");
-  const created = promo(
-    await promotions.createPromotion({
-      name: "Bench hot promotion",
-      code: HOT_CODE,
-      currency: "USD",
-      effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
-      maxRedemptions: MAX_REDEMPTIONS,
-      maxRedemptionsPerCustomer: 1n,
-      maxBudget: MAX_BUDGET,
-    }),
-  );
-  const hot = promo(await promotions.activatePromotion({ id: created.id }));
+  const hot = await createHotPromotion(server.url, key);
   return { server, key, hotId: hot.id, dbUrl: db.url };
 }
 
@@ -364,19 +359,7 @@ async function startCompared(children: Children, databases: string[], run: strin
   const env = { DATABASE_URL: db.url, REDIS_KEY_PREFIX: `${redisPrefix}compare:`, LOG_LEVEL: "warn", HOST: "127.0.0.1" };
   const key = lastLine(await runToEnd(children, ["src/main.ts", "keys", "create", "--org", "bench", "--scopes", "read,write,redeem"], env, COMPARE_DIR));
   const server = await startChild(children, `promotions service of ${COMPARE_DIR}`, ["src/main.ts", "serve"], env, COMPARE_DIR);
-  const promotions = client(PromotionService, server.url, key, "grpc");
-  const created = promo(
-    await promotions.createPromotion({
-      name: "Bench hot promotion",
-      code: HOT_CODE,
-      currency: "USD",
-      effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }],
-      maxRedemptions: MAX_REDEMPTIONS,
-      maxRedemptionsPerCustomer: 1n,
-      maxBudget: MAX_BUDGET,
-    }),
-  );
-  const hot = promo(await promotions.activatePromotion({ id: created.id }));
+  const hot = await createHotPromotion(server.url, key);
   return { server, key, hotId: hot.id };
 }
 
