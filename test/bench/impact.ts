@@ -2,16 +2,14 @@
 // floor measured in the same run: streaming the same subscriptions out of Postgres without pricing
 // them. Then, in turns, health-check latency with the server idle and while such a forecast runs on
 // its worker thread (src/promotions/forecast-pool.ts): the forecast must not delay other calls.
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
-import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { BillingContextStore } from "../../src/store/billing-context-store.js";
 import { openOrm } from "../../src/store/orm.js";
 import { client } from "../support/app.js";
 import { createTestDatabase } from "../support/database.js";
-import { seedSubscriptions } from "../support/forecast-seed.js";
+import { createForecastPromotion, seedSubscriptions } from "../support/forecast-seed.js";
 import { provisionKey, startServerProcess } from "../support/server-process.js";
 import { GrpcLoadClient } from "./grpc-load.js";
 import type { Row } from "./table.js";
@@ -71,21 +69,9 @@ export async function benchImpact(): Promise<Row[]> {
     for await (const batch of new BillingContextStore(orm.em.fork()).billableSubscriptions(tenant.organizationId)) streamed += batch.length;
     const floorMs = performance.now() - floorStart;
 
-    const { promotion } = await client(PromotionService, server.url, tenant.key, "grpc").createPromotion({
-      name: "Enterprise ladder",
-      archetype: 3,
-      isPhased: true,
-      currency: "USD",
-      maxBudget: 50_000_000n,
-      conditions: [{ kind: { case: "customerSegments", value: { anyOf: ["enterprise"] } } }],
-      validFrom: timestampFromDate(new Date("2026-01-01T00:00:00Z")),
-      phases: [
-        { name: "Intro", duration: PhaseDuration.REPEATING, cycles: 3, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 2000 } } }] },
-        { name: "After", duration: PhaseDuration.FOREVER, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] },
-      ],
-    });
+    const promotionId = await createForecastPromotion(server.url, tenant.key);
     const simulation = client(SimulationService, server.url, tenant.key, "grpc");
-    const forecastOnce = () => simulation.simulatePromotionImpact({ promotionId: promotion?.id ?? "", periods: PERIODS }, { timeoutMs: 1_800_000 });
+    const forecastOnce = () => simulation.simulatePromotionImpact({ promotionId, periods: PERIODS }, { timeoutMs: 1_800_000 });
 
     // How soon the worker is free again after a caller gives up: a forecast of a 30-subscription
     // tenant on an idle worker, against the same started right after a 100,000-subscription one
@@ -128,7 +114,7 @@ export async function benchImpact(): Promise<Row[]> {
     const afterStop = async (how: "deadline" | "cancel"): Promise<number> => {
       const abort = new AbortController();
       const big = simulation.simulatePromotionImpact(
-        { promotionId: promotion?.id ?? "", periods: PERIODS },
+        { promotionId, periods: PERIODS },
         how === "deadline" ? { timeoutMs: 1_000 } : { signal: abort.signal, timeoutMs: 600_000 },
       );
       if (how === "cancel") setTimeout(() => abort.abort(), 1_000);

@@ -1,17 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorDetailSchema } from "../../gen/promotions/v1/errors_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
 import { SimulationService } from "../../gen/promotions/v1/simulation_service_pb.js";
-import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
 import { openOrm } from "../../src/store/orm.js";
 import { client, startTestApp, type TestApp } from "../support/app.js";
 import { createTestDatabase } from "../support/database.js";
-import { seedSubscriptions } from "../support/forecast-seed.js";
+import { createForecastPromotion, seedSubscriptions } from "../support/forecast-seed.js";
 import { freePort } from "../support/redis-server.js";
 import { provisionKey } from "../support/server-process.js";
 
@@ -26,23 +24,6 @@ let t: TestApp;
 let big: { key: string; promotionId: string };
 let small: { key: string; promotionId: string };
 
-async function createForecastPromotion(url: string, key: string): Promise<string> {
-  const { promotion } = await client(PromotionService, url, key, "grpc").createPromotion({
-    name: "Enterprise ladder",
-    archetype: 3,
-    isPhased: true,
-    currency: "USD",
-    maxBudget: 50_000_000n,
-    conditions: [{ kind: { case: "customerSegments", value: { anyOf: ["enterprise"] } } }],
-    validFrom: timestampFromDate(new Date("2026-01-01T00:00:00Z")),
-    phases: [
-      { name: "Intro", duration: PhaseDuration.REPEATING, cycles: 3, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 2000 } } }] },
-      { name: "After", duration: PhaseDuration.FOREVER, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] },
-    ],
-  });
-  if (!promotion) throw new Error("no promotion created");
-  return promotion.id;
-}
 
 /** Resolves once the pool has taken a forecast onto its worker (so what follows happens during it). */
 async function untilRunning(running: number, queued = 0): Promise<void> {

@@ -1,6 +1,10 @@
 // A tenant of `count` customers and ACTIVE monthly subscriptions, written by SQL in two statements:
 // the forecast tests and the bench measure SimulatePromotionImpact, not 100,000 upserts. A third
 // of the customers are "enterprise", so a promotion conditioned on that segment is eligible for some.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { PromotionService } from "../../gen/promotions/v1/promotion_service_pb.js";
+import { PhaseDuration } from "../../gen/promotions/v1/types_pb.js";
+import { client } from "./app.js";
 
 export interface Sql {
   execute(sql: string, params?: unknown[]): Promise<unknown>;
@@ -25,4 +29,23 @@ export async function seedSubscriptions(conn: Sql, organizationId: string, count
     [organizationId, count],
   );
   await conn.execute("analyze subscriptions; analyze customers");
+}
+
+/** The phased, budgeted promotion every forecast test and bench prices (enterprise customers only). */
+export async function createForecastPromotion(url: string, key: string): Promise<string> {
+  const { promotion } = await client(PromotionService, url, key, "grpc").createPromotion({
+    name: "Enterprise ladder",
+    archetype: 3,
+    isPhased: true,
+    currency: "USD",
+    maxBudget: 50_000_000n,
+    conditions: [{ kind: { case: "customerSegments", value: { anyOf: ["enterprise"] } } }],
+    validFrom: timestampFromDate(new Date("2026-01-01T00:00:00Z")),
+    phases: [
+      { name: "Intro", duration: PhaseDuration.REPEATING, cycles: 3, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 2000 } } }] },
+      { name: "After", duration: PhaseDuration.FOREVER, effects: [{ kind: { case: "percentageDiscount", value: { percentBps: 1000 } } }] },
+    ],
+  });
+  if (!promotion) throw new Error("no promotion created");
+  return promotion.id;
 }
