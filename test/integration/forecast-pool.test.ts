@@ -202,31 +202,47 @@ describe("ForecastPool", () => {
   });
 
   it("terminates a worker that does not stop within the grace period and runs the next forecast on a replacement", async () => {
-    // Enough subscriptions that the forecast is still running when it is cancelled, on a quiet
-    // machine too (3,000 were priced within the 100 ms the test waited, and nothing was terminated).
-    await seedTenant(8, 20_000);
-    // No grace at all: a running forecast cannot confirm in time, so its worker is always terminated.
+    // A worker stuck in a query cannot read the cancel flag: the test holds an ACCESS EXCLUSIVE lock
+    // on subscriptions, so the forecast's first batch waits for it. (A zero grace against a running
+    // forecast raced: on a loaded CI machine the worker's "cancelled" reply was read before the 0 ms
+    // timer fired, and nothing was terminated.)
+    await seedTenant(8, 2_000);
     const warnings: string[] = [];
     const logger = pino({ level: "warn" }, new Writable({ write: (chunk: Buffer, _enc, done) => (warnings.push(String((JSON.parse(chunk.toString()) as { msg: string }).msg)), done()) }));
-    const strict = new ForecastPool({ databaseUrl: db.url, workers: 1, queueLimit: 1, cancelGraceMs: 0, logger });
+    const strict = new ForecastPool({ databaseUrl: db.url, workers: 1, queueLimit: 1, cancelGraceMs: 50, logger });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holder: Promise<unknown> = Promise.resolve();
     try {
       const job: ForecastJob = { organizationId: ORG, promotion: randomPromotion(80), periods: 12, now: new Date("2026-11-15T00:00:00Z") };
-      await strict.run({ ...job, periods: 1 }, never); // the worker has started
+      await strict.run({ ...job, periods: 1 }, never); // the worker has started and is ready
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      holder = orm.em.fork().transactional(async (em) => {
+        await em.getConnection().execute("lock table subscriptions in access exclusive mode", [], "run", em.getTransactionContext());
+        locked();
+        await released;
+      });
+      await isLocked;
       const abort = new AbortController();
       const cancelled = strict.run(job, abort.signal).then(
         () => "finished",
         (e: unknown) => e,
       );
-      for (let i = 0; i < 500 && strict.state().running === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      await new Promise((r) => setTimeout(r, 50));
+      expect(strict.state().running).toBe(1);
+      await new Promise((r) => setTimeout(r, 100)); // the worker is waiting for the lock
       abort.abort(new Error("caller left"));
       expect(await cancelled).toMatchObject({ message: "caller left" });
-      for (let i = 0; i < 100 && strict.state().running > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 500 && warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(warnings).toEqual(["cancelled forecast did not stop in time; its worker was terminated"]);
       // Replaced at once, not when the next forecast comes.
       expect(strict.state()).toEqual({ running: 0, queued: 0, threads: 1 });
+      release();
+      await holder;
       expect(await strict.run(job, never)).toEqual(await forecastSubscriptions(orm.em.fork(), job, never));
     } finally {
+      release();
+      await holder;
       await strict.close();
     }
   });
