@@ -21,8 +21,8 @@ export interface Checkout {
    * seq in Redis so every other replica's cached terms are refused as stale.
    */
   onChanged: PromotionChangeHook;
-  /** The stores of one call (its EntityManager, and its x-request-id for the events it writes). */
-  stores(em: EntityManager, requestId?: string | null): CheckoutStores;
+  /** The stores of one call (its EntityManager, forked when a store first needs it, and its x-request-id for the events it writes). */
+  stores(forkEm: () => EntityManager, requestId?: string | null): CheckoutStores;
 }
 
 export function createCheckout(deps: {
@@ -44,6 +44,6 @@ export function createCheckout(deps: {
     invoicer: new Invoicer({ counters: deps.counters, redeemer, reservationTtlMs: deps.reservationTtlMs, onChanged }),
     cache,
     onChanged,
-    stores: (em, requestId = null) => checkoutStores(em, batcher, requestId),
+    stores: (forkEm, requestId = null) => checkoutStores(forkEm, batcher, requestId),
   };
 }

@@ -31,18 +31,36 @@ export interface PromotionKeys {
 }
 
 export function promotionKeys(prefix: string, promotionId: string): PromotionKeys {
-  const base = `${prefix}{p:${promotionId}}`;
-  return {
-    state: `${base}:s`,
-    customers: `${base}:c`,
-    codes: `${base}:k`,
-    pending: `${base}:q`,
-    details: `${base}:d`,
-    rebuildLock: `${base}:lock`,
-    staged: (epoch) => ({ customers: `${base}:st:${epoch}:c`, codes: `${base}:st:${epoch}:k` }),
-    idempotency: (key) => `${base}:i:${key}`,
-    applied: (returnId) => `${base}:r:${returnId}`,
-  };
+  return new KeysOf(`${prefix}{p:${promotionId}}`);
+}
+
+/** Built on every counter call: a class, so its three key makers are not three closures per call. */
+class KeysOf implements PromotionKeys {
+  readonly state: string;
+  readonly customers: string;
+  readonly codes: string;
+  readonly pending: string;
+  readonly details: string;
+  readonly rebuildLock: string;
+
+  constructor(private readonly base: string) {
+    this.state = `${base}:s`;
+    this.customers = `${base}:c`;
+    this.codes = `${base}:k`;
+    this.pending = `${base}:q`;
+    this.details = `${base}:d`;
+    this.rebuildLock = `${base}:lock`;
+  }
+
+  staged(epoch: bigint): { customers: string; codes: string } {
+    return { customers: `${this.base}:st:${epoch}:c`, codes: `${this.base}:st:${epoch}:k` };
+  }
+  idempotency(key: string): string {
+    return `${this.base}:i:${key}`;
+  }
+  applied(returnId: string): string {
+    return `${this.base}:r:${returnId}`;
+  }
 }
 
 /**

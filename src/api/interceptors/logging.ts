@@ -20,7 +20,8 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     });
     try {
       const res = await next(req);
-      logger.info({ ...line(), code: "ok" }, "rpc");
+      // Not even built when info lines are off (LOG_LEVEL=warn): this runs on every call.
+      if (logger.isLevelEnabled("info")) logger.info({ ...line(), code: "ok" }, "rpc");
       return res;
     } catch (thrown) {
       const error = toConnectError(thrown);

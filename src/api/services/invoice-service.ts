@@ -13,13 +13,13 @@ import { requestScope } from "../request-scope.js";
 export function invoiceService(checkout: Checkout): ServiceImpl<typeof InvoiceService> {
   return {
     async applyPromotions(req, ctx) {
-      const { em, actor, requestId } = requestScope(ctx);
+      const { forkEm, actor, requestId } = requestScope(ctx);
       const problems = new ConversionProblems();
       const invoice = req.invoice ? invoiceFromProto(req.invoice) : null;
       const periodStart = problems.date(req.billingPeriodStart, "billing_period_start");
       const periodEnd = problems.date(req.billingPeriodEnd, "billing_period_end");
       assertValid([...problems.violations, ...validateApplyRequest({ invoiceId: req.invoiceId, customerId: req.customerId, subscriptionId: req.subscriptionId, invoice })]);
-      const result = await checkout.invoicer.apply(checkout.stores(em, requestId), actor.organizationId, {
+      const result = await checkout.invoicer.apply(checkout.stores(forkEm, requestId), actor.organizationId, {
         invoiceId: req.invoiceId,
         customerId: req.customerId,
         subscriptionId: req.subscriptionId,
@@ -31,9 +31,9 @@ export function invoiceService(checkout: Checkout): ServiceImpl<typeof InvoiceSe
     },
 
     async reverseInvoice(req, ctx) {
-      const { em, actor, requestId } = requestScope(ctx);
+      const { forkEm, actor, requestId } = requestScope(ctx);
       assertValid(validateReverseRequest({ invoiceId: req.invoiceId, reason: req.reason }));
-      const r = await checkout.invoicer.reverse(checkout.stores(em, requestId), actor.organizationId, { invoiceId: req.invoiceId, reason: req.reason });
+      const r = await checkout.invoicer.reverse(checkout.stores(forkEm, requestId), actor.organizationId, { invoiceId: req.invoiceId, reason: req.reason });
       return {
         invoiceId: req.invoiceId,
         invoice: pricedInvoiceToProto(r.stored.priced),

@@ -47,8 +47,8 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
   const { redeemer } = checkout;
   return {
     async validateCode(req, ctx) {
-      const { em, actor, requestId } = requestScope(ctx);
-      const v = await redeemer.validate(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
+      const { forkEm, actor, requestId } = requestScope(ctx);
+      const v = await redeemer.validate(checkout.stores(forkEm, requestId), actor.organizationId, redeemRequest(req));
       return {
         valid: v.valid,
         reason: v.reason,
@@ -62,14 +62,14 @@ export function redemptionService(checkout: Checkout): ServiceImpl<typeof Redemp
     },
 
     async redeemPromotion(req, ctx) {
-      const { em, actor, requestId } = requestScope(ctx);
-      const row = await redeemer.redeem(checkout.stores(em, requestId), actor.organizationId, redeemRequest(req));
+      const { forkEm, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.redeem(checkout.stores(forkEm, requestId), actor.organizationId, redeemRequest(req));
       return { redemption: redemptionToProto(row) };
     },
 
     async releaseRedemption(req, ctx) {
-      const { em, actor, requestId } = requestScope(ctx);
-      const row = await redeemer.release(checkout.stores(em, requestId), actor.organizationId, requireUuid(req.id));
+      const { forkEm, actor, requestId } = requestScope(ctx);
+      const row = await redeemer.release(checkout.stores(forkEm, requestId), actor.organizationId, requireUuid(req.id));
       return { redemption: redemptionToProto(row) };
     },
 
