@@ -19,6 +19,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { hasErrorDetail, withErrorDetail } from "./errors.js";
 import { findJsonProblem } from "./json-problems.js";
+import { inPlaceOf } from "./wrap-handler.js";
 import { GRPC_ACCEPT_ENCODING, grpcWebTrailerFrame, writeGrpcStatus } from "./wire-status.js";
 
 /** What an error answer may need to know of the request it answers. */
@@ -34,14 +35,7 @@ export function wireAnswers(handler: UniversalHandler): UniversalHandler {
     const response = await handler(passed);
     return answer(request, response, { method: handler.method, json });
   };
-  return Object.assign(wrapped, {
-    protocolNames: handler.protocolNames,
-    service: handler.service,
-    method: handler.method,
-    requestPath: handler.requestPath,
-    allowedMethods: handler.allowedMethods,
-    supportedContentType: handler.supportedContentType,
-  });
+  return inPlaceOf(handler, wrapped);
 }
 
 function answer(request: UniversalServerRequest, response: UniversalServerResponse, asked: Asked): UniversalServerResponse | Promise<UniversalServerResponse> {

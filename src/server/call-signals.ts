@@ -7,6 +7,7 @@
 // the registry of calls in flight when draining ends them.
 import { createContextKey } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { inPlaceOf } from "../api/wrap-handler.js";
 import type { Call } from "./connections.js";
 
 /** The call a request belongs to; set by the server's contextValues. */
@@ -24,12 +25,5 @@ export function withCallSignal(handler: UniversalHandler): UniversalHandler {
     else client.addEventListener("abort", () => cutoff.abort(client.reason), { once: true });
     return handler({ ...request, signal: cutoff.signal });
   };
-  return Object.assign(wrapped, {
-    protocolNames: handler.protocolNames,
-    service: handler.service,
-    method: handler.method,
-    requestPath: handler.requestPath,
-    allowedMethods: handler.allowedMethods,
-    supportedContentType: handler.supportedContentType,
-  });
+  return inPlaceOf(handler, wrapped);
 }

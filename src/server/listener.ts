@@ -96,29 +96,14 @@ export function plaintextListener(
  */
 function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void): void {
   let head = Buffer.alloc(0);
-  const stop = (): void => {
-    socket.off("data", onData).off("error", onError).off("end", onEnd);
-  };
-  const onData = (chunk: Buffer): void => {
+  readOpening(socket, log, (chunk) => {
     head = Buffer.concat([head, chunk]);
     const n = Math.min(head.length, H2_PREFACE.length);
     const maybeH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-    if (maybeH2 && head.length < H2_PREFACE.length + FRAME_HEADER_BYTES) return; // wait for more
-    stop();
-    socket.pause();
-    socket.unshift(head); // the chosen server must see the bytes we peeked at
-    handOff(maybeH2);
-  };
-  const onError = (err: Error): void => {
-    log.debug({ err }, "connection error before the first request");
-    stop();
-    socket.destroy();
-  };
-  const onEnd = (): void => {
-    stop();
-    socket.destroy();
-  };
-  socket.on("data", onData).on("error", onError).on("end", onEnd);
+    if (maybeH2 && head.length < H2_PREFACE.length + FRAME_HEADER_BYTES) return undefined; // wait for more
+    // The chosen server must see the bytes we peeked at.
+    return { replay: head, then: () => handOff(maybeH2) };
+  });
 }
 
 /**
@@ -129,24 +114,41 @@ function sniff(socket: net.Socket, log: Logger, handOff: (isH2: boolean) => void
 function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Connections, log: Logger, handOff: (lane: "grpc" | "connect") => void): void {
   const opening = new Opening(choose);
   let settingsTimer: NodeJS.Timeout | undefined;
-  const stop = (): void => {
-    clearTimeout(settingsTimer);
-    socket.off("data", onData).off("error", onError).off("end", onEnd);
-  };
-  const onData = (chunk: Buffer): void => {
-    const decided = opening.push(chunk);
-    if (opening.spoke) connections.spoke(socket);
-    if (!decided) {
+  readOpening(
+    socket,
+    log,
+    (chunk) => {
+      const decided = opening.push(chunk);
+      if (opening.spoke) connections.spoke(socket);
+      if (decided) return { replay: decided.replay, then: () => handOff(decided.lane) };
       // No request right behind the preface: the client may be waiting for SETTINGS.
       settingsTimer ??= setTimeout(() => {
         if (opening.sendSettings() && socket.writable) socket.write(EMPTY_SETTINGS);
       }, SETTINGS_AFTER_MS);
-      return;
-    }
+      return undefined;
+    },
+    () => clearTimeout(settingsTimer),
+  );
+  socket.resume();
+}
+
+/**
+ * Reads a connection's opening bytes, a chunk at a time, until `read` decides: then the socket is
+ * paused, what `read` returns to replay is unshifted (the next reader sees it first) and `then`
+ * hands the socket on. An error or end before that destroys it. `done` runs once reading stops.
+ */
+function readOpening(socket: net.Socket, log: Logger, read: (chunk: Buffer) => { replay: Buffer; then: () => void } | undefined, done: () => void = () => undefined): void {
+  const stop = (): void => {
+    done();
+    socket.off("data", onData).off("error", onError).off("end", onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    const decided = read(chunk);
+    if (!decided) return;
     stop();
     socket.pause();
     socket.unshift(decided.replay);
-    handOff(decided.lane);
+    decided.then();
   };
   const onError = (err: Error): void => {
     log.debug({ err }, "connection error before the first request");
@@ -158,7 +160,6 @@ function firstRequest(socket: net.Socket, choose: ChooseLane, connections: Conne
     socket.destroy();
   };
   socket.on("data", onData).on("error", onError).on("end", onEnd);
-  socket.resume();
 }
 
 /** TLS: ALPN chooses h2 or http/1.1, and http2's allowHTTP1 serves both from one server. */

@@ -70,52 +70,20 @@ export function subscriptionFrom(row: Subscription): StoredSubscription {
 export class BillingContextStore {
   constructor(private readonly em: EntityManager) {}
 
+  /** One customer, written only when it is newer than the stored one (by updated_at); the stored row either way. */
   async upsertCustomer(organizationId: string, c: StoredCustomer): Promise<Upserted<StoredCustomer>> {
-    const rows = await this.em.getConnection().execute<{ id: string }[]>(
-      `insert into customers as c (organization_id, id, segments, has_paid_before, created_at, metadata, updated_at, stored_at)
-       values (?, ?, array(select jsonb_array_elements_text(?::jsonb)), ?, ?, ?, ?, now())
-       on conflict (organization_id, id) do update set
-         segments = excluded.segments, has_paid_before = excluded.has_paid_before, created_at = excluded.created_at,
-         metadata = excluded.metadata, updated_at = excluded.updated_at, stored_at = excluded.stored_at
-       where c.updated_at < excluded.updated_at
-       returning c.id`,
-      // Arrays go as JSON: the driver would spread a JS array into separate parameters.
-      [organizationId, c.id, JSON.stringify(c.segments), c.hasPaidBefore, c.createdAt, JSON.stringify(c.metadata), c.updatedAt],
-    );
-    return { value: await this.getCustomer(organizationId, c.id), applied: rows.length === 1 };
+    const written = await this.upsertCustomers(organizationId, [c]);
+    return { value: await this.getCustomer(organizationId, c.id), applied: written.has(c.id) };
   }
 
+  /** One subscription, as upsertCustomer. */
   async upsertSubscription(organizationId: string, s: StoredSubscription): Promise<Upserted<StoredSubscription>> {
-    const rows = await this.em.getConnection().execute<{ id: string }[]>(
-      `insert into subscriptions as s (organization_id, id, customer_id, status, currency, interval, current_period_start,
-         current_period_end, trial_end, items, updated_at, stored_at)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())
-       on conflict (organization_id, id) do update set
-         customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency,
-         interval = excluded.interval, current_period_start = excluded.current_period_start,
-         current_period_end = excluded.current_period_end, trial_end = excluded.trial_end, items = excluded.items,
-         updated_at = excluded.updated_at, stored_at = excluded.stored_at
-       where s.updated_at < excluded.updated_at
-       returning s.id`,
-      [
-        organizationId,
-        s.id,
-        s.customerId,
-        s.status,
-        s.currency,
-        s.interval,
-        s.currentPeriodStart,
-        s.currentPeriodEnd,
-        s.trialEnd,
-        JSON.stringify(itemsToJson(s.items)),
-        s.updatedAt,
-      ],
-    );
-    return { value: await this.getSubscription(organizationId, s.id), applied: rows.length === 1 };
+    const written = await this.upsertSubscriptions(organizationId, [s]);
+    return { value: await this.getSubscription(organizationId, s.id), applied: written.has(s.id) };
   }
 
   /**
-   * Many customers in one statement, each ordered by its own updated_at as upsertCustomer is; the
+   * Many customers in one statement, each written only when it is newer than the stored one (by its own updated_at); the
    * ids it wrote. Ids must be distinct (one statement cannot update a row twice).
    */
   async upsertCustomers(organizationId: string, customers: readonly StoredCustomer[]): Promise<Set<string>> {
