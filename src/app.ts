@@ -64,7 +64,10 @@ async function connectRedis(config: Config): Promise<RedisClient> {
 
 /** Starts the service on a migrated database (`main.ts serve` migrates first). */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
-  const orm = await openOrm({ databaseUrl: config.databaseUrl });
+  const orm = await openOrm({
+    databaseUrl: config.databaseUrl,
+    onReclaimed: throttledNotice(logger, "gave back a Postgres pool client whose connection ended while a failed COMMIT or ROLLBACK held it"),
+  });
   let redis: RedisClient;
   try {
     redis = await connectRedis(config);

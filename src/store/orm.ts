@@ -1,6 +1,7 @@
 import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { Migrator } from "@mikro-orm/migrations";
 import { ENTITIES } from "./entities.js";
+import { reclaimEndedClients } from "./pool-reclaim.js";
 import { Migration20261125000000_initial } from "./migrations/Migration20261125000000_initial.js";
 import { Migration20261125010000_billing_context } from "./migrations/Migration20261125010000_billing_context.js";
 import { Migration20261125020000_codes_and_ledger } from "./migrations/Migration20261125020000_codes_and_ledger.js";
@@ -26,6 +27,8 @@ export interface OrmOptions {
   /** Connection pool size per process. */
   poolMax?: number;
   debug?: boolean;
+  /** A dead pool client was given back (pool-reclaim.ts). */
+  onReclaimed?: () => void;
 }
 
 function options(opts: OrmOptions): Options {
@@ -35,6 +38,8 @@ function options(opts: OrmOptions): Options {
     extensions: [Migrator],
     migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     pool: { min: 0, max: opts.poolMax ?? 10 },
+    // Clients a failed COMMIT or ROLLBACK would leave checked out for good are given back.
+    driverOptions: { onPoolCreated: (pool: Parameters<typeof reclaimEndedClients>[0]) => reclaimEndedClients(pool, { onReclaimed: opts.onReclaimed }) },
     debug: opts.debug ?? false,
     // Entities are plain schema definitions; there is no folder to scan.
     discovery: { warnWhenNoEntities: true },
